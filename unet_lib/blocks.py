@@ -1,0 +1,135 @@
+"""The building blocks of U-Net, named after the paper (Ronneberger et al., 2015, Sec. 2).
+
+B, C, H, W = batch, channels, height, width.
+
+The paper's architecture (Fig. 1) is built from four parts:
+
+* ``DoubleConv``: "the repeated application of two 3x3 convolutions (unpadded convolutions),
+  each followed by a rectified linear unit (ReLU)".
+* ``Down``: "a 2x2 max pooling operation with stride 2 for downsampling", then a ``DoubleConv``
+  that doubles the number of feature channels. One step of the contracting path.
+* ``Up``: "an upsampling of the feature map followed by a 2x2 convolution ("up-convolution")
+  that halves the number of feature channels, a concatenation with the correspondingly cropped
+  feature map from the contracting path, and two 3x3 convolutions". One step of the expansive path.
+* ``OutConv``: "a 1x1 convolution is used to map each 64-component feature vector to the
+  desired number of classes".
+"""
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+Padding = Literal["valid", "same"]
+Upsampling = Literal["transpose", "bilinear"]
+
+__all__ = ["DoubleConv", "Down", "Up", "OutConv", "center_crop", "Padding", "Upsampling"]
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not supported; use one of {', '.join(map(repr, choices))}")
+
+
+def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Crop the last two dimensions of ``x`` to ``size``, keeping the centre.
+
+    Takes (..., H, W) and returns (..., h, w) with ``(h, w) = size`` (an int means h = w).
+    When ``H - h`` is odd the extra row is dropped at the bottom (likewise for columns), so the
+    result always has exactly the requested size. In a U-Net with a valid input size the
+    difference is always even.
+    """
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    H, W = x.shape[-2:]
+    if h > H or w > W or h < 1 or w < 1:
+        raise ValueError(f"cannot crop a {H}x{W} map to {h}x{w}; the target must be between 1x1 and {H}x{W}")
+    top, left = (H - h) // 2, (W - w) // 2
+    return x[..., top : top + h, left : left + w]
+
+
+class DoubleConv(nn.Sequential):
+    """(3x3 conv -> [BatchNorm] -> ReLU) x 2.
+
+    forward: (B, in_channels, H, W) -> (B, out_channels, H - 4, W - 4) with ``padding="valid"``
+    (each unpadded 3x3 convolution removes a one-pixel border), or (B, out_channels, H, W) with
+    ``padding="same"``. Any H, W >= 5 (valid) or >= 1 (same).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, padding: Padding = "valid", batch_norm: bool = False):
+        _check_choice("padding", padding, ("valid", "same"))
+        pad = 0 if padding == "valid" else 1
+        layers: list[nn.Module] = []
+        for c_in in (in_channels, out_channels):
+            # bias is redundant before BatchNorm, which subtracts the mean anyway
+            layers.append(nn.Conv2d(c_in, out_channels, kernel_size=3, padding=pad, bias=not batch_norm))
+            if batch_norm:
+                # BatchNorm: not in the paper (it came out later in 2015); it makes training from
+                # scratch on a CPU converge in a fraction of the epochs. Order: conv -> BN -> ReLU.
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class Down(nn.Sequential):
+    """2x2 max-pool with stride 2, then ``DoubleConv``: one step down the contracting path.
+
+    forward: (B, in_channels, H, W) -> (B, out_channels, H/2 - 4, W/2 - 4) with
+    ``padding="valid"``, or (B, out_channels, H/2, W/2) with ``padding="same"``.
+    H and W must be even, or the pooling silently drops the last row or column.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, padding: Padding = "valid", batch_norm: bool = False):
+        super().__init__(
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            DoubleConv(in_channels, out_channels, padding, batch_norm),
+        )
+
+
+class Up(nn.Module):
+    """Upsample x2, halve the channels, crop and concatenate the skip, then ``DoubleConv``.
+
+    forward(x, skip): x is (B, in_channels, H, W) from the level below, skip is
+    (B, in_channels / 2, H_s, W_s) from the contracting path with H_s >= 2H, W_s >= 2W.
+    Returns (B, out_channels, 2H - 4, 2W - 4) with ``padding="valid"``, or
+    (B, out_channels, 2H, 2W) with ``padding="same"``.
+
+    ``upsampling="transpose"`` is the paper's up-convolution: a learned 2x2 transposed
+    convolution with stride 2. ``"bilinear"`` interpolates instead (no learned weights, no
+    checkerboard pattern) and halves the channels with a 1x1 convolution.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        padding: Padding = "valid",
+        upsampling: Upsampling = "transpose",
+        batch_norm: bool = False,
+    ):
+        super().__init__()
+        _check_choice("upsampling", upsampling, ("transpose", "bilinear"))
+        if upsampling == "transpose":
+            self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
+        else:
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(in_channels, in_channels // 2, kernel_size=1),
+            )
+        self.conv = DoubleConv(in_channels // 2 * 2, out_channels, padding, batch_norm)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)                              # (B, C, H, W) -> (B, C/2, 2H, 2W)
+        skip = center_crop(skip, x.shape[-2:])      # (B, C/2, H_s, W_s) -> (B, C/2, 2H, 2W)
+        x = torch.cat([skip, x], dim=1)             # (B, C, 2H, 2W)
+        return self.conv(x)                         # (B, out_channels, 2H - 4, 2W - 4) if valid
+
+
+class OutConv(nn.Conv2d):
+    """1x1 convolution to class scores.
+
+    forward: (B, in_channels, H, W) -> (B, num_classes, H, W) raw logits. No activation and no
+    normalisation here: the softmax belongs to the loss (and to ``probs = logits.softmax(1)``).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__(in_channels, num_classes, kernel_size=1)

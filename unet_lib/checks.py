@@ -1,0 +1,164 @@
+"""Learner checks for the notebooks' exercises.
+
+Each ``check_*`` takes the learner's function or class, compares it with ``unet_lib`` on a few
+small cases, and either returns a short ``CheckPassed`` message or raises ``CheckError`` whose
+message names what is wrong and gives a hint where to look. An exercise that is still a
+skeleton raises ``NotImplementedError`` with a message that says which function to fill in.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .blocks import DoubleConv, center_crop
+from .model import UNet
+
+__all__ = [
+    "CheckError", "CheckPassed",
+    "check_context_margin", "check_double_conv", "check_up_conv", "check_center_crop", "check_output_size",
+]
+
+
+class CheckError(AssertionError):
+    """The learner's answer is wrong; the message says what and how to find it."""
+
+
+class CheckPassed(str):
+    """A check's success message; shows without quotes in a notebook."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _fail(problem: str, hint: str) -> None:
+    raise CheckError(f"{problem}\nHint: {hint}")
+
+
+def _call(fn: Callable, *args):
+    """Call the learner's code; a skeleton's NotImplementedError becomes a message that says
+    what to do, without a stack trace from inside the check."""
+    name = getattr(fn, "__name__", repr(fn))
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise NotImplementedError(
+            f"`{name}` is still the exercise skeleton: replace `raise NotImplementedError` "
+            f"with your code, run that cell, then run this check again") from None
+
+
+def check_context_margin(context_margin: Callable[[int], int]) -> CheckPassed:
+    """``context_margin(depth)`` must give how many pixels a valid-padding U-Net with ``depth``
+    poolings loses on each side: (input size - output size) / 2."""
+    for depth in (0, 1, 2, 3, 4):
+        model = UNet(depth=depth, base_channels=1)
+        n = model.min_input_size()
+        expected = (n - model.output_size(n)) // 2
+        got = _call(context_margin, depth)
+        if got != expected:
+            if got == 2 * expected:
+                hint = "that is both sides together; the question is about one side"
+            elif depth == 0:
+                hint = "with depth=0 the U-Net is a single DoubleConv: two unpadded 3x3 convolutions"
+            else:
+                hint = ("count every DoubleConv: the first, one per level down, one per level up; "
+                        "a 3x3 convolution k levels down removes 2**k input pixels per side")
+            _fail(f"context_margin({depth}) = {got!r}; a depth-{depth} U-Net loses {expected} pixels per side", hint)
+    return CheckPassed("✓ context_margin matches the U-Net's output sizes for depth 0 to 4")
+
+
+def check_double_conv(cls: Callable[[int, int], nn.Module]) -> CheckPassed:
+    """``cls(in_channels, out_channels)`` must build the paper's double convolution."""
+    torch.manual_seed(0)
+    block = _call(cls, 3, 8)
+    if not isinstance(block, nn.Module):
+        _fail(f"{cls.__name__}(3, 8) is a {type(block).__name__}, not an nn.Module",
+              "subclass nn.Module (or nn.Sequential)")
+    reference = DoubleConv(3, 8)
+    n_params, n_expected = sum(p.numel() for p in block.parameters()), sum(p.numel() for p in reference.parameters())
+    if n_params != n_expected:
+        _fail(f"{cls.__name__}(3, 8) has {n_params} parameters; the paper's block has {n_expected} "
+              f"(3*8*3*3 + 8 for the first convolution, 8*8*3*3 + 8 for the second)",
+              "two nn.Conv2d with kernel_size=3, the second from out_channels to out_channels")
+    x = torch.randn(2, 3, 17, 19)
+    with torch.no_grad():
+        y = block(x)
+    if tuple(y.shape) != (2, 8, 13, 15):
+        hint = ("the paper's convolutions are unpadded: use padding=0"
+                if tuple(y.shape[-2:]) == (17, 19) else "two unpadded 3x3 convolutions remove 2 pixels per side")
+        _fail(f"a (2, 3, 17, 19) input gave shape {tuple(y.shape)}; expected (2, 8, 13, 15)", hint)
+    # same weights in the same order -> the same output, unless a ReLU is missing or misplaced
+    with torch.no_grad():
+        for p, q in zip(block.parameters(), reference.parameters()):
+            p.copy_(q)
+        y, expected = block(x), reference(x)
+    if (y < 0).any():
+        _fail("the output has negative values", "each convolution is followed by a ReLU, the last one too")
+    if not torch.allclose(y, expected, atol=1e-5):
+        _fail("with the library's weights your block computes different values",
+              "order: conv, ReLU, conv, ReLU; parameters in that order (weight then bias)")
+    return CheckPassed(f"✓ {cls.__name__}: shapes, parameter count and values match DoubleConv")
+
+
+def check_up_conv(make_up_conv: Callable[[int], nn.Module]) -> CheckPassed:
+    """``make_up_conv(in_channels)`` must return the paper's up-convolution: (B, C, H, W) ->
+    (B, C/2, 2H, 2W) with a learned 2x2 kernel."""
+    for c in (4, 16):
+        layer = _call(make_up_conv, c)
+        x = torch.randn(1, c, 5, 7)
+        with torch.no_grad():
+            y = layer(x)
+        if tuple(y.shape) != (1, c // 2, 10, 14):
+            if y.shape[1] != c // 2:
+                hint = "the up-convolution halves the channels: out_channels = in_channels // 2"
+            else:
+                hint = "kernel_size=2 with stride=2 doubles H and W exactly"
+            _fail(f"make_up_conv({c}) maps (1, {c}, 5, 7) to {tuple(y.shape)}; expected (1, {c // 2}, 10, 14)", hint)
+        n_params, n_expected = sum(p.numel() for p in layer.parameters()), c * (c // 2) * 4 + c // 2
+        if n_params != n_expected:
+            _fail(f"make_up_conv({c}) has {n_params} parameters; a 2x2 up-convolution from {c} to {c // 2} "
+                  f"channels has {n_expected}", "use nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)")
+    return CheckPassed("✓ make_up_conv doubles H and W and halves the channels with a learned 2x2 kernel")
+
+
+def check_center_crop(crop: Callable) -> CheckPassed:
+    """``crop(x, size)`` must crop the last two dimensions of x to (h, w) around the centre."""
+    x = torch.arange(2 * 3 * 12 * 10, dtype=torch.float32).reshape(2, 3, 12, 10)
+    for size in [(8, 6), (4, 10), (12, 10), (7, 5), (1, 1)]:
+        got = _call(crop, x, size)
+        expected = center_crop(x, size)
+        if not isinstance(got, torch.Tensor):
+            _fail(f"crop(x, {size}) returned a {type(got).__name__}", "return a torch.Tensor")
+        if tuple(got.shape) != tuple(expected.shape):
+            hint = ("crop only the last two dimensions; keep batch and channels"
+                    if got.ndim != 4 or tuple(got.shape[:2]) != (2, 3) else
+                    "with an odd difference, (H - h) // 2 rows go on top and the rest at the bottom; "
+                    "slice top:top + h rather than top:H - top")
+            _fail(f"crop(x of shape {tuple(x.shape)}, {size}) has shape {tuple(got.shape)}; "
+                  f"expected {tuple(expected.shape)}", hint)
+        if not torch.equal(got, expected):
+            _fail(f"crop(x, {size}) has the right shape but not the centre of x",
+                  "top = (H - h) // 2 and left = (W - w) // 2; check that rows and columns are not swapped")
+    return CheckPassed("✓ crop matches center_crop on even and odd differences")
+
+
+def check_output_size(output_size: Callable[[int, int], int | None]) -> CheckPassed:
+    """``output_size(input_size, depth)`` must give a valid-padding U-Net's output size, or
+    None where ``input_size`` is not a valid input size."""
+    for depth in (1, 2, 4):
+        model = UNet(depth=depth, base_channels=1)
+        for n in range(1, 260):
+            try:
+                expected = model.output_size(n)
+            except ValueError:
+                expected = None
+            got = _call(output_size, n, depth)
+            if got != expected:
+                if expected is None:
+                    hint = ("every max-pool needs an even size, and every size must stay >= 1"
+                            if got is not None else "")
+                    _fail(f"output_size({n}, depth={depth}) = {got}, but {n} is not a valid input size", hint)
+                hint = ("each DoubleConv removes 4 pixels; count the first one, one per level down "
+                        "and one per level up")
+                _fail(f"output_size({n}, depth={depth}) = {got}; expected {expected}", hint)
+    return CheckPassed("✓ output_size agrees with UNet.output_size for depths 1, 2 and 4")

@@ -1,0 +1,190 @@
+"""The U-Net of Ronneberger, Fischer & Brox (2015), Fig. 1, and its size arithmetic.
+
+B, C, H, W = batch, channels, height, width.
+
+With the defaults this is the paper's network: 1 input channel, 2 classes, 4 poolings, 64
+channels at the top level doubling to 1024 at the bottom, unpadded convolutions, learned
+up-convolutions, no BatchNorm; 31,030,658 parameters; a 572x572 tile gives a 388x388 output.
+"""
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from .blocks import DoubleConv, Down, OutConv, Padding, Up, Upsampling, _check_choice
+
+__all__ = ["UNet", "receptive_field"]
+
+Size = int | tuple[int, int]
+
+
+def _output_side(n: int, depth: int, padding: Padding) -> int | None:
+    """Output length of one spatial side, or None when ``n`` is not a valid input length."""
+    shrink = 4 if padding == "valid" else 0   # a valid DoubleConv removes 2 px per side
+    n -= shrink                               # first DoubleConv
+    for _ in range(depth):                    # contracting path
+        if n < 2 or n % 2:
+            return None                       # max-pool needs an even size
+        n = n // 2 - shrink
+    if n < 1:
+        return None
+    for _ in range(depth):                    # expansive path
+        n = 2 * n - shrink
+        if n < 1:
+            return None
+    return n
+
+
+class UNet(nn.Module):
+    """U-Net: a contracting path that captures context and a symmetric expansive path that
+    enables precise localisation, joined by skip connections (crop and concatenate).
+
+    forward: (B, in_channels, H, W) float -> (B, num_classes, H_out, W_out) raw logits.
+    ``H_out = output_size(H)``. With ``padding="valid"`` (the paper) each side must be a valid
+    input size (``valid_input_sizes``; 16k + 12 from 188 up for depth=4) and the output is
+    smaller than the input: it covers the centre of the input, whose border only provides
+    context. With ``padding="same"`` each side must be divisible by ``2**depth`` and the output
+    has the input's size.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        depth: int = 4,
+        base_channels: int = 64,
+        padding: Padding = "valid",
+        upsampling: Upsampling = "transpose",
+        batch_norm: bool = False,
+    ):
+        super().__init__()
+        _check_choice("padding", padding, ("valid", "same"))
+        _check_choice("upsampling", upsampling, ("transpose", "bilinear"))
+        for name, value, least in [("in_channels", in_channels, 1), ("num_classes", num_classes, 1),
+                                   ("depth", depth, 0), ("base_channels", base_channels, 1)]:
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        # the constructor arguments, stored so that a checkpoint can rebuild the model
+        self.config = dict(in_channels=in_channels, num_classes=num_classes, depth=depth,
+                           base_channels=base_channels, padding=padding, upsampling=upsampling,
+                           batch_norm=batch_norm)
+        self.in_channels, self.num_classes, self.depth, self.padding = in_channels, num_classes, depth, padding
+        widths = [base_channels * 2**level for level in range(depth + 1)]   # 64, 128, ..., 1024
+        self.inc = DoubleConv(in_channels, widths[0], padding, batch_norm)
+        self.downs = nn.ModuleList(Down(widths[i], widths[i + 1], padding, batch_norm) for i in range(depth))
+        self.ups = nn.ModuleList(
+            Up(widths[i + 1], widths[i], padding, upsampling, batch_norm) for i in reversed(range(depth))
+        )
+        self.outc = OutConv(widths[0], num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He initialisation as in the paper (Sec. 3): weights ~ N(0, sqrt(2/N)), where N is the
+        number of incoming nodes of one neuron ("for a 3x3 convolution and 64 feature channels
+        in the previous layer N = 9*64 = 576"); biases zero."""
+        for m in self.modules():
+            if isinstance(m, nn.ConvTranspose2d):
+                # stride 2 = kernel size: every output pixel is fed by one input pixel through
+                # one kernel tap, so N = in_channels (torch's fan_in would say out_channels * 4)
+                nn.init.normal_(m.weight, std=math.sqrt(2 / m.in_channels))
+            elif isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            else:
+                continue
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        skips = []
+        x = self.inc(x)                         # (B, 64, H - 4, W - 4) for the paper's net
+        for down in self.downs:                 # contracting path
+            skips.append(x)
+            x = down(x)                         # (B, C, H, W) -> (B, 2C, H/2 - 4, W/2 - 4)
+        for up, skip in zip(self.ups, reversed(skips)):   # expansive path
+            x = up(x, skip)                     # (B, C, H, W) -> (B, C/2, 2H - 4, 2W - 4)
+        return self.outc(x)                     # (B, num_classes, H_out, W_out)
+
+    # -- size arithmetic -------------------------------------------------------------------
+
+    def output_size(self, input_size: Size) -> Size:
+        """Output size for an input of ``input_size`` (an int, or (h, w)); same type back.
+
+        Raises ``ValueError`` naming the nearest valid sizes when the input size is not valid.
+        """
+        if isinstance(input_size, int):
+            return self._output_side(input_size, "input size")
+        h, w = input_size
+        return self._output_side(h, "input height"), self._output_side(w, "input width")
+
+    def valid_input_sizes(self, lo: int = 1, hi: int = 1024) -> list[int]:
+        """All valid input side lengths n with lo <= n <= hi."""
+        return [n for n in range(max(lo, 1), hi + 1) if _output_side(n, self.depth, self.padding) is not None]
+
+    def _output_side(self, n: int, what: str) -> int:
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"{what} must be an int, got {type(n).__name__}")
+        out = _output_side(n, self.depth, self.padding)
+        if out is None:
+            raise ValueError(f"{what} {n} is not valid for depth={self.depth}, padding={self.padding!r}; "
+                             f"{self._nearest_valid(n)}")
+        return out
+
+    def _nearest_valid(self, n: int) -> str:
+        step = 2**self.depth   # valid sizes repeat with this period
+        smaller = next((m for m in range(n - 1, max(n - step, 0), -1) if _output_side(m, self.depth, self.padding)), None)
+        larger = next(m for m in range(n + 1, max(n, self.min_input_size()) + step + 1)
+                      if _output_side(m, self.depth, self.padding))
+        if smaller is None:
+            return f"nearest valid sizes: {larger} (the smallest valid size is {self.min_input_size()})"
+        return f"nearest valid sizes: {smaller}, {larger}"
+
+    def min_input_size(self) -> int:
+        """The smallest valid input side length."""
+        return next(n for n in range(1, 2**(self.depth + 4) * 2) if _output_side(n, self.depth, self.padding))
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"UNet expects a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+        if x.ndim != 4:
+            hint = "; add a batch dimension with x.unsqueeze(0)" if x.ndim == 3 else ""
+            raise ValueError(f"UNet expects a 4-D tensor (B, C, H, W), got shape {tuple(x.shape)}{hint}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"UNet was built with in_channels={self.in_channels}, "
+                             f"but the input has {x.shape[1]} channels (shape {tuple(x.shape)})")
+        dtype = self.outc.weight.dtype
+        if x.dtype != dtype:
+            hint = " (images in 0..255? use x.float() / 255)" if not x.is_floating_point() else ""
+            raise TypeError(f"UNet expects a {dtype} input like its weights, got {x.dtype}; "
+                            f"convert with x.to({dtype}){hint}")
+        h, w = x.shape[-2:]
+        self.output_size((int(h), int(w)))   # raises with the nearest valid sizes
+
+
+def receptive_field(model: nn.Module, input_size: int, pixel: tuple[int, int] | None = None) -> tuple[int, torch.Tensor]:
+    """Measure which input pixels one output pixel depends on.
+
+    Returns the width of that region (one side, in pixels) and the (H, W) map of
+    |d logits[0, 0, pixel] / d input|; ``pixel`` defaults to the centre of the output.
+
+    Measured on a copy of ``model`` with positive weights (so that no ReLU is switched off)
+    and with average pooling in place of max pooling: max pooling passes the gradient to one
+    pixel of each 2x2 window only, average pooling to all four, and both read the same window.
+    """
+    model = copy.deepcopy(model).eval()
+    for module in model.modules():
+        for name, child in module.named_children():
+            if isinstance(child, nn.MaxPool2d):
+                setattr(module, name, nn.AvgPool2d(child.kernel_size, child.stride))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.abs() + 1e-3)
+    x = torch.zeros(1, model.in_channels, input_size, input_size, requires_grad=True)
+    out = model(x)
+    i, j = pixel if pixel is not None else (out.shape[-2] // 2, out.shape[-1] // 2)
+    out[0, 0, i, j].backward()
+    grad = x.grad[0].abs().sum(0)                 # (H, W)
+    cols = (grad > 0).any(dim=0).nonzero()
+    return int(cols.max() - cols.min() + 1), grad
