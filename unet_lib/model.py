@@ -114,8 +114,10 @@ class UNet(nn.Module):
 
         Raises ``ValueError`` naming the nearest valid sizes when the input size is not valid.
         """
-        if isinstance(input_size, int):
+        if not isinstance(input_size, (tuple, list, torch.Size)):
             return self._output_side(input_size, "input size")
+        if len(input_size) != 2:
+            raise ValueError(f"input size must be an int or (height, width), got {tuple(input_size)}")
         h, w = input_size
         return self._output_side(h, "input height"), self._output_side(w, "input width")
 

@@ -1,0 +1,166 @@
+"""Tests for unet_lib.model: the paper's network, shapes over depths and paddings, size
+arithmetic, initialisation, and every error path."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from unet_lib.model import UNet, receptive_field
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_paper_network_parameter_count():
+    assert n_params(UNet()) == 31_030_658
+
+
+def test_paper_network_572_to_388():
+    model = UNet()
+    assert model.output_size(572) == 388
+    with torch.no_grad():
+        assert model(torch.zeros(1, 1, 572, 572)).shape == (1, 2, 388, 388)
+
+
+def test_paper_valid_sizes_are_16k_plus_12_from_188():
+    sizes = UNet(base_channels=1).valid_input_sizes(1, 1000)
+    assert sizes[0] == 188
+    assert sizes == list(range(188, 1001, 16))
+    assert all(n % 16 == 12 for n in sizes)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_forward_shape_matches_output_size(depth, padding, upsampling):
+    model = UNet(in_channels=2, num_classes=3, depth=depth, base_channels=4, padding=padding,
+                 upsampling=upsampling, batch_norm=True)
+    h, w = model.valid_input_sizes(1, 200)[1:3]   # two different valid sizes: non-square
+    out = model(torch.randn(2, 2, h, w))
+    assert out.shape == (2, 3, *model.output_size((h, w)))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_same_padding_keeps_size_for_multiples_of_2_to_depth(depth):
+    model = UNet(depth=depth, base_channels=4, padding="same")
+    assert model.valid_input_sizes(1, 40) == list(range(2**depth, 41, 2**depth))
+    x = torch.randn(1, 1, 3 * 2**depth, 5 * 2**depth)
+    assert model(x).shape[-2:] == x.shape[-2:]
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3, 4])
+def test_output_size_by_hand(depth):
+    """Input minus output is the same for every valid size: 12 * 2**depth - 8 (184 for the
+    paper's net), worked out level by level: 4 + sum of 4 * 2**k down and up."""
+    model = UNet(depth=depth, base_channels=1)
+    margin = 4 + sum(4 * 2**k for k in range(1, depth + 1)) + sum(4 * 2**k for k in range(depth))
+    assert margin == 12 * 2**depth - 8
+    for n in model.valid_input_sizes(1, 400):
+        assert n - model.output_size(n) == margin
+
+
+def test_output_size_accepts_pairs():
+    assert UNet().output_size((572, 188)) == (388, 4)
+
+
+@pytest.mark.parametrize("n,match", [
+    (570, r"input size 570 is not valid for depth=4, padding='valid'; nearest valid sizes: 556, 572"),
+    (100, r"input size 100 is not valid .*nearest valid sizes: 188 \(the smallest valid size is 188\)"),
+    (573, r"nearest valid sizes: 572, 588"),
+])
+def test_invalid_size_names_nearest_valid_sizes(n, match):
+    with pytest.raises(ValueError, match=match):
+        UNet(base_channels=1).output_size(n)
+
+
+def test_invalid_width_is_named():
+    with pytest.raises(ValueError, match=r"input width 100 is not valid"):
+        UNet(base_channels=1).output_size((572, 100))
+
+
+def test_same_padding_invalid_size_message():
+    with pytest.raises(ValueError, match=r"input size 30 is not valid for depth=3, padding='same'; nearest valid sizes: 24, 32"):
+        UNet(depth=3, padding="same", base_channels=1).output_size(30)
+
+
+def test_output_size_rejects_non_int():
+    with pytest.raises(TypeError, match="input size must be an int, got float"):
+        UNet(base_channels=1).output_size(572.0)
+
+
+def test_forward_rejects_invalid_size_before_running():
+    model = UNet(depth=3, base_channels=4)
+    with pytest.raises(ValueError, match=r"input height 256 is not valid for depth=3, padding='valid'; nearest valid sizes: 252, 260"):
+        model(torch.zeros(1, 1, 256, 252))
+
+
+def test_forward_rejects_wrong_ndim():
+    with pytest.raises(ValueError, match=r"expects a 4-D tensor \(B, C, H, W\), got shape \(1, 188, 188\); add a batch dimension"):
+        UNet(base_channels=1)(torch.zeros(1, 188, 188))
+
+
+def test_forward_rejects_wrong_channel_count():
+    with pytest.raises(ValueError, match=r"built with in_channels=1, but the input has 3 channels"):
+        UNet(base_channels=1)(torch.zeros(1, 3, 188, 188))
+
+
+def test_forward_rejects_integer_images():
+    with pytest.raises(TypeError, match=r"expects a torch.float32 input like its weights, got torch.uint8.*x.float\(\) / 255"):
+        UNet(base_channels=1)(torch.zeros(1, 1, 188, 188, dtype=torch.uint8))
+
+
+def test_forward_rejects_non_tensor():
+    with pytest.raises(TypeError, match=r"expects a torch.Tensor of shape \(B, C, H, W\), got ndarray"):
+        import numpy as np
+        UNet(base_channels=1)(np.zeros((1, 1, 188, 188), dtype=np.float32))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(depth=-1), r"depth must be an integer >= 0, got -1"),
+    (dict(base_channels=0), r"base_channels must be an integer >= 1, got 0"),
+    (dict(num_classes=2.0), r"num_classes must be an integer >= 1, got 2.0"),
+    (dict(padding="full"), r"padding='full' is not supported"),
+    (dict(upsampling="nearest"), r"upsampling='nearest' is not supported"),
+])
+def test_constructor_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        UNet(**kwargs)
+
+
+def test_he_initialisation():
+    """Weights ~ N(0, sqrt(2/N)), N = incoming nodes; biases zero (paper, Sec. 3)."""
+    torch.manual_seed(0)
+    model = UNet(base_channels=16, depth=2)
+    conv = model.downs[1][1][0]            # 3x3 conv, 32 -> 64 channels: N = 9 * 32
+    assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / (9 * 32)), rel=0.05)
+    up = model.ups[0].up                    # 2x2 up-convolution from 64 channels: N = 64
+    assert up.weight.std().item() == pytest.approx(math.sqrt(2 / 64), rel=0.05)
+    assert all((m.bias == 0).all() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+
+
+def test_config_rebuilds_the_same_architecture():
+    model = UNet(depth=2, base_channels=4, padding="same", batch_norm=True)
+    clone = UNet(**model.config)
+    clone.load_state_dict(model.state_dict())   # raises if any shape differs
+
+
+def test_receptive_field_of_one_double_conv_by_hand():
+    width, grad = receptive_field(UNet(depth=0, base_channels=1), 9)
+    assert width == 5                       # two 3x3 convolutions: 1 + 2 + 2
+    assert grad.shape == (9, 9)
+    assert (grad > 0).sum() == 25
+
+
+def test_receptive_field_of_depth_one_by_hand():
+    # one level down: a 5-pixel window up top needs 3 bottom pixels (2x2 up-convolution), the
+    # bottom DoubleConv widens that to 7, pooling doubles it to 14, the first DoubleConv adds 4
+    model = UNet(depth=1, base_channels=1)
+    assert receptive_field(model, 26)[0] == 18
+
+
+def test_output_size_rejects_wrong_length():
+    with pytest.raises(ValueError, match=r"input size must be an int or \(height, width\), got \(572, 572, 1\)"):
+        UNet(base_channels=1).output_size((572, 572, 1))
