@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from unet_lib.model import UNet, receptive_field
+from unet_lib.model import UNet, block_shapes, named_blocks, receptive_field
 
 
 def n_params(model: nn.Module) -> int:
@@ -164,3 +164,20 @@ def test_receptive_field_of_depth_one_by_hand():
 def test_output_size_rejects_wrong_length():
     with pytest.raises(ValueError, match=r"input size must be an int or \(height, width\), got \(572, 572, 1\)"):
         UNet(base_channels=1).output_size((572, 572, 1))
+
+
+def test_block_shapes_follow_the_u():
+    model = UNet(depth=2, base_channels=4)
+    shapes = block_shapes(model, torch.zeros(1, 1, 92, 92))
+    assert [name for name, _ in shapes] == ["inc", "downs[0]", "downs[1]", "ups[0]", "ups[1]", "outc"]
+    assert [s[1:] for _, s in shapes] == [(4, 88, 88), (8, 40, 40), (16, 16, 16), (8, 28, 28), (4, 52, 52), (2, 52, 52)]
+    assert [name for name, _ in named_blocks(model)] == [name for name, _ in shapes]
+
+
+def test_block_shapes_on_meta_device_and_removes_hooks():
+    with torch.device("meta"):
+        model = UNet()
+        shapes = block_shapes(model, torch.empty(1, 1, 572, 572))
+    assert shapes[-1] == ("outc", (1, 2, 388, 388))
+    assert shapes[4] == ("downs[3]", (1, 1024, 28, 28))
+    assert not any(m._forward_hooks for _, m in named_blocks(model))

@@ -15,7 +15,7 @@ from torch import nn
 
 from .blocks import DoubleConv, Down, OutConv, Padding, Up, Upsampling, _check_choice
 
-__all__ = ["UNet", "receptive_field"]
+__all__ = ["UNet", "named_blocks", "block_shapes", "receptive_field"]
 
 Size = int | tuple[int, int]
 
@@ -163,6 +163,32 @@ class UNet(nn.Module):
                             f"convert with x.to({dtype}){hint}")
         h, w = x.shape[-2:]
         self.output_size((int(h), int(w)))   # raises with the nearest valid sizes
+
+
+def named_blocks(model: UNet) -> list[tuple[str, nn.Module]]:
+    """The blocks of a U-Net in the order ``forward`` runs them: ``inc``, ``downs[0]`` ...
+    ``downs[depth-1]`` (the last is the bottleneck), ``ups[0]`` ... ``ups[depth-1]``, ``outc``."""
+    return [("inc", model.inc),
+            *[(f"downs[{k}]", m) for k, m in enumerate(model.downs)],
+            *[(f"ups[{k}]", m) for k, m in enumerate(model.ups)],
+            ("outc", model.outc)]
+
+
+def block_shapes(model: UNet, x: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
+    """Run ``model`` on ``x`` and return (block name, output shape) for every block, in order.
+
+    Works on the ``meta`` device too, where tensors have shapes but no data.
+    """
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    hooks = [module.register_forward_hook(lambda m, args, out, name=name: shapes.append((name, tuple(out.shape))))
+             for name, module in named_blocks(model)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
 
 
 def receptive_field(model: nn.Module, input_size: int, pixel: tuple[int, int] | None = None) -> tuple[int, torch.Tensor]:
