@@ -1,0 +1,217 @@
+"""Synthetic microscopy-like cells for training a U-Net on a CPU in about a minute.
+
+H, W = height, width.
+
+The paper's hardest case is touching cells of the same class: a semantic mask alone would merge
+them, so the ground truth puts a thin line of background between them (Sec. 3, Fig. 3) and the
+weight map (``unet_lib.weights``) makes that line count. ``ToyCells`` draws cells that are often
+pressed together, with textured interiors, an uneven background, blur and noise, so that a
+threshold on intensity does not separate them.
+
+API
+---
+* ``ToyCells(n, size=128, seed=0, n_cells=(6, 12), radius=(8.0, 15.0), touching=0.7,
+  noise=0.06, w0=10.0, sigma=5.0, class_weights="balanced")``: a ``torch.utils.data.Dataset``;
+  ``ds[i]`` is a dict with ``image`` float32 (1, H, W) in [0, 1], ``instances`` int64 (H, W)
+  (0 = background), ``mask`` int64 (H, W) in {0, 1} with the borders between touching cells set
+  to background, ``weight_map`` float32 (H, W) (Eq. 2). Sample i depends only on (seed, i).
+* ``draw_cells(size, rng, ...) -> (image, instances)``: one sample as numpy arrays.
+* ``touching_borders(instances) -> bool (H, W)``: cell pixels with a pixel of another cell among
+  their 8 neighbours.
+* ``separate_touching(instances) -> int64 (H, W)``: instances with those pixels set to 0.
+* ``instances_to_mask(instances) -> int64 (H, W)``: the paper's semantic ground truth.
+* ``targets_from_instances(instances, w0=10.0, sigma=5.0, class_weights="balanced")
+  -> (mask int64 (H, W), weight_map float32 (H, W))``, numpy: what ``ToyCells`` computes from
+  its instances; use it after augmenting ``instances`` (``unet_lib.augment``) so that mask and
+  weight map match the augmented image.
+"""
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch.utils.data import Dataset
+
+from .weights import ClassWeights, _as_labels, unet_weight_map
+
+__all__ = [
+    "ToyCells", "draw_cells", "touching_borders", "separate_touching", "instances_to_mask",
+    "targets_from_instances",
+]
+
+
+# -- ground truth from instances -------------------------------------------------------------
+
+def touching_borders(instances) -> np.ndarray:
+    """Cell pixels that have a pixel of a *different* cell among their 8 neighbours.
+
+    (H, W) integer labels in, bool (H, W) out. Both sides of a contact are marked, so the
+    separating line is 2 pixels wide: thin, but wide enough to survive a 2x2 max-pool.
+    """
+    instances = _as_labels(instances)
+    labels = instances.astype(np.int64)
+    # a neighbour with a larger id, or a smaller non-zero id (background made "infinitely large")
+    larger = ndimage.maximum_filter(labels, size=3, mode="nearest") > labels
+    no_background = np.where(labels == 0, np.iinfo(np.int64).max, labels)
+    smaller = ndimage.minimum_filter(no_background, size=3, mode="nearest") < labels
+    return (labels > 0) & (larger | smaller)
+
+
+def separate_touching(instances) -> np.ndarray:
+    """``instances`` with the pixels on the borders between touching cells set to background.
+    (H, W) in, int64 (H, W) out; ids are kept."""
+    labels = _as_labels(instances).astype(np.int64)
+    return np.where(touching_borders(labels), 0, labels)
+
+
+def instances_to_mask(instances) -> np.ndarray:
+    """The paper's semantic ground truth: 1 on cells, 0 on background *and* on the borders
+    between touching cells, so that touching cells stay separate. int64 (H, W)."""
+    return (separate_touching(instances) > 0).astype(np.int64)
+
+
+def targets_from_instances(instances, w0: float = 10.0, sigma: float = 5.0,
+                           class_weights: ClassWeights = "balanced") -> tuple[np.ndarray, np.ndarray]:
+    """(mask, weight_map) for an (H, W) label image: mask int64 (H, W) in {0, 1} (borders between
+    touching cells are background), weight_map float32 (H, W) = Eq. 2 on the separated cells."""
+    separated = separate_touching(instances)
+    mask = (separated > 0).astype(np.int64)
+    return mask, unet_weight_map(separated, w0=w0, sigma=sigma, class_weights=class_weights)
+
+
+# -- drawing cells ---------------------------------------------------------------------------
+
+def _place_cells(size: int, n: int, radius: tuple[float, float], touching: float,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (n, 2) and mean radii (n,). With probability ``touching`` a cell is put against an
+    existing one, overlapping it a little, so the two end up pressed together."""
+    centres, radii = [], []
+    for _ in range(n):
+        r = rng.uniform(*radius)
+        for _attempt in range(20):
+            if centres and rng.random() < touching:
+                j = rng.integers(len(centres))
+                angle = rng.uniform(0, 2 * math.pi)
+                gap = (radii[j] + r) * rng.uniform(0.75, 0.95)     # < r_i + r_j: they overlap
+                c = centres[j] + gap * np.array([math.sin(angle), math.cos(angle)])
+            else:
+                c = rng.uniform(r, size - r, 2)
+            # keep the centre inside the image and away from other centres (no swallowed cells)
+            inside = np.all(c >= r * 0.5) and np.all(c <= size - r * 0.5)
+            apart = all(np.hypot(*(c - cj)) > 0.7 * (r + rj) for cj, rj in zip(centres, radii))
+            if inside and apart:
+                centres.append(c)
+                radii.append(r)
+                break
+    return np.array(centres).reshape(-1, 2), np.array(radii)
+
+
+def _smooth_noise(size: int, grid: int, rng: np.random.Generator) -> np.ndarray:
+    """(size, size) noise with features about size / grid pixels across: white noise on a
+    coarse grid x grid lattice, interpolated bicubically; zero mean, unit standard deviation."""
+    coarse = rng.standard_normal((grid, grid))
+    field = ndimage.zoom(coarse, size / grid, order=3, mode="reflect", grid_mode=True)[:size, :size]
+    return (field - field.mean()) / (field.std() + 1e-12)
+
+
+def draw_cells(size: int, rng: np.random.Generator, n_cells: tuple[int, int] = (6, 12),
+               radius: tuple[float, float] = (8.0, 15.0), touching: float = 0.7,
+               noise: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic image: (image float32 (H, W) in [0, 1], instances int64 (H, W)), H = W = size.
+
+    Each cell is an irregular ellipse: a random ellipse whose radius wobbles with angle (2nd to
+    4th harmonics). Where cells overlap, a pixel goes to the cell whose (normalised) centre is
+    nearest, which gives pressed-together cells with a shared straight-ish border.
+    """
+    n = int(rng.integers(n_cells[0], n_cells[1] + 1))
+    centres, radii = _place_cells(size, n, radius, touching, rng)
+    # rho_i(x) < 1 inside cell i: the distance from its centre, normalised by its radius at
+    # that angle; computed only in a box around the cell (inf elsewhere) to keep drawing cheap
+    rho = np.full((len(radii), size, size), np.inf)
+    for i, ((cy, cx), r) in enumerate(zip(centres, radii)):
+        theta = rng.uniform(0, math.pi)
+        aspect = rng.uniform(0.7, 1.0)
+        phases = rng.uniform(0, 2 * math.pi, 3)
+        amplitudes = rng.uniform(0, 0.08, 3)
+        reach = int(math.ceil(1.25 * r)) + 1                       # rho < 1.01 lies inside
+        top, left = max(int(cy) - reach, 0), max(int(cx) - reach, 0)
+        bottom, right = min(int(cy) + reach + 1, size), min(int(cx) + reach + 1, size)
+        dy, dx = np.mgrid[top:bottom, left:right].astype(np.float64)
+        dy, dx = dy - cy, dx - cx
+        u = dx * math.cos(theta) + dy * math.sin(theta)          # along the long axis
+        v = (-dx * math.sin(theta) + dy * math.cos(theta)) / aspect
+        angle = np.arctan2(v, u)
+        wobble = 1 + sum(a * np.cos(k * angle + p) for a, k, p in zip(amplitudes, (2, 3, 4), phases))
+        rho[i, top:bottom, left:right] = np.hypot(u, v) / (r * wobble)
+    nearest = rho.argmin(axis=0)                                  # (H, W)
+    rho_min = rho.min(axis=0)
+    instances = np.where(rho_min < 1, nearest + 1, 0).astype(np.int64)
+    # a cell hidden by its neighbours leaves a gap in the ids: renumber 1..n
+    ids = np.unique(instances)
+    instances = np.searchsorted(ids, instances) if ids[0] == 0 else np.searchsorted(ids, instances) + 1
+
+    # image: uneven background, cells of varied brightness with textured interiors and darker rims
+    background = 0.22 + 0.06 * _smooth_noise(size, 4, rng)
+    brightness = np.concatenate([[0.0], rng.uniform(0.5, 0.8, len(radii))])
+    texture = ndimage.gaussian_filter(0.2 * rng.standard_normal((size, size)), 1.5)   # std ~0.04
+    rim = np.clip(1 - 0.35 * rho_min**4, 0, 1)                    # darker towards the cell edge
+    cells = brightness[instances] * rim + texture
+    image = np.where(instances > 0, cells, background)
+    image = ndimage.gaussian_filter(image, 1.0)                  # the microscope's blur
+    image = image + noise * rng.standard_normal((size, size))
+    return np.clip(image, 0, 1).astype(np.float32), instances
+
+
+class ToyCells(Dataset):
+    """``n`` synthetic cell images, generated on access: sample i depends only on (seed, i).
+
+    ``ds[i]`` is a dict with
+    ``image`` float32 (1, H, W) in [0, 1], ``instances`` int64 (H, W) (0 = background, cells
+    1, 2, ...), ``mask`` int64 (H, W) in {0, 1} (the borders between touching cells are
+    background, as in the paper's ground truth) and ``weight_map`` float32 (H, W) (Eq. 2 with
+    ``w0``, ``sigma``, ``class_weights``). H = W = ``size``.
+
+    Knobs: ``n_cells`` (min, max) cells per image, ``radius`` (min, max) mean cell radius in
+    pixels, ``touching`` the probability that a new cell is placed against an existing one,
+    ``noise`` the standard deviation of the added Gaussian noise. The defaults give 128x128
+    images with about 9 cells, most of them touching another.
+    """
+
+    def __init__(self, n: int, size: int = 128, seed: int = 0, n_cells: tuple[int, int] = (6, 12),
+                 radius: tuple[float, float] = (8.0, 15.0), touching: float = 0.7, noise: float = 0.06,
+                 w0: float = 10.0, sigma: float = 5.0, class_weights: ClassWeights = "balanced"):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n (the number of samples) must be an integer >= 1, got {n!r}")
+        if not isinstance(size, int) or size < 16:
+            raise ValueError(f"size must be an integer >= 16 pixels, got {size!r}")
+        if not (len(n_cells) == 2 and 1 <= n_cells[0] <= n_cells[1]):
+            raise ValueError(f"n_cells must be (min, max) with 1 <= min <= max, got {n_cells!r}")
+        if not (len(radius) == 2 and 2 <= radius[0] <= radius[1] <= size / 3):
+            raise ValueError(f"radius must be (min, max) with 2 <= min <= max <= size/3 = {size / 3:.0f}, "
+                             f"got {radius!r}")
+        if not 0 <= touching <= 1:
+            raise ValueError(f"touching is a probability in [0, 1], got {touching!r}")
+        if not noise >= 0:
+            raise ValueError(f"noise (a standard deviation) must be >= 0, got {noise!r}")
+        self.n, self.size, self.seed = n, size, seed
+        self.draw_kwargs = dict(n_cells=tuple(n_cells), radius=tuple(radius), touching=touching, noise=noise)
+        self.target_kwargs = dict(w0=w0, sigma=sigma, class_weights=class_weights)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not -self.n <= i < self.n:
+            raise IndexError(f"index {i} is out of range for ToyCells of length {self.n}")
+        i = i % self.n
+        rng = np.random.default_rng([self.seed, i])              # sample i depends only on (seed, i)
+        image, instances = draw_cells(self.size, rng, **self.draw_kwargs)
+        mask, weight_map = targets_from_instances(instances, **self.target_kwargs)
+        return {
+            "image": torch.from_numpy(image)[None],               # (1, H, W)
+            "instances": torch.from_numpy(instances),             # (H, W)
+            "mask": torch.from_numpy(mask),                       # (H, W)
+            "weight_map": torch.from_numpy(weight_map),           # (H, W)
+        }
