@@ -108,9 +108,10 @@ def two_nearest_distances(instances, max_distance: float = math.inf) -> tuple[np
     d1 = np.full((H, W), np.inf)
     d2 = np.full((H, W), np.inf)
     grow = H + W if math.isinf(max_distance) else int(math.floor(max_distance)) + 1
-    for cell_id, (rows, cols) in enumerate(ndimage.find_objects(instances), start=1):
-        if rows is None:                                  # a missing id
+    for cell_id, cell_box in enumerate(ndimage.find_objects(instances), start=1):
+        if cell_box is None:                              # an id that does not occur
             continue
+        rows, cols = cell_box
         # pixels more than max_distance away lie outside the box grown by max_distance
         box = (slice(max(rows.start - grow, 0), min(rows.stop + grow, H)),
                slice(max(cols.start - grow, 0), min(cols.stop + grow, W)))
