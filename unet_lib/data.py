@@ -28,6 +28,7 @@ API
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ from .weights import ClassWeights, _as_labels, unet_weight_map
 
 __all__ = [
     "ToyCells", "draw_cells", "touching_borders", "separate_touching", "instances_to_mask",
-    "targets_from_instances",
+    "targets_from_instances", "percentile_normalize", "load_real_nuclei",
 ]
 
 
@@ -215,3 +216,56 @@ class ToyCells(Dataset):
             "mask": torch.from_numpy(mask),                       # (H, W)
             "weight_map": torch.from_numpy(weight_map),           # (H, W)
         }
+
+
+# -- a real image: nuclei from the 2018 Data Science Bowl --------------------------------------
+
+# the checkout's data/ folder; the files and their provenance: data/README.md
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+REAL_NUCLEI_FILES = {"image": "dsb2018_img2d.npz", "instances": "dsb2018_mask2d.npz"}
+
+
+def percentile_normalize(image, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Map the ``low`` and ``high`` percentiles of ``image`` to 0 and 1, clip to [0, 1].
+
+    Any shape in, float32 of the same shape out. Percentiles rather than min and max, so that
+    a few saturated pixels do not squeeze every nucleus into the bottom of the range.
+    """
+    image = np.asarray(image)
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low}, high={high}")
+    if image.size == 0 or not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+        raise ValueError(f"percentile_normalize needs a non-empty real-valued image, "
+                         f"got shape {image.shape}, dtype {image.dtype}")
+    lo, hi = np.percentile(image.astype(np.float64), [low, high])
+    if hi <= lo:
+        raise ValueError(f"the {low} and {high} percentiles of the image are both {lo:g}; "
+                         f"there is no contrast to stretch (widen the percentiles)")
+    return np.clip((image - lo) / (hi - lo), 0, 1).astype(np.float32)
+
+
+def load_real_nuclei(low: float = 1.0, high: float = 99.8,
+                     data_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The real image of notebook 10: 125 manually annotated fluorescence nuclei, 512x512.
+
+    Returns ``(image, instances)``, like ``draw_cells``: ``image`` float32 (H, W) in [0, 1]
+    (``percentile_normalize`` with ``low``, ``high``) and ``instances`` int64 (H, W), 0 =
+    background, nuclei 1..125 (the file's ids 1..183 with gaps, renumbered in the same order).
+    H = W = 512. From BBBC038 / the 2018 Data Science Bowl, CC0; ``data_dir`` defaults to the
+    checkout's data/ folder, whose README.md says where the files came from.
+    """
+    data_dir = DATA_DIR if data_dir is None else Path(data_dir)
+    arrays = {}
+    for key, name in REAL_NUCLEI_FILES.items():
+        path = data_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing; it ships with the course repository "
+                                    f"(see data/README.md to re-create it from the stardist wheel)")
+        with np.load(path) as f:
+            arrays[key] = f[key]
+    image = percentile_normalize(arrays["image"], low, high)
+    ids, inverse = np.unique(arrays["instances"], return_inverse=True)
+    instances = inverse.reshape(arrays["instances"].shape).astype(np.int64)
+    if ids[0] != 0:                        # no background pixel: the first id becomes 1, not 0
+        instances += 1
+    return image, instances
