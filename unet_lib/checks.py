@@ -8,15 +8,18 @@ skeleton raises ``NotImplementedError`` with a message that says which function 
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
+from .baselines import otsu_threshold
 from .blocks import DoubleConv, center_crop
 from .model import UNet
 
 __all__ = [
     "CheckError", "CheckPassed",
     "check_context_margin", "check_double_conv", "check_up_conv", "check_center_crop", "check_output_size",
+    "check_otsu_threshold",
 ]
 
 
@@ -162,3 +165,41 @@ def check_output_size(output_size: Callable[[int, int], int | None]) -> CheckPas
                         "and one per level up")
                 _fail(f"output_size({n}, depth={depth}) = {got}; expected {expected}", hint)
     return CheckPassed("✓ output_size agrees with UNet.output_size for depths 1, 2 and 4")
+
+
+def check_otsu_threshold(otsu: Callable) -> CheckPassed:
+    """``otsu(image)`` must return Otsu's threshold t of a numpy image (foreground = image > t):
+    the largest background value of the split with the largest between-class variance."""
+    rng = np.random.default_rng(0)
+    bimodal = np.concatenate([rng.normal(60, 10, 700), rng.normal(170, 25, 300)]).clip(0, 255)
+    cases = [
+        ("np.array([7, 1, 6, 2])", np.array([7, 1, 6, 2])),
+        ("np.array([0, 0, 0, 4, 4, 10])", np.array([0, 0, 0, 4, 4, 10])),
+        ("a bimodal uint8 image, 40x25, 70% dark", bimodal.astype(np.uint8).reshape(40, 25)),
+        ("a bimodal float image, 40x25", (bimodal / 255).astype(np.float32).reshape(40, 25)),
+    ]
+    for name, image in cases:
+        got = _call(otsu, image.copy())
+        expected = otsu_threshold(image)
+        if isinstance(got, np.ndarray) and got.size == 1:
+            got = got.item()
+        if not isinstance(got, (int, float, np.integer, np.floating)):
+            _fail(f"otsu({name}) returned a {type(got).__name__}; expected one number",
+                  "return the threshold t itself, e.g. float(values[k]), not the foreground mask")
+        got = float(got)
+        if np.isclose(got, expected, rtol=1e-6, atol=1e-9):
+            continue
+        values = np.unique(image.astype(np.float64))
+        above = values[values > expected].min()
+        if np.isclose(got, above, rtol=1e-6):
+            hint = ("that is the smallest foreground value; return the largest *background* value, so "
+                    "that the foreground is image > t")
+        elif expected < got < above:
+            hint = ("a value between the two classes splits the pixels the same way, but return the "
+                    "largest background value itself so that your answer can be compared exactly")
+        else:
+            hint = ("try every split between consecutive distinct values (np.unique(image, return_counts=True)) "
+                    "and keep the one with the largest omega_0 * omega_1 * (mu_0 - mu_1)^2, where omega_k is "
+                    "the fraction of pixels in class k and mu_k their mean value")
+        _fail(f"otsu({name}) = {got:g}; Otsu's threshold is {expected:g}", hint)
+    return CheckPassed("✓ otsu matches unet_lib.baselines.otsu_threshold on hand-worked and bimodal images")
