@@ -17,3 +17,9 @@ __all__ += [
     "unet_weight_map", "class_weight_map", "border_term", "border_term_naive", "two_nearest_distances",
     "weighted_cross_entropy",
 ]
+
+# a real image and a classical baseline (notebook 10)
+from .baselines import otsu_instances, otsu_threshold
+from .data import load_real_nuclei, percentile_normalize
+
+__all__ += ["load_real_nuclei", "percentile_normalize", "otsu_threshold", "otsu_instances"]
