@@ -1,0 +1,120 @@
+"""Tests for unet_lib.tiling: overlap-tile inference equals whole-image inference."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unet_lib import UNet
+from unet_lib.tiling import context_margin, mirror_pad, padded_forward, predict_naive_tiles, predict_tiled
+
+
+def _model(depth=2, padding="valid", batch_norm=True, in_channels=1, seed=0):
+    torch.manual_seed(seed)
+    model = UNet(in_channels=in_channels, depth=depth, base_channels=4, padding=padding, batch_norm=batch_norm)
+    if batch_norm:   # non-trivial running statistics, so eval mode differs from training mode
+        with torch.no_grad():
+            model(torch.rand(2, in_channels, *(2 * [model.valid_input_sizes(60)[0]])))
+    return model.eval()
+
+
+def test_mirror_pad_matches_torch_reflect_and_goes_beyond_it():
+    x = torch.arange(2 * 5 * 6, dtype=torch.float32).reshape(2, 5, 6)
+    np.testing.assert_array_equal(mirror_pad(x, 3, 4, 2, 5), F.pad(x[None], (2, 5, 3, 4), mode="reflect")[0])
+    row = torch.arange(3.0)[None]                         # wider than the image: keeps reflecting
+    assert mirror_pad(row, 0, 0, 5, 6)[0].tolist() == [1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0]
+    assert mirror_pad(torch.ones(1, 1), 2, 2, 2, 2).shape == (5, 5)
+    with pytest.raises(ValueError, match="pad widths must be >= 0"):
+        mirror_pad(x, -1, 0, 0, 0)
+
+
+@pytest.mark.parametrize("depth, expected", [(1, 8), (2, 20), (3, 44), (4, 92)])
+def test_context_margin_valid(depth, expected):
+    model = UNet(depth=depth, base_channels=1)
+    n = model.min_input_size()
+    assert context_margin(model) == expected == (n - model.output_size(n)) // 2
+
+
+def test_context_margin_errors():
+    with pytest.raises(TypeError, match="expected a unet_lib.UNet"):
+        context_margin(torch.nn.Conv2d(1, 1, 3))
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_padded_forward_covers_every_pixel_and_keeps_gradients(padding):
+    model = _model(padding=padding).train()
+    x = torch.rand(2, 1, 37, 50, requires_grad=True)
+    logits = padded_forward(model, x)
+    assert logits.shape == (2, 2, 37, 50)
+    logits.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        padded_forward(model, torch.rand(1, 37, 50))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("size", [(97, 83), (40, 131), (17, 19)])
+def test_predict_tiled_equals_whole_image_for_valid_padding(depth, size):
+    model = _model(depth=depth)
+    image = torch.rand(1, *size)
+    whole = padded_forward(model, image[None]).softmax(1)[0]          # (K, H, W)
+    usable = [n for n in model.valid_input_sizes(1, 400) if model.output_size(n) >= 2**depth]
+    for tile_size in [None, usable[0], usable[3]]:
+        probs = predict_tiled(model, image, tile_size)
+        assert probs.shape == (2, *size)
+        torch.testing.assert_close(probs, whole, atol=1e-5, rtol=0)
+
+
+def test_predict_tiled_same_padding_is_seamless_too():
+    model = _model(depth=2, padding="same")
+    image = torch.rand(1, 90, 70)
+    whole = padded_forward(model, image[None]).softmax(1)[0]
+    torch.testing.assert_close(predict_tiled(model, image, 64), whole, atol=1e-5, rtol=0)
+
+
+def test_predict_tiled_takes_hw_numpy_and_multichannel_and_restores_mode():
+    model = _model(in_channels=3).train()
+    image = np.random.default_rng(0).random((3, 45, 52)).astype(np.float32)
+    probs = predict_tiled(model, image)
+    assert model.training                                  # mode restored
+    torch.testing.assert_close(probs.sum(0), torch.ones(45, 52))
+    gray = _model()
+    hw = torch.rand(33, 29)
+    torch.testing.assert_close(predict_tiled(gray, hw), predict_tiled(gray, hw[None]))
+
+
+def test_naive_tiles_have_seams_overlap_tile_does_not():
+    model = _model(depth=2)
+    image = torch.rand(1, 64, 64)
+    whole = padded_forward(model, image[None]).softmax(1)[0]
+    naive = predict_naive_tiles(model, image, 32)
+    assert naive.shape == (2, 64, 64)
+    assert (naive - whole).abs().max() > 1e-3            # tiles' borders saw mirrored context
+    # a tile's pixels more than the 20-pixel context margin from its border saw only real
+    # context, and tiles start at multiples of 2**depth: there naive tiling is exact
+    tall = torch.rand(1, 128, 64)
+    naive = predict_naive_tiles(model, tall, 64)
+    whole = padded_forward(model, tall[None]).softmax(1)[0]
+    for top in (0, 64):
+        torch.testing.assert_close(naive[:, top + 20 : top + 44, 20:44], whole[:, top + 20 : top + 44, 20:44],
+                                   atol=1e-5, rtol=0)
+
+
+def test_predict_tiled_errors():
+    model = _model(depth=2)
+    with pytest.raises(ValueError, match=r"tile_size 50: input size 50 is not valid.*nearest valid sizes: 48, 52"):
+        predict_tiled(model, torch.rand(1, 40, 40), 50)
+    with pytest.raises(ValueError, match=r"leaves 4 output pixels per tile, fewer than the 8 needed.*>= 100"):
+        predict_tiled(_model(depth=3), torch.rand(1, 40, 40), 92)
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(C, H, W\)"):
+        predict_tiled(model, torch.rand(1, 1, 40, 40))
+    with pytest.raises(ValueError, match="channels first"):
+        predict_tiled(model, torch.rand(40, 40, 3))
+    with pytest.raises(TypeError, match=r"float\(\) / 255"):
+        predict_tiled(model, torch.zeros(40, 40, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="tile_size must be an int"):
+        predict_tiled(model, torch.rand(40, 40), 60.0)
+    with pytest.raises(ValueError, match="must be a multiple of 4"):
+        predict_tiled(_model(depth=2, padding="same"), torch.rand(40, 40), 62)
+    with pytest.raises(ValueError, match="tile_size must be a positive int"):
+        predict_naive_tiles(model, torch.rand(40, 40), 0)

@@ -1,0 +1,205 @@
+"""Overlap-tile inference: segment an image of any size with a fixed-size network (Sec. 2, Fig. 2).
+
+B, C, H, W = batch, channels, height, width. K = num_classes.
+
+> "This strategy allows the seamless segmentation of arbitrarily large images by an
+> overlap-tile strategy (see Figure 2). To predict the pixels in the border region of the
+> image, the missing context is extrapolated by mirroring the input image. This tiling
+> strategy is important to apply the network to large images, since otherwise the resolution
+> would be limited by the GPU memory." (Sec. 2)
+
+A valid-padding U-Net's output is the centre of its input: ``margin`` pixels on each side
+only provide context. So to predict an H x W region we feed it with ``margin`` more pixels on
+every side, taken from the neighbouring tiles inside the image and mirrored at its borders.
+
+Seamless means exact here: tiles start at multiples of 2**depth, so every max-pool sees the
+same 2x2 windows as it would on the whole image, and the stitched prediction equals the
+prediction of the whole mirror-padded image up to float rounding.
+"""
+
+import torch
+
+from .model import UNet
+
+__all__ = ["mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_naive_tiles"]
+
+
+def _reflect_index(n: int, before: int, after: int, device=None) -> torch.Tensor:
+    """Indices into a length-n axis that mirror it by ``before`` and ``after`` pixels; the
+    edge pixel is not repeated (… 2 1 | 0 1 2 … n-1 | n-2 …), and pads longer than the
+    axis keep reflecting back and forth."""
+    i = torch.arange(-before, n + after, device=device)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    i = i.remainder(period)
+    return torch.where(i < n, i, period - i)
+
+
+def mirror_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """Mirror the last two dimensions of ``x``: (..., H, W) -> (..., H + top + bottom, W + left + right).
+
+    Like ``F.pad(mode="reflect")``, but any pad width works, also wider than the image.
+    """
+    if min(top, bottom, left, right) < 0:
+        raise ValueError(f"pad widths must be >= 0, got top={top}, bottom={bottom}, left={left}, right={right}")
+    h, w = x.shape[-2:]
+    x = x.index_select(-2, _reflect_index(h, top, bottom, x.device))
+    return x.index_select(-1, _reflect_index(w, left, right, x.device))
+
+
+def context_margin(model: UNet) -> int:
+    """Pixels of context a valid-padding ``model`` needs on each side of what it predicts:
+    (input size - output size) / 2, e.g. 92 for the paper's net (572 -> 388).
+
+    For a ``padding="same"`` model it is how far one output pixel can see: the valid margin
+    plus 2**depth - 1, because a pixel's place within the 2x2 pooling windows shifts its view by
+    up to that much (measured with ``receptive_field``). Output pixels that far from a tile's
+    border never see its zero padding, so the overlap-tile strategy is seamless for them too.
+    """
+    if not isinstance(model, UNet):
+        raise TypeError(f"expected a unet_lib.UNet (it knows its size arithmetic), got {type(model).__name__}")
+    valid = UNet(depth=model.depth, base_channels=1, padding="valid")
+    n = valid.min_input_size()
+    margin = (n - valid.output_size(n)) // 2
+    return margin if model.padding == "valid" else margin + 2**model.depth - 1
+
+
+def _input_for(model: UNet, out: int) -> tuple[int, int]:
+    """The smallest valid input side whose prediction covers ``out`` pixels, and its output side."""
+    step = 2**model.depth
+    if model.padding == "same":
+        n = -(-(out + 2 * context_margin(model)) // step) * step   # round up to a multiple of 2**depth
+        return n, n - 2 * context_margin(model)
+    n = model.min_input_size()
+    while model.output_size(n) < out:
+        n += step
+    return n, model.output_size(n)
+
+
+def padded_forward(model: UNet, x: torch.Tensor) -> torch.Tensor:
+    """Logits for every pixel of ``x``: (B, C, H, W) -> (B, K, H, W), any H and W.
+
+    ``x`` is mirror-padded by the model's context margin (more at the bottom and right where a
+    valid input size needs it) and the output is cropped to H x W. This is how training and
+    evaluation feed whole toy images to a valid-padding net; gradients flow through.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"padded_forward expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    m = context_margin(model)
+    (in_h, out_h), (in_w, out_w) = _input_for(model, h), _input_for(model, w)
+    offset = m if model.padding == "valid" else 0   # where the output starts in input coordinates
+    x = mirror_pad(x, m, in_h - h - m, m, in_w - w - m)       # (B, C, in_h, in_w)
+    logits = model(x)                                          # (B, K, out_h, out_w) or (B, K, in_h, in_w)
+    top = m - offset
+    return logits[..., top : top + h, top : top + w]           # (B, K, H, W)
+
+
+def _as_chw(model: UNet, image) -> torch.Tensor:
+    image = torch.as_tensor(image)
+    if image.ndim == 2:
+        image = image[None]                                    # (H, W) -> (1, H, W)
+    if image.ndim != 3:
+        raise ValueError(f"image must be (H, W) or (C, H, W), got shape {tuple(image.shape)}")
+    if image.shape[0] != model.in_channels:
+        raise ValueError(f"the model takes {model.in_channels} channel(s), the image has {image.shape[0]} "
+                         f"(shape {tuple(image.shape)}); images are (C, H, W), channels first")
+    if not image.is_floating_point():
+        raise TypeError(f"image must be floating point, got {image.dtype}; images in 0..255? use image.float() / 255")
+    return image
+
+
+def _tile_geometry(model: UNet, tile_size: int | None, h: int, w: int) -> tuple[int, int, int]:
+    """(tile input side, output side, stride) for overlap-tile inference."""
+    step = 2**model.depth
+    if tile_size is None:
+        # output tiles of about 128 pixels (less for a smaller image): a few MB of activations
+        # for the course model, and little recomputed overlap
+        tile_size, _ = _input_for(model, min(max(h, w), 128))
+    if not isinstance(tile_size, int) or isinstance(tile_size, bool):
+        raise TypeError(f"tile_size must be an int or None, got {type(tile_size).__name__}")
+    if model.padding == "valid":
+        try:
+            out = model.output_size(tile_size)
+        except ValueError as error:   # the model's message names the nearest valid sizes
+            raise ValueError(f"tile_size {tile_size}: {error}") from None
+    else:
+        if tile_size % step:
+            raise ValueError(f"tile_size {tile_size} is not valid for depth={model.depth}, padding='same': "
+                             f"it must be a multiple of {step}")
+        out = tile_size - 2 * context_margin(model)
+    stride = out // step * step   # a multiple of 2**depth keeps every max-pool on the whole image's grid
+    if stride < step:
+        smallest = _input_for(model, step)[0]
+        raise ValueError(f"tile_size {tile_size} leaves {out} output pixels per tile, fewer than the "
+                         f"{step} needed to step between tiles; use tile_size >= {smallest}")
+    return tile_size, out, stride
+
+
+@torch.no_grad()
+def predict_tiled(model: UNet, image, tile_size: int | None = None) -> torch.Tensor:
+    """Class probabilities for an image of any size by the paper's overlap-tile strategy.
+
+    ``image``: (H, W) or (C, H, W) float, numpy or torch. Returns (K, H, W) float32 softmax
+    probabilities on the CPU; ``probs.argmax(0)`` is the predicted label map.
+
+    ``tile_size`` is the side of the input tiles: a valid input size of the model
+    (``model.valid_input_sizes()``), or a multiple of 2**depth for a ``padding="same"`` model;
+    ``None`` picks one whose output tiles are about 128 pixels. Neighbouring input tiles
+    overlap by twice the context margin; their outputs tile the image without gaps, and the
+    image is mirrored at its borders. The model runs in eval mode (BatchNorm uses its running
+    statistics) and is left in the mode it was in.
+    """
+    image = _as_chw(model, image)
+    _, h, w = image.shape
+    tile, out, stride = _tile_geometry(model, tile_size, h, w)
+    m = context_margin(model)
+    offset = m if model.padding == "valid" else 0   # where a tile's output starts in input coordinates
+    n_rows, n_cols = -(-h // stride), -(-w // stride)
+    # the last tile reaches (n - 1) * stride + tile input pixels into the padded image
+    pad_bottom = (n_rows - 1) * stride + tile - h - m
+    pad_right = (n_cols - 1) * stride + tile - w - m
+    param = next(model.parameters())
+    padded = mirror_pad(image.to(param.device, param.dtype), m, pad_bottom, m, pad_right)   # (C, H', W')
+    probs = torch.empty(model.num_classes, h, w)
+    was_training = model.training
+    model.eval()
+    try:
+        for r in range(n_rows):
+            for c in range(n_cols):
+                y, x = r * stride, c * stride      # tile origin: image pixel (y, x) <-> padded (y + m, x + m)
+                tile_in = padded[None, :, y : y + tile, x : x + tile]                  # (1, C, tile, tile)
+                tile_probs = model(tile_in).softmax(1)[0]                              # (K, out, out) or (K, tile, tile)
+                tile_probs = tile_probs[:, m - offset :, m - offset :]                 # starts at image pixel (y, x)
+                hh, ww = min(stride, h - y), min(stride, w - x)
+                probs[:, y : y + hh, x : x + ww] = tile_probs[:, :hh, :ww].float().cpu()
+    finally:
+        model.train(was_training)
+    return probs
+
+
+@torch.no_grad()
+def predict_naive_tiles(model: UNet, image, tile_size: int) -> torch.Tensor:
+    """The naive alternative, for comparison: cut the image into non-overlapping
+    ``tile_size`` x ``tile_size`` tiles and predict each one on its own, mirroring each tile at
+    its own borders. Returns (K, H, W) probabilities. The tiles' borders see mirrored instead
+    of real context, which shows as seams in the prediction.
+    """
+    image = _as_chw(model, image)
+    if not isinstance(tile_size, int) or tile_size < 1:
+        raise ValueError(f"tile_size must be a positive int, got {tile_size!r}")
+    _, h, w = image.shape
+    param = next(model.parameters())
+    probs = torch.empty(model.num_classes, h, w)
+    was_training = model.training
+    model.eval()
+    try:
+        for y in range(0, h, tile_size):
+            for x in range(0, w, tile_size):
+                tile_in = image[None, :, y : y + tile_size, x : x + tile_size].to(param.device, param.dtype)
+                probs[:, y : y + tile_size, x : x + tile_size] = padded_forward(model, tile_in).softmax(1)[0].float().cpu()
+    finally:
+        model.train(was_training)
+    return probs
+
