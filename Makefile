@@ -22,6 +22,10 @@ lab: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
+# the exercise editions: exercises/NN_*.ipynb from notebooks/NN_*.ipynb (solution bodies -> skeletons)
+exercises: $(VENV)/.installed
+	$(BIN)/python -m unet_lib.exercises
+
 clean:
 	rm -rf $(VENV) .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
