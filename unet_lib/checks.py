@@ -50,6 +50,14 @@ def _call(fn: Callable, *args):
             f"with your code, run that cell, then run this check again") from None
 
 
+def _check_float32(module: nn.Module, what: str) -> None:
+    """A float64 (or half) module fails on the check's float32 inputs deep inside torch; say so."""
+    dtypes = sorted({str(p.dtype) for p in module.parameters()} - {"torch.float32"})
+    if dtypes:
+        _fail(f"{what} has {', '.join(dtypes)} parameters; the inputs here, like images, are torch.float32",
+              "leave dtype at its default (do not pass dtype=torch.float64 or call .double() / .half())")
+
+
 def check_context_margin(context_margin: Callable[[int], int]) -> CheckPassed:
     """``context_margin(depth)`` must give how many pixels a valid-padding U-Net with ``depth``
     poolings loses on each side: (input size - output size) / 2."""
@@ -83,6 +91,7 @@ def check_double_conv(cls: Callable[[int, int], nn.Module]) -> CheckPassed:
         _fail(f"{cls.__name__}(3, 8) has {n_params} parameters; the paper's block has {n_expected} "
               f"(3*8*3*3 + 8 for the first convolution, 8*8*3*3 + 8 for the second)",
               "two nn.Conv2d with kernel_size=3, the second from out_channels to out_channels")
+    _check_float32(block, f"{cls.__name__}(3, 8)")
     x = torch.randn(2, 3, 17, 19)
     with torch.no_grad():
         y = block(x)
@@ -91,6 +100,10 @@ def check_double_conv(cls: Callable[[int, int], nn.Module]) -> CheckPassed:
                 if tuple(y.shape[-2:]) == (17, 19) else "two unpadded 3x3 convolutions remove 2 pixels per side")
         _fail(f"a (2, 3, 17, 19) input gave shape {tuple(y.shape)}; expected (2, 8, 13, 15)", hint)
     # same weights in the same order -> the same output, unless a ReLU is missing or misplaced
+    for (name, p), q in zip(block.named_parameters(), reference.parameters()):
+        if p.shape != q.shape:   # copy_ below would fail deep inside torch
+            _fail(f"parameter `{name}` has shape {tuple(p.shape)}; the paper's block has {tuple(q.shape)} there",
+                  "create the layers in the order they are applied: conv, ReLU, conv, ReLU")
     with torch.no_grad():
         for p, q in zip(block.parameters(), reference.parameters()):
             p.copy_(q)
@@ -108,6 +121,10 @@ def check_up_conv(make_up_conv: Callable[[int], nn.Module]) -> CheckPassed:
     (B, C/2, 2H, 2W) with a learned 2x2 kernel."""
     for c in (4, 16):
         layer = _call(make_up_conv, c)
+        if not isinstance(layer, nn.Module):
+            _fail(f"make_up_conv({c}) returned a {type(layer).__name__}, not an nn.Module",
+                  "return the layer itself: nn.ConvTranspose2d(...)")
+        _check_float32(layer, f"make_up_conv({c})")
         x = torch.randn(1, c, 5, 7)
         with torch.no_grad():
             y = layer(x)
@@ -135,10 +152,15 @@ def check_center_crop(crop: Callable) -> CheckPassed:
         if tuple(got.shape) != tuple(expected.shape):
             hint = ("crop only the last two dimensions; keep batch and channels"
                     if got.ndim != 4 or tuple(got.shape[:2]) != (2, 3) else
+                    "rows and columns are swapped: size = (h, w), and H is x.shape[-2]"
+                    if tuple(got.shape[-2:]) == tuple(expected.shape[-2:])[::-1] else
                     "with an odd difference, (H - h) // 2 rows go on top and the rest at the bottom; "
                     "slice top:top + h rather than top:H - top")
             _fail(f"crop(x of shape {tuple(x.shape)}, {size}) has shape {tuple(got.shape)}; "
                   f"expected {tuple(expected.shape)}", hint)
+        if got.dtype != x.dtype:   # torch.equal below would not notice
+            _fail(f"crop(x, {size}) has dtype {got.dtype}; x has {x.dtype}",
+                  "cropping only selects pixels: slice x and return it without converting")
         if not torch.equal(got, expected):
             _fail(f"crop(x, {size}) has the right shape but not the centre of x",
                   "top = (H - h) // 2 and left = (W - w) // 2; check that rows and columns are not swapped")
@@ -150,20 +172,30 @@ def check_output_size(output_size: Callable[[int, int], int | None]) -> CheckPas
     None where ``input_size`` is not a valid input size."""
     for depth in (1, 2, 4):
         model = UNet(depth=depth, base_channels=1)
+        cases = []
         for n in range(1, 260):
             try:
                 expected = model.output_size(n)
             except ValueError:
                 expected = None
-            got = _call(output_size, n, depth)
+            cases.append((n, expected))
+        # valid sizes first, so that wrong arithmetic is reported as such, not as a wrong validity
+        for n, expected in sorted(cases, key=lambda case: case[1] is None):
+            try:
+                got, raised = _call(output_size, n, depth), None
+            except ValueError as e:   # like UNet.output_size; the exercise asks for None
+                raised = e
+            if raised is not None:
+                _fail(f"output_size({n}, depth={depth}) raised ValueError: {raised}",
+                      "return None where the input size is not valid, rather than raising")
             if got != expected:
                 if expected is None:
                     hint = ("every max-pool needs an even size, and every size must stay >= 1"
                             if got is not None else "")
-                    _fail(f"output_size({n}, depth={depth}) = {got}, but {n} is not a valid input size", hint)
+                    _fail(f"output_size({n}, depth={depth}) = {got!r}, but {n} is not a valid input size", hint)
                 hint = ("each DoubleConv removes 4 pixels; count the first one, one per level down "
                         "and one per level up")
-                _fail(f"output_size({n}, depth={depth}) = {got}; expected {expected}", hint)
+                _fail(f"output_size({n}, depth={depth}) = {got!r}; expected {expected}", hint)
     return CheckPassed("✓ output_size agrees with UNet.output_size for depths 1, 2 and 4")
 
 

@@ -1,0 +1,292 @@
+"""Tests for unet_lib.checks: every learner check both ways.
+
+Each check passes the library's implementation (or a correct one worked out here) and fails
+deliberately broken versions with the intended message: the problem and the hint. A skeleton
+(the exercise edition's ``raise NotImplementedError``) gives the friendly message of ``_call``.
+
+Layout, so that the file stays appendable: one section per check, each with a test that the
+correct version passes, a dict ``BROKEN_<CHECK>`` of {case: (broken version, regex the
+message must match)} with one parameterised test over it, and a skeleton case in
+``test_skeleton_gets_the_friendly_message``'s style (``assert_skeleton_is_friendly``).
+Add a new check's section at the end of the file.
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from unet_lib import DoubleConv, UNet, center_crop
+from unet_lib.checks import (
+    CheckError, CheckPassed, check_center_crop, check_context_margin, check_double_conv,
+    check_output_size, check_up_conv,
+)
+
+
+def skeleton(name: str):
+    """A function like the exercise edition's skeleton of ``name``."""
+    def fn(*args):
+        raise NotImplementedError(f"Exercise `{name}`: replace this line with your code")
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def assert_passes(check, answer) -> None:
+    result = check(answer)
+    assert isinstance(result, CheckPassed) and result.startswith("✓")
+    assert repr(result) == str(result)   # shows without quotes in a notebook
+
+
+def assert_skeleton_is_friendly(check, name: str) -> None:
+    with pytest.raises(NotImplementedError, match=rf"^`{name}` is still the exercise skeleton: replace "
+                                                  r"`raise NotImplementedError` with your code"):
+        check(skeleton(name))
+
+
+def test_check_error_is_an_assertion_error_with_a_hint():
+    from unet_lib.checks import _fail
+    with pytest.raises(AssertionError, match=r"^it is wrong\nHint: look here$"):
+        _fail("it is wrong", "look here")
+    assert issubclass(CheckError, AssertionError)   # pytest and nbval report it as a failed check
+
+
+@pytest.mark.parametrize("check, name", [
+    (check_context_margin, "context_margin"),
+    (check_double_conv, "MyDoubleConv"),
+    (check_up_conv, "make_up_conv"),
+    (check_center_crop, "crop"),
+    (check_output_size, "output_size"),
+])
+def test_skeleton_gets_the_friendly_message(check, name):
+    assert_skeleton_is_friendly(check, name)
+
+
+# -- check_context_margin ----------------------------------------------------------------------
+
+def context_margin(depth: int) -> int:
+    """2 px for the first DoubleConv, then 2 * 2**k per DoubleConv k levels down, on both paths."""
+    return 6 * 2**depth - 4
+
+
+def test_context_margin_by_hand_and_by_the_library():
+    assert context_margin(4) == (572 - 388) // 2 == 92   # the paper's Fig. 1
+    assert context_margin(0) == 2                           # one DoubleConv: two 3x3 convolutions
+    for depth in range(5):
+        model = UNet(depth=depth, base_channels=1)
+        n = model.min_input_size()
+        assert context_margin(depth) == (n - model.output_size(n)) // 2
+
+
+def test_check_context_margin_passes_a_correct_answer():
+    assert_passes(check_context_margin, context_margin)
+
+
+BROKEN_CONTEXT_MARGIN = {
+    "both sides": (lambda depth: 2 * context_margin(depth),
+                   r"context_margin\(0\) = 4; a depth-0 U-Net loses 2 pixels per side\n"
+                   r"Hint: that is both sides together"),
+    "contracting path only": (lambda depth: 2 + 2**(depth + 2) - 4,
+                              r"context_margin\(1\) = 6; a depth-1 U-Net loses 8 pixels per side\n"
+                              r"Hint: count every DoubleConv"),
+    "depth 0 forgotten": (lambda depth: 0 if depth == 0 else context_margin(depth),
+                          r"context_margin\(0\) = 0; .*\nHint: with depth=0 the U-Net is a single DoubleConv"),
+    "wrong type": (lambda depth: str(context_margin(depth)), r"context_margin\(0\) = '2'; "),
+    "nothing returned": (lambda depth: None, r"context_margin\(0\) = None; "),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_CONTEXT_MARGIN.values(), ids=BROKEN_CONTEXT_MARGIN.keys())
+def test_check_context_margin_fails_a_broken_answer(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_context_margin(answer)
+
+
+# -- check_double_conv -------------------------------------------------------------------------
+
+def test_check_double_conv_passes_the_library_block():
+    assert_passes(check_double_conv, DoubleConv)
+    assert_passes(check_double_conv, lambda c_in, c_out: nn.Sequential(   # written out by hand
+        nn.Conv2d(c_in, c_out, 3), nn.ReLU(), nn.Conv2d(c_out, c_out, kernel_size=3), nn.ReLU(inplace=True)))
+
+
+class DefinedOutOfOrder(nn.Module):
+    """Right layers, applied in the right order, but created second-first."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3)
+
+    def forward(self, x):
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))))
+
+
+BROKEN_DOUBLE_CONV = {
+    "same padding (wrong shape)": (lambda i, o: DoubleConv(i, o, padding="same"),
+                                   r"a \(2, 3, 17, 19\) input gave shape \(2, 8, 17, 19\); expected \(2, 8, 13, 15\)"
+                                   r"\nHint: the paper's convolutions are unpadded: use padding=0"),
+    "5x5 kernels padded to the right shape": (
+        lambda i, o: nn.Sequential(nn.Conv2d(i, o, 5, padding=1), nn.ReLU(), nn.Conv2d(o, o, 5, padding=1), nn.ReLU()),
+        r"has 2216 parameters; the paper's block has 808 .*\nHint: two nn.Conv2d with kernel_size=3"),
+    "one convolution": (lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3), nn.ReLU()),
+                        r"has 224 parameters; the paper's block has 808"),
+    "BatchNorm (not the paper's block)": (lambda i, o: DoubleConv(i, o, batch_norm=True),
+                                          r"has 824 parameters; the paper's block has 808"),
+    "last ReLU missing (wrong values)": (lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3), nn.ReLU(), nn.Conv2d(o, o, 3)),
+                                         r"the output has negative values\nHint: .*the last one too"),
+    "ReLU before the convolution (wrong values)": (
+        lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3), nn.ReLU(), nn.ReLU(), nn.Conv2d(o, o, 3), nn.Sigmoid()),
+        r"with the library's weights your block computes different values\nHint: order: conv, ReLU, conv, ReLU"),
+    "layers created out of order": (DefinedOutOfOrder,
+                                    r"parameter `conv2.weight` has shape \(8, 8, 3, 3\); the paper's block has "
+                                    r"\(8, 3, 3, 3\) there\nHint: create the layers in the order they are applied"),
+    "float64 (wrong dtype)": (lambda i, o: DoubleConv(i, o).double(),
+                              r"has torch.float64 parameters; the inputs here, like images, are torch.float32"),
+    "not a module": (lambda i, o: (lambda x: x), r"\(3, 8\) is a function, not an nn.Module"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_DOUBLE_CONV.values(), ids=BROKEN_DOUBLE_CONV.keys())
+def test_check_double_conv_fails_a_broken_block(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_double_conv(answer)
+
+
+# -- check_up_conv -----------------------------------------------------------------------------
+
+def make_up_conv(in_channels: int) -> nn.Module:
+    return nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
+
+
+def test_check_up_conv_passes_the_library_layer():
+    assert_passes(check_up_conv, make_up_conv)
+    assert_passes(check_up_conv, lambda c: UNet(depth=1, base_channels=c // 2).ups[0].up)   # the one in UNet
+
+
+BROKEN_UP_CONV = {
+    "channels kept (wrong shape)": (lambda c: nn.ConvTranspose2d(c, c, 2, stride=2),
+                                    r"make_up_conv\(4\) maps \(1, 4, 5, 7\) to \(1, 4, 10, 14\); expected "
+                                    r"\(1, 2, 10, 14\)\nHint: the up-convolution halves the channels"),
+    "3x3 kernel (off by one)": (lambda c: nn.ConvTranspose2d(c, c // 2, 3, stride=2),
+                                r"to \(1, 2, 11, 15\); expected \(1, 2, 10, 14\)\nHint: kernel_size=2 with stride=2"),
+    "bilinear (no learned 2x2 kernel)": (
+        lambda c: nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(c, c // 2, 1)),
+        r"make_up_conv\(4\) has 10 parameters; a 2x2 up-convolution from 4 to 2 channels has 34\n"
+        r"Hint: use nn.ConvTranspose2d"),
+    "float64 (wrong dtype)": (lambda c: make_up_conv(c).double(), r"make_up_conv\(4\) has torch.float64 parameters"),
+    "a function, not a layer": (lambda c: (lambda x: x), r"make_up_conv\(4\) returned a function, not an nn.Module"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_UP_CONV.values(), ids=BROKEN_UP_CONV.keys())
+def test_check_up_conv_fails_a_broken_layer(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_up_conv(answer)
+
+
+# -- check_center_crop -------------------------------------------------------------------------
+
+def test_check_center_crop_passes_the_library_crop():
+    assert_passes(check_center_crop, center_crop)
+
+
+def _top_left(x, size):
+    return (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
+
+
+BROKEN_CENTER_CROP = {
+    "delta from each side (off by one on odd differences)": (
+        lambda x, size: x[..., _top_left(x, size)[0] : x.shape[-2] - _top_left(x, size)[0],
+                          _top_left(x, size)[1] : x.shape[-1] - _top_left(x, size)[1]],
+        r"crop\(x of shape \(2, 3, 12, 10\), \(7, 5\)\) has shape \(2, 3, 8, 6\); expected \(2, 3, 7, 5\)\n"
+        r"Hint: with an odd difference"),
+    "rounded up (off by one, wrong values)": (
+        lambda x, size: x[..., (x.shape[-2] - size[0] + 1) // 2 : (x.shape[-2] - size[0] + 1) // 2 + size[0],
+                          (x.shape[-1] - size[1] + 1) // 2 : (x.shape[-1] - size[1] + 1) // 2 + size[1]],
+        r"crop\(x, \(7, 5\)\) has the right shape but not the centre of x"),
+    "top-left corner (wrong values)": (lambda x, size: x[..., : size[0], : size[1]],
+                                       r"crop\(x, \(8, 6\)\) has the right shape but not the centre"),
+    "rows and columns swapped": (
+        lambda x, size: x[..., _top_left(x, size)[1] : _top_left(x, size)[1] + size[1],
+                          _top_left(x, size)[0] : _top_left(x, size)[0] + size[0]],
+        r"has shape \(2, 3, 6, 8\); expected \(2, 3, 8, 6\)\nHint: rows and columns are swapped"),
+    "batch and channels cropped (wrong shape)": (
+        lambda x, size: x[_top_left(x, size)[0] : _top_left(x, size)[0] + size[0]],
+        r"expected \(2, 3, 8, 6\)\nHint: crop only the last two dimensions"),
+    "float64 (wrong dtype)": (lambda x, size: center_crop(x, size).double(),
+                              r"crop\(x, \(8, 6\)\) has dtype torch.float64; x has torch.float32"),
+    "numpy (wrong type)": (lambda x, size: center_crop(x, size).numpy(), r"returned a ndarray\nHint: return a torch.Tensor"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_CENTER_CROP.values(), ids=BROKEN_CENTER_CROP.keys())
+def test_check_center_crop_fails_a_broken_crop(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_center_crop(answer)
+
+
+# -- check_output_size -------------------------------------------------------------------------
+
+def output_size(input_size: int, depth: int) -> int | None:
+    """The library's answer, with None for an invalid size."""
+    try:
+        return UNet(depth=depth, base_channels=1).output_size(input_size)
+    except ValueError:
+        return None
+
+
+def by_formula(n: int, depth: int, check_valid: bool = True, shrink: int = 4, up: bool = True) -> int | None:
+    n -= shrink
+    for _ in range(depth):
+        if check_valid and (n < 2 or n % 2):
+            return None
+        n = n // 2 - shrink
+    if check_valid and n < 1:
+        return None
+    for _ in range(depth if up else 0):
+        n = 2 * n - shrink
+        if check_valid and n < 1:
+            return None
+    return n
+
+
+def test_output_size_by_hand():
+    # depth 1, 20 px: 20 - 4 = 16, pool 8, 8 - 4 = 4, up 8, 8 - 4 = 4
+    assert output_size(20, 1) == by_formula(20, 1) == 4
+    # 13 - 4 = 9 is odd: the max-pool cannot halve it
+    assert output_size(13, 1) is None and by_formula(13, 1) is None
+    assert output_size(572, 4) == by_formula(572, 4) == 388   # the paper's Fig. 1
+    assert [n for n in range(1, 300) if by_formula(n, 2) is not None] == \
+        [n for n in range(1, 300) if output_size(n, 2) is not None]
+
+
+def test_check_output_size_passes_a_correct_answer():
+    assert_passes(check_output_size, output_size)
+    assert_passes(check_output_size, by_formula)
+
+
+def raises_like_the_library(n: int, depth: int) -> int:
+    return UNet(depth=depth, base_channels=1).output_size(n)
+
+
+BROKEN_OUTPUT_SIZE = {
+    "no validity check": (lambda n, depth: by_formula(n, depth, check_valid=False),
+                          r"output_size\(1, depth=1\) = -16, but 1 is not a valid input size\n"
+                          r"Hint: every max-pool needs an even size"),
+    "2 pixels per DoubleConv (one side only)": (lambda n, depth: by_formula(n, depth, shrink=2),
+                                                r"output_size\(18, depth=1\) = 10; expected 2\n"
+                                                r"Hint: each DoubleConv removes 4 pixels"),
+    "raises instead of None": (raises_like_the_library,
+                               r"output_size\(1, depth=1\) raised ValueError: input size 1 is not valid.*\n"
+                               r"Hint: return None where the input size is not valid"),
+    "contracting path only": (lambda n, depth: by_formula(n, depth, up=False),
+                              r"output_size\(18, depth=1\) = 3; expected 2"),
+    "wrong type": (lambda n, depth: None if output_size(n, depth) is None else str(output_size(n, depth)),
+                   r"output_size\(18, depth=1\) = '2'; expected 2"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_OUTPUT_SIZE.values(), ids=BROKEN_OUTPUT_SIZE.keys())
+def test_check_output_size_fails_a_broken_answer(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_output_size(answer)
