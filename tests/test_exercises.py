@@ -311,6 +311,21 @@ def test_main_writes_checks_and_removes_stale_files(tmp_path, capsys):
     (out / "98_gone.ipynb").write_text("{}", encoding="utf8")
     assert main(args + ["--check"]) == 1
     assert main(args) == 0 and not (out / "98_gone.ipynb").exists()
+    learner = nbformat.read(out / "99_toy.ipynb", as_version=4)   # a learner solves it and runs it
+    learner.cells[5].source = CROP
+    nbformat.write(learner, out / "99_toy.ipynb")
+    nbformat.write(_toy_solution_notebook(), notebooks / "99_toy.ipynb")   # an instructor edits
+    capsys.readouterr()
+    assert main(args) == 3
+    assert re.search(r"99_toy.ipynb \(the exercise in cell 6 has been filled in\): regenerating would "
+                     r"overwrite this work.*--force", capsys.readouterr().err)
+    assert (out / "99_toy.ipynb").read_text(encoding="utf8") != generate(notebooks, out)[out / "99_toy.ipynb"]
+    learner.cells[5].source = make_skeleton(CROP)
+    learner.cells[6].outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran")]
+    nbformat.write(learner, out / "99_toy.ipynb")
+    assert main(args) == 3 and "(it has outputs)" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0
+    assert (out / "99_toy.ipynb").read_text(encoding="utf8") == generate(notebooks, out)[out / "99_toy.ipynb"]
     nb = _toy_solution_notebook()
     nb.cells[4].source = "x = 1\n" + CROP
     nbformat.write(nb, notebooks / "99_toy.ipynb")
@@ -361,6 +376,7 @@ def _execute(nb: nbformat.NotebookNode, km: KernelManager) -> nbformat.NotebookN
 def _assert_exercises_fail_friendly(nb: nbformat.NotebookNode, km: KernelManager) -> None:
     """Run ``nb``'s exercise section; every check cell must fail with the friendly message about
     the skeleton above it, and every other cell must run (CellExecutionError otherwise)."""
+    assert any(EXERCISE_TAG in c.metadata.get("tags", []) for c in nb.cells), "the notebook has no exercise"
     section, _ = exercise_section(nb)
     ran = _execute(section, km)
     name = None

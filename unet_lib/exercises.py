@@ -148,11 +148,11 @@ def _first_line(cell: NotebookNode) -> str:
 
 def _banner(source_name: str) -> NotebookNode:
     cell = nbformat.v4.new_markdown_cell(
-        "**Exercise edition.** The exercises at the end of this notebook are skeletons: write each "
-        "function's body in place of `raise NotImplementedError`, run its cell, then run the check "
-        "below it, which says what is wrong and where to look. Until then that check fails with a "
+        "**Exercise edition.** The exercises at the end of this notebook are skeletons: write each\n"
+        "function's body in place of `raise NotImplementedError`, run its cell, then run the check\n"
+        "below it, which says what is wrong and where to look. Until then that check fails with a\n"
         "`NotImplementedError`, and \"Run All\" goes on past it.\n\n"
-        f"*Instructors: this file is generated from `{source_name}` by `make exercises`; edit that "
+        f"*Instructors: this file is generated from `{source_name}` by `make exercises`; edit that\n"
         "notebook and regenerate.*")
     cell.id = BANNER_ID
     return cell
@@ -282,12 +282,28 @@ def exercise_section(nb: NotebookNode) -> tuple[NotebookNode, list[int]]:
 
 # -- command line ------------------------------------------------------------------------------
 
+def _learner_work(path: Path) -> str | None:
+    """Why ``path`` looks worked on by a learner (outputs, or an exercise that is no longer a
+    skeleton), or None for a pristine generated file."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:   # not a notebook we can read: nothing of value to protect
+        return None
+    for i, cell in enumerate(nb.cells):
+        if EXERCISE_TAG in cell.metadata.get("tags", []) and 'raise NotImplementedError("Exercise `' not in cell.source:
+            return f"the exercise in cell {i + 1} has been filled in"
+    if any(cell.get("outputs") for cell in nb.cells):
+        return "it has outputs"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m unet_lib.exercises [--check]``: write (or check) the exercise editions."""
     parser = argparse.ArgumentParser(prog="python -m unet_lib.exercises", description=__doc__.split("\n")[0])
     parser.add_argument("--notebooks", default="notebooks", help="solution notebooks (default: notebooks)")
     parser.add_argument("--out", default="exercises", help="exercise editions (default: exercises)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if out of date")
+    parser.add_argument("--force", action="store_true", help="overwrite exercise notebooks that hold a learner's work")
     args = parser.parse_args(argv)
     try:
         editions = generate(args.notebooks, args.out)
@@ -303,6 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if changed or stale:
             print("run `make exercises` and commit exercises/", file=sys.stderr)
         return 1 if changed or stale else 0
+    worked_on = [f"{p} ({why})" for p in changed + stale if p.exists() and (why := _learner_work(p))]
+    if worked_on and not args.force:
+        print(f"error: {'; '.join(worked_on)}: regenerating would overwrite this work. Save it elsewhere "
+              f"(or commit it), then run `python -m unet_lib.exercises --force`", file=sys.stderr)
+        return 3
     out.mkdir(parents=True, exist_ok=True)
     for p in changed:
         p.write_text(editions[p], encoding="utf8")
