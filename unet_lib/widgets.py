@@ -24,88 +24,64 @@ import numpy as np
 import torch
 from PIL import Image as PILImage   # Pillow: a dependency of matplotlib
 
-from .model import UNet
+from .model import UNet, named_blocks
+from .tiling import padded_forward
 
-__all__ = ["Layer", "FeatureMaps", "unet_layers", "feature_maps", "mirror_pad_for", "FeatureMapExplorer"]
+__all__ = ["Layer", "FeatureMaps", "unet_layers", "feature_maps", "FeatureMapExplorer"]
 
 
 class Layer(NamedTuple):
     """One block of a ``UNet`` whose output the explorer can show."""
-    name: str     # the module's name in ``model.named_modules()``: "inc", "downs.0", "ups.1", "outc"
-    label: str    # what the learner reads: "contracting path, level 1 (downs.0)"
+    name: str     # the block's name in ``named_blocks(model)``: "inc", "downs[0]", "ups[1]", "outc"
+    label: str    # what the learner reads: "contracting path, level 1 (downs[0])"
     level: int    # 0 at full resolution; level k is downsampled by 2**k
 
 
 class FeatureMaps(NamedTuple):
     """What ``feature_maps`` returns for one image."""
     maps: dict[str, torch.Tensor]   # layer name -> (C, h, w) output of that block, float32, CPU
-    logits: torch.Tensor            # (num_classes, H, W): the output cropped to the image
+    logits: torch.Tensor            # (num_classes, H, W): the output for every pixel of the image
     input: torch.Tensor             # (in_channels, H_in, W_in): what the network saw (mirror-padded)
 
 
 def unet_layers(model: UNet) -> list[Layer]:
-    """The blocks of ``model`` in the order the data flows through them: the first
-    ``DoubleConv``, each ``Down`` of the contracting path (the last one is the bottleneck),
-    each ``Up`` of the expansive path, and the ``OutConv``."""
+    """The blocks of ``model`` in the order the data flows through them (``named_blocks``): the
+    first ``DoubleConv``, each ``Down`` of the contracting path (the last one is the
+    bottleneck), each ``Up`` of the expansive path, and the ``OutConv``."""
     _check_model(model)
     depth = model.depth
-    layers = [Layer("inc", "contracting path, level 0 (inc)", 0)]
-    for i in range(depth):
-        level = i + 1
-        part = "bottleneck" if level == depth else "contracting path"
-        layers.append(Layer(f"downs.{i}", f"{part}, level {level} (downs.{i})", level))
-    for i in range(depth):
-        level = depth - 1 - i   # ups[0] sits just above the bottleneck
-        layers.append(Layer(f"ups.{i}", f"expansive path, level {level} (ups.{i})", level))
-    layers.append(Layer("outc", "output: logits (outc)", 0))
+    layers = []
+    for name, _ in named_blocks(model):
+        if name == "inc":
+            layers.append(Layer(name, f"contracting path, level 0 ({name})", 0))
+        elif name.startswith("downs"):
+            level = int(name[6:-1]) + 1
+            part = "bottleneck" if level == depth else "contracting path"
+            layers.append(Layer(name, f"{part}, level {level} ({name})", level))
+        elif name.startswith("ups"):
+            level = depth - 1 - int(name[4:-1])   # ups[0] sits just above the bottleneck
+            layers.append(Layer(name, f"expansive path, level {level} ({name})", level))
+        else:
+            layers.append(Layer(name, f"output: logits ({name})", 0))
     return layers
-
-
-def mirror_pad_for(model: UNet, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    """How to mirror-pad an image of ``height`` x ``width`` so that the output covers it.
-
-    Returns ``((H_in, W_in), (top, left), (crop_top, crop_left))``: pad the image to
-    ``H_in`` x ``W_in`` with ``top`` rows above and ``left`` columns to the left, run the
-    network, and ``output[..., crop_top : crop_top + height, crop_left : crop_left + width]``
-    is the prediction for the image. Following the paper (Fig. 2): "To predict the pixels in the
-    border region of the image, the missing context is extrapolated by mirroring the input
-    image." With ``padding="valid"`` the output is smaller than the input by a fixed margin on
-    each side; with ``padding="same"`` padding only rounds the size up to a multiple of
-    ``2**depth``.
-    """
-    _check_model(model)
-    sizes, offsets, crops = [], [], []
-    for n in (height, width):
-        n_in = next(m for m in model.valid_input_sizes(lo=n, hi=n + 2 * model.min_input_size() + 2**model.depth)
-                    if model.output_size(m) >= n)
-        n_out = model.output_size(n_in)
-        margin = (n_in - n_out) // 2   # input pixels lost on each side (0 with "same" padding)
-        extra = n_out - n               # output pixels beyond the image, split around it
-        sizes.append(n_in)
-        offsets.append(margin + extra // 2)
-        crops.append(extra // 2)
-    return (sizes[0], sizes[1]), (offsets[0], offsets[1]), (crops[0], crops[1])
 
 
 @torch.no_grad()
 def feature_maps(model: UNet, image: torch.Tensor) -> FeatureMaps:
     """Run ``model`` once on ``image`` (C, H, W) and record every block's output with forward hooks.
 
-    The image is mirror-padded first (``mirror_pad_for``) so that the logits cover the whole
-    image; the feature maps are those of the padded input, so with valid padding they are larger
-    than the image at the top level. The model runs in eval mode (BatchNorm uses its running
-    statistics and is not updated) and is put back in the mode it was in; the hooks are removed.
+    The image goes through ``tiling.padded_forward``: it is mirror-padded by the model's context
+    margin so that the logits cover every pixel of the image (Fig. 2: "the missing context is
+    extrapolated by mirroring the input image"). The feature maps are those of the padded input,
+    so they are larger than the image at the top level. The model runs in eval mode (BatchNorm
+    uses its running statistics and is not updated) and is put back in the mode it was in; the
+    hooks are removed.
     """
     _check_model(model)
     image = _check_image(image, model.in_channels, "image")
-    h, w = image.shape[-2:]
-    (h_in, w_in), (top, left), (crop_top, crop_left) = mirror_pad_for(model, h, w)
-    padded = np.pad(image.numpy(), ((0, 0), (top, h_in - h - top), (left, w_in - w - left)), mode="reflect")
     param = next(model.parameters())
-    x = torch.from_numpy(padded)[None].to(param.device, param.dtype)   # (1, C, H_in, W_in)
-
     maps: dict[str, torch.Tensor] = {}
-    modules = dict(model.named_modules())
+    seen: list[torch.Tensor] = []
 
     def recorder(name: str):
         def hook(module, inputs, output):
@@ -113,17 +89,18 @@ def feature_maps(model: UNet, image: torch.Tensor) -> FeatureMaps:
             maps[name] = output[0].detach().to("cpu", torch.float32).clone()   # (C, h, w)
         return hook
 
-    handles = [modules[layer.name].register_forward_hook(recorder(layer.name)) for layer in unet_layers(model)]
+    blocks = dict(named_blocks(model))
+    handles = [blocks[layer.name].register_forward_hook(recorder(layer.name)) for layer in unet_layers(model)]
+    handles.append(model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0][0].detach().cpu())))
     was_training = model.training
     try:
         model.eval()
-        logits = model(x)[0]                      # (num_classes, H_out, W_out)
+        logits = padded_forward(model, image[None].to(param.device, param.dtype))[0]   # (num_classes, H, W)
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
-    logits = logits[:, crop_top : crop_top + h, crop_left : crop_left + w]   # (num_classes, H, W)
-    return FeatureMaps(maps, logits.to("cpu", torch.float32), torch.from_numpy(padded))
+    return FeatureMaps(maps, logits.to("cpu", torch.float32), seen[0].float())
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -148,8 +125,6 @@ def _check_image(image, in_channels: int, what: str) -> torch.Tensor:
     if not image.is_floating_point():
         raise TypeError(f"{what} must be a float tensor, got {image.dtype}; "
                         f"convert with image.float() (divide by 255 if it holds 0..255)")
-    if min(image.shape[-2:]) < 2:
-        raise ValueError(f"{what} must be at least 2x2 to be mirror-padded, got {tuple(image.shape[-2:])}")
     return image.detach().to("cpu", torch.float32)
 
 
