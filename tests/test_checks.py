@@ -290,3 +290,72 @@ BROKEN_OUTPUT_SIZE = {
 def test_check_output_size_fails_a_broken_answer(answer, match):
     with pytest.raises(CheckError, match=match):
         check_output_size(answer)
+
+
+# -- check_record_output (notebook 09) --------------------------------------------------------
+
+from unet_lib.checks import check_record_output  # noqa: E402  (appended section)
+
+
+def record_output(model, x, block):
+    """The exercise's solution: a forward hook that keeps the block's output, removed afterwards."""
+    kept = []
+    handle = block.register_forward_hook(lambda module, inputs, output: kept.append(output))
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    return kept[0]
+
+
+def test_check_record_output_passes_a_correct_answer():
+    assert_passes(check_record_output, record_output)
+    assert_skeleton_is_friendly(check_record_output, "record_output")
+
+
+def keeps_the_hook(model, x, block):
+    kept = []
+    block.register_forward_hook(lambda module, inputs, output: kept.append(output))
+    model(x)
+    return kept[0]
+
+
+def runs_twice(model, x, block):
+    model(x)
+    return record_output(model, x, block)
+
+
+def keeps_the_input(model, x, block):
+    kept = []
+    handle = block.register_forward_hook(lambda module, inputs, output: kept.append(inputs[0]))
+    model(x)
+    handle.remove()
+    return kept[0]
+
+
+def keeps_all_arguments(model, x, block):
+    kept = []
+    handle = block.register_forward_hook(lambda *arguments: kept.append(arguments))
+    model(x)
+    handle.remove()
+    return kept[0]
+
+
+BROKEN_RECORD_OUTPUT = {
+    "hook not removed": (keeps_the_hook, r"a forward hook is still attached to the block\nHint: .*handle.remove\(\)"),
+    "two forward passes": (runs_twice, r"ran the model 2 times; expected once"),
+    "the block's input": (keeps_the_input, r"model.inc\) returned the block's input, not its output\n"
+                                           r"Hint: the hook's arguments are \(module, inputs, output\)"),
+    "the hook's arguments": (keeps_all_arguments, r"returned a tuple; expected a tensor\n"
+                                                  r"Hint: the hook is called as hook\(module, inputs, output\)"),
+    "batch dimension dropped": (lambda m, x, b: record_output(m, x, b)[0],
+                                r"has shape \(4, 76, 76\); the block's output has shape \(2, 4, 76, 76\)\n"
+                                r"Hint: keep the batch dimension"),
+    "normalised": (lambda m, x, b: record_output(m, x, b).sigmoid(), r"right shape but different values"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_RECORD_OUTPUT.values(), ids=BROKEN_RECORD_OUTPUT.keys())
+def test_check_record_output_fails_a_broken_answer(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_record_output(answer)

@@ -20,6 +20,7 @@ __all__ = [
     "CheckError", "CheckPassed",
     "check_context_margin", "check_double_conv", "check_up_conv", "check_center_crop", "check_output_size",
     "check_otsu_threshold",
+    "check_record_output",
 ]
 
 
@@ -235,3 +236,52 @@ def check_otsu_threshold(otsu: Callable) -> CheckPassed:
                     "the fraction of pixels in class k and mu_k their mean value")
         _fail(f"otsu({name}) = {got:g}; Otsu's threshold is {expected:g}", hint)
     return CheckPassed("✓ otsu matches unet_lib.baselines.otsu_threshold on hand-worked and bimodal images")
+
+
+def check_record_output(record_output: Callable) -> CheckPassed:
+    """``record_output(model, x, block)`` must run ``model`` once on ``x`` (B, C, H, W) and return
+    what its submodule ``block`` produced, (B, C', h, w), caught with a forward hook that is
+    removed afterwards. Compared with ``unet_lib.widgets.feature_maps`` on every block."""
+    from .model import named_blocks
+    from .widgets import feature_maps   # imported here: checks need not load ipywidgets otherwise
+
+    torch.manual_seed(0)
+    model = UNet(depth=2, base_channels=4).eval()
+    images = torch.rand(2, 1, 40, 40, generator=torch.Generator().manual_seed(0))
+    fms = [feature_maps(model, image) for image in images]
+    x = torch.stack([fm.input for fm in fms])                    # (2, 1, H_in, W_in), mirror-padded
+    for name, block in named_blocks(model):
+        expected = torch.stack([fm.maps[name] for fm in fms])    # (2, C', h, w)
+        inputs: list[torch.Tensor] = []
+        passes: list[int] = []
+        spies = [block.register_forward_pre_hook(lambda m, args: inputs.append(args[0])),
+                 model.register_forward_pre_hook(lambda m, args: passes.append(1))]
+        hooks_before = len(block._forward_hooks)
+        try:
+            got = _call(record_output, model, x.clone(), block)
+        finally:
+            for spy in spies:
+                spy.remove()
+        if len(block._forward_hooks) > hooks_before:
+            _fail(f"after record_output(model, x, model.{name}) a forward hook is still attached to the block",
+                  "register_forward_hook returns a handle; call handle.remove() when the model has run "
+                  "(in a `finally:` so that it is removed even when the model raises)")
+        if len(passes) != 1:
+            _fail(f"record_output(model, x, model.{name}) ran the model {len(passes)} times; expected once",
+                  "register the hook, run model(x) once, remove the hook, return what the hook kept")
+        if not isinstance(got, torch.Tensor):
+            _fail(f"record_output(model, x, model.{name}) returned a {type(got).__name__}; expected a tensor",
+                  "the hook is called as hook(module, inputs, output); keep `output` (e.g. in a list or dict)")
+        got = got.detach()
+        if inputs and got.shape == inputs[0].shape and torch.equal(got, inputs[0]) and got.shape != expected.shape:
+            _fail(f"record_output(model, x, model.{name}) returned the block's input, not its output",
+                  "the hook's arguments are (module, inputs, output): the third one is what the block produced")
+        if got.shape != expected.shape:
+            hint = ("keep the batch dimension: the model ran on a batch of 2" if got.shape == expected.shape[1:]
+                    else "return the block's output, as the hook receives it")
+            _fail(f"record_output(model, x, model.{name}) has shape {tuple(got.shape)}; "
+                  f"the block's output has shape {tuple(expected.shape)}", hint)
+        if not torch.allclose(got, expected, atol=1e-5):
+            _fail(f"record_output(model, x, model.{name}) has the right shape but different values",
+                  "return the output of this run of the model on x, unchanged (no normalising or cropping)")
+    return CheckPassed("✓ record_output catches every block's output with a forward hook and removes the hook")
