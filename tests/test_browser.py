@@ -166,10 +166,20 @@ IMAGE_SHOWN_JS = """([selector, old]) => {
 }"""
 
 
-def test_explorer_runs_and_responds_in_jupyterlab(browser, jupyterlab):   # no server without a browser
+def test_explorer_runs_and_responds_in_jupyterlab(browser, jupyterlab, tmp_path):   # no server without a browser
     base_url, token = jupyterlab
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
     page.set_default_timeout(STEP_S * 1000)
+    try:
+        explore(page, base_url, token)
+    except BaseException:
+        # what the page looked like, kept in pytest's temporary directory next to jupyterlab.log
+        page.screenshot(path=tmp_path / "failure.png", full_page=True, timeout=10_000)
+        print(f"screenshot of the page: {tmp_path / 'failure.png'}; server log: {tmp_path / 'jupyterlab.log'}")
+        raise
+
+
+def explore(page, base_url: str, token: str) -> None:
     page.goto(f"{base_url}/lab/tree/{NOTEBOOK.name}?reset&token={token}", wait_until="domcontentloaded",
               timeout=SERVER_START_S * 1000)
     page.wait_for_function(KERNEL_IDLE_JS, timeout=SERVER_START_S * 1000)

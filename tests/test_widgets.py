@@ -175,7 +175,19 @@ def test_slider_changes_picture_and_statistics_without_rerunning_the_network(exp
     assert calls == []                                           # cached: no forward pass
 
 
-def test_each_image_runs_the_network_once(explorer):
+def test_precompute_runs_every_image_when_built():
+    model = make_model(1)
+    calls = count_forward_passes(model)
+    explorer = FeatureMapExplorer(model, make_images(3))
+    assert len(calls) == 3
+    explorer.image_slider.value = 2
+    assert len(calls) == 3
+    FeatureMapExplorer(model, make_images(3), precompute=False)
+    assert len(calls) == 4                                       # only the image on show
+
+
+def test_each_image_runs_the_network_once():
+    explorer = FeatureMapExplorer(make_model(2), make_images(3), precompute=False)
     calls = count_forward_passes(explorer.model)
     pictures = explorer.input_view.value, explorer.pred_view.value
     explorer.image_slider.value = 1

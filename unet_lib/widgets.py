@@ -203,14 +203,16 @@ class FeatureMapExplorer(widgets.VBox):
     Every part carries a CSS class ``unet-explorer-*`` for tests and styling.
 
     Each image goes through the network once (``feature_maps``); the result is cached, so a
-    slider or layer change only redraws.
+    slider or layer change only redraws. With ``precompute=True`` (the default) all images run
+    when the explorer is built; with ``False`` each one runs when it is first chosen (for many
+    images or a large network: the maps of one 128x128 image take a few MB).
     """
 
     DISPLAY = 256        # px: the longer side of the input, feature-map and prediction views
     GRID_WIDTH = 640     # px: the width of the grid of all channels
 
     def __init__(self, model: UNet, images, *, layer: str | None = None, channel: int = 0,
-                 cmap: str = "viridis", max_grid_channels: int = 128):
+                 cmap: str = "viridis", max_grid_channels: int = 128, precompute: bool = True):
         _check_model(model)
         self.model = model
         self.images = _as_image_list(images, model.in_channels)
@@ -256,6 +258,9 @@ class FeatureMapExplorer(widgets.VBox):
         ])
         self.add_class("unet-explorer")
 
+        if precompute:   # every image through the network now, so that no change waits for it
+            for index in range(len(self.images)):
+                self.maps(index)
         self._show_image()
         self._show_layer(channel)
         self.image_slider.observe(self._on_image, names="value")
