@@ -23,3 +23,8 @@ from .baselines import otsu_instances, otsu_threshold
 from .data import load_real_nuclei, percentile_normalize
 
 __all__ += ["load_real_nuclei", "percentile_normalize", "otsu_threshold", "otsu_instances"]
+
+# looking inside the trained network: forward hooks and an ipywidgets explorer (notebook 09)
+from .widgets import FeatureMapExplorer, feature_maps, unet_layers
+
+__all__ += ["FeatureMapExplorer", "feature_maps", "unet_layers"]
