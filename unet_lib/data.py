@@ -55,7 +55,8 @@ def touching_borders(instances) -> np.ndarray:
     labels = instances.astype(np.int64)
     # a neighbour with a larger id, or a smaller non-zero id (background made "infinitely large")
     larger = ndimage.maximum_filter(labels, size=3, mode="nearest") > labels
-    no_background = np.where(labels == 0, np.iinfo(np.int64).max, labels)
+    # (not iinfo.max: scipy's minimum_filter overflows on it)
+    no_background = np.where(labels == 0, labels.max(initial=0) + 1, labels)
     smaller = ndimage.minimum_filter(no_background, size=3, mode="nearest") < labels
     return (labels > 0) & (larger | smaller)
 
