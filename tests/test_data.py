@@ -1,0 +1,152 @@
+"""unet_lib.data: the toy cell dataset and the ground truth computed from instances.
+
+(load_real_nuclei and percentile_normalize are tested in tests/test_real_nuclei.py.)
+"""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from unet_lib.data import (ToyCells, draw_cells, instances_to_mask, separate_touching, targets_from_instances,
+                           touching_borders)
+from unet_lib.weights import unet_weight_map
+
+
+def brute_force_borders(instances: np.ndarray) -> np.ndarray:
+    """A cell pixel is on a border if one of its 8 neighbours is another cell: pixel by pixel."""
+    H, W = instances.shape
+    out = np.zeros((H, W), bool)
+    for y in range(H):
+        for x in range(W):
+            if instances[y, x] == 0:
+                continue
+            window = instances[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
+            out[y, x] = np.any((window != 0) & (window != instances[y, x]))
+    return out
+
+
+def test_touching_borders_worked_by_hand():
+    instances = np.array([[1, 1, 2, 2, 0, 3],
+                          [1, 1, 0, 0, 0, 0],
+                          [0, 0, 0, 0, 0, 4]])
+    expected = np.array([[0, 1, 1, 0, 0, 0],
+                         [0, 1, 0, 0, 0, 0],      # (1, 1) touches 2 diagonally
+                         [0, 0, 0, 0, 0, 0]], bool)   # 3 and 4 are two rows apart: not touching
+    np.testing.assert_array_equal(touching_borders(instances), expected)
+    np.testing.assert_array_equal(separate_touching(instances), np.where(expected, 0, instances))
+    np.testing.assert_array_equal(instances_to_mask(instances), (np.where(expected, 0, instances) > 0).astype(int))
+
+
+def test_touching_borders_match_brute_force():
+    _, instances = draw_cells(48, np.random.default_rng(3), n_cells=(8, 8), radius=(5, 9))
+    expected = brute_force_borders(instances)
+    assert expected.any()
+    np.testing.assert_array_equal(touching_borders(instances), expected)
+
+
+def test_targets_from_instances():
+    _, instances = draw_cells(64, np.random.default_rng(0))
+    mask, weight_map = targets_from_instances(instances, w0=7.0, sigma=3.0)
+    assert mask.dtype == np.int64 and weight_map.dtype == np.float32
+    np.testing.assert_array_equal(mask, instances_to_mask(instances))
+    np.testing.assert_array_equal(weight_map, unet_weight_map(separate_touching(instances), w0=7.0, sigma=3.0))
+    # the separating borders are background in the mask and get the largest weights
+    borders = touching_borders(instances)
+    assert np.all(mask[borders] == 0)
+    assert weight_map[borders].mean() > 3 * weight_map[(instances == 0)].mean()
+
+
+def test_sample_shapes_dtypes_and_ranges():
+    ds = ToyCells(3, size=96, seed=1)
+    assert len(ds) == 3
+    sample = ds[0]
+    assert set(sample) == {"image", "instances", "mask", "weight_map"}
+    assert sample["image"].shape == (1, 96, 96) and sample["image"].dtype == torch.float32
+    assert 0 <= sample["image"].min() and sample["image"].max() <= 1
+    for key, dtype in [("instances", torch.int64), ("mask", torch.int64), ("weight_map", torch.float32)]:
+        assert sample[key].shape == (96, 96) and sample[key].dtype == dtype
+    assert set(sample["mask"].unique().tolist()) == {0, 1}
+    assert (sample["weight_map"] > 0).all()
+    mask, weight_map = targets_from_instances(sample["instances"].numpy())
+    np.testing.assert_array_equal(sample["mask"].numpy(), mask)
+    np.testing.assert_array_equal(sample["weight_map"].numpy(), weight_map)
+
+
+def test_instance_ids_are_consecutive():
+    for i in range(5):
+        ids = ToyCells(5, seed=2)[i]["instances"].unique().tolist()
+        assert ids == list(range(len(ids)))
+
+
+def test_sample_depends_only_on_seed_and_index():
+    in_order = [ToyCells(4, seed=7)[i] for i in range(4)]
+    backwards = ToyCells(4, seed=7)
+    for i in reversed(range(4)):
+        for key in in_order[i]:
+            assert torch.equal(backwards[i][key], in_order[i][key])
+    assert torch.equal(backwards[-1]["image"], in_order[3]["image"])
+    assert not torch.equal(in_order[0]["image"], in_order[1]["image"])
+    assert not torch.equal(ToyCells(4, seed=8)[0]["image"], in_order[0]["image"])
+    # the length of the dataset does not change a sample
+    assert torch.equal(ToyCells(100, seed=7)[2]["instances"], in_order[2]["instances"])
+
+
+def test_defaults_make_cells_touch():
+    ds = ToyCells(10)
+    touching = [touching_borders(ds[i]["instances"].numpy()).any() for i in range(len(ds))]
+    assert sum(touching) >= 9
+    counts = [int(ds[i]["instances"].max()) for i in range(len(ds))]
+    assert 6 <= min(counts) and max(counts) <= 12
+
+
+def test_knobs():
+    apart = sum(touching_borders(ToyCells(8, touching=0.0, seed=4)[i]["instances"].numpy()).sum() for i in range(8))
+    pressed = sum(touching_borders(ToyCells(8, touching=1.0, seed=4)[i]["instances"].numpy()).sum() for i in range(8))
+    assert pressed > 2 * apart
+    assert all(ToyCells(4, n_cells=(3, 3))[i]["instances"].max() <= 3 for i in range(4))
+    quiet = ToyCells(1, noise=0.0)[0]["image"].numpy()[0]
+    noisy = ToyCells(1, noise=0.2)[0]["image"].numpy()[0]
+    assert np.abs(np.diff(noisy, axis=1)).mean() > 3 * np.abs(np.diff(quiet, axis=1)).mean()
+    assert ToyCells(1, size=40, radius=(4.0, 6.0))[0]["image"].shape == (1, 40, 40)
+
+
+def test_a_threshold_does_not_separate_touching_cells():
+    # the point of the data: any global threshold that keeps most of the cells merges some of them
+    sample = ToyCells(1, seed=0)[0]
+    image, instances = sample["image"].numpy()[0], sample["instances"].numpy()
+    for t in np.linspace(0.2, 0.8, 13):
+        foreground = image > t
+        if foreground[instances > 0].mean() < 0.8:
+            continue
+        components = ndimage.label(foreground)[0]
+        # the connected component that holds most of each cell
+        home = [np.bincount(components[instances == i]).argmax() for i in range(1, instances.max() + 1)]
+        home = [c for c in home if c > 0]
+        assert len(home) - len(set(home)) >= 3, f"threshold {t:.2f} separates the cells"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n=0), "n .* must be an integer >= 1"),
+    (dict(n=2, size=8), "size must be an integer >= 16"),
+    (dict(n=2, n_cells=(5, 2)), "n_cells must be"),
+    (dict(n=2, radius=(1.0, 5.0)), "radius must be"),
+    (dict(n=2, size=30, radius=(4.0, 20.0)), "radius must be"),
+    (dict(n=2, touching=1.5), "touching is a probability"),
+    (dict(n=2, noise=-0.1), "noise .* must be >= 0"),
+])
+def test_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ToyCells(**kwargs)
+
+
+def test_index_out_of_range():
+    with pytest.raises(IndexError, match="out of range for ToyCells of length 3"):
+        ToyCells(3)[3]
+
+
+def test_ground_truth_rejects_bad_labels():
+    with pytest.raises(TypeError, match="integer dtype"):
+        instances_to_mask(np.zeros((4, 4), np.float64))
+    with pytest.raises(ValueError, match="negative ids"):
+        targets_from_instances(np.array([[0, -3]]))
