@@ -1,0 +1,160 @@
+"""unet_lib.augment: joint transforms keep labels integral and aligned with the image."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from unet_lib.augment import (AugmentConfig, Augmented, augment, elastic_deform, elastic_displacement,
+                              upsample_displacement)
+from unet_lib.data import ToyCells, draw_cells, targets_from_instances
+
+GEOMETRY_ONLY = AugmentConfig(elastic=0.0, brightness=0.0, contrast=0.0, gamma=0.0)
+NO_INTENSITY = AugmentConfig(brightness=0.0, contrast=0.0, gamma=0.0)
+
+
+def labelled_pair(size=48, seed=0):
+    """instances and an image that encodes them: image = instances / 16 (both (H, W))."""
+    _, instances = draw_cells(size, np.random.default_rng(seed), radius=(5.0, 9.0))
+    return (instances / 16).astype(np.float32), instances
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_flips_and_rotations_are_joint_and_exact(seed):
+    image, instances = labelled_pair()
+    out_image, out_instances = augment(image, instances, np.random.default_rng(seed), GEOMETRY_ONLY)
+    np.testing.assert_array_equal(out_image * 16, out_instances)
+    # one of the 8 symmetries of the square
+    symmetries = [np.rot90(f, k) for f in (instances, instances[::-1]) for k in range(4)]
+    assert any(np.array_equal(out_instances, s) for s in symmetries)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_elastic_keeps_labels_integral_and_aligned(seed):
+    image, instances = labelled_pair(size=128, seed=seed)   # at 48 px, sigma = 10 px can fold the image
+    out_image, out_instances = augment(image, instances, np.random.default_rng(seed), NO_INTENSITY)
+    assert out_instances.dtype == instances.dtype
+    assert set(np.unique(out_instances)) <= set(np.unique(instances))        # no new ids
+    assert not np.array_equal(out_instances, instances)
+    # the image is interpolated linearly, the labels by nearest neighbour: each image value is a
+    # mix of labels that lie next to each other, so it stays within the labels of its neighbourhood
+    low = ndimage.minimum_filter(out_instances, size=5, mode="nearest")
+    high = ndimage.maximum_filter(out_instances, size=5, mode="nearest")
+    assert np.all((low - 1e-4 <= out_image * 16) & (out_image * 16 <= high + 1e-4))
+    assert np.isclose(out_image * 16, out_instances, atol=1e-4).mean() > 0.75
+
+
+def test_elastic_deform_samples_image_and_labels_at_the_same_points():
+    image, instances = labelled_pair(size=128, seed=1)
+    _, displacement = elastic_displacement(instances.shape, np.random.default_rng(0))
+    out_image, out_instances = elastic_deform(image, instances, displacement)
+    # where the four pixels around a sampling point carry one label, both outputs must be it
+    H, W = instances.shape
+    rows, cols = np.arange(H)[:, None] + displacement[0], np.arange(W)[None, :] + displacement[1]
+    inside = (rows >= 0) & (rows <= H - 1) & (cols >= 0) & (cols <= W - 1)   # no reflection needed
+    rows, cols = np.clip(rows, 0, H - 1), np.clip(cols, 0, W - 1)
+    r0, c0 = np.floor(rows).astype(int), np.floor(cols).astype(int)
+    r1, c1 = np.minimum(r0 + 1, H - 1), np.minimum(c0 + 1, W - 1)
+    corners = np.stack([instances[r0, c0], instances[r0, c1], instances[r1, c0], instances[r1, c1]])
+    uniform = (corners == corners[0]).all(axis=0) & inside
+    assert uniform.mean() > 0.5
+    np.testing.assert_array_equal(out_instances[uniform], corners[0][uniform])
+    np.testing.assert_allclose(out_image[uniform] * 16, corners[0][uniform], atol=1e-4)
+
+
+def test_zero_displacement_is_the_identity():
+    image, instances = labelled_pair()
+    out_image, out_instances = elastic_deform(image, instances, np.zeros((2,) + instances.shape))
+    np.testing.assert_array_equal(out_instances, instances)
+    np.testing.assert_allclose(out_image, image)
+
+
+def test_whole_pixel_shift_worked_by_hand():
+    instances = np.arange(20).reshape(4, 5)
+    displacement = np.zeros((2, 4, 5))
+    displacement[1] = 1.0                 # every output pixel takes the value one column to the right
+    image, out = elastic_deform(instances.astype(np.float64), instances, displacement)
+    expected = np.concatenate([instances[:, 1:], instances[:, -1:]], axis=1)   # reflect at the edge
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_upsampled_field_passes_through_the_grid_points():
+    coarse = np.random.default_rng(0).normal(0, 10, (2, 3, 3))
+    field = upsample_displacement(coarse, (33, 41))       # nodes at rows 0, 16, 32 and columns 0, 20, 40
+    np.testing.assert_allclose(field[:, ::16, ::20], coarse, atol=1e-9)
+    np.testing.assert_allclose(upsample_displacement(np.full((2, 3, 3), 2.5), (8, 9)), 2.5)
+    # bicubic is smooth: neighbouring pixels move almost together
+    assert np.abs(np.diff(field, axis=2)).max() < 3
+
+
+def test_coarse_displacements_have_the_papers_spread():
+    rng = np.random.default_rng(0)
+    coarse = np.stack([elastic_displacement((16, 16), rng)[0] for _ in range(400)])   # (400, 2, 3, 3)
+    assert coarse.std() == pytest.approx(10.0, rel=0.05)
+    assert abs(coarse.mean()) < 0.5
+    assert elastic_displacement((16, 20), rng, grid=5, sigma=2.0)[1].shape == (2, 16, 20)
+
+
+def test_same_generator_same_result_and_kinds_preserved():
+    image, instances = labelled_pair()
+    a = augment(image[None], instances, np.random.default_rng(3))
+    b = augment(image[None], instances, np.random.default_rng(3))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[0].shape == (1, 48, 48) and a[0].dtype == np.float32
+    assert 0 <= a[0].min() and a[0].max() <= 1
+    t_image, t_instances = augment(torch.from_numpy(image[None]), torch.from_numpy(instances), np.random.default_rng(3))
+    assert isinstance(t_image, torch.Tensor) and isinstance(t_instances, torch.Tensor)
+    torch.testing.assert_close(t_image, torch.from_numpy(a[0]))
+    assert t_instances.dtype == torch.int64
+
+
+def test_intensity_changes_leave_labels_alone():
+    image, instances = labelled_pair()
+    config = AugmentConfig(flip=False, rotate90=False, elastic=0.0, brightness=0.2, contrast=0.3, gamma=0.3)
+    out_image, out_instances = augment(image, instances, np.random.default_rng(1), config)
+    np.testing.assert_array_equal(out_instances, instances)
+    assert not np.allclose(out_image, image)
+
+
+def test_non_square_images_keep_their_shape():
+    image, instances = np.zeros((20, 30), np.float32), np.zeros((20, 30), np.int64)
+    for seed in range(8):
+        out_image, out_instances = augment(image, instances, np.random.default_rng(seed))
+        assert out_image.shape == out_instances.shape == (20, 30)
+
+
+def test_augmented_dataset():
+    base = ToyCells(3, size=64, seed=0)
+    aug = Augmented(base, seed=5)
+    first, second = aug[1], aug[1]
+    assert set(first) == {"image", "instances", "mask", "weight_map"}
+    assert first["image"].shape == (1, 64, 64) and first["image"].dtype == torch.float32
+    assert first["mask"].dtype == torch.int64 and first["weight_map"].dtype == torch.float32
+    assert not torch.equal(first["instances"], second["instances"])          # a new draw each access
+    mask, weight_map = targets_from_instances(first["instances"].numpy())
+    np.testing.assert_array_equal(first["mask"].numpy(), mask)               # targets match the warp
+    np.testing.assert_array_equal(first["weight_map"].numpy(), weight_map)
+    again = Augmented(base, seed=5)
+    assert torch.equal(again[1]["image"], first["image"])                    # reproducible from the seed
+    assert torch.equal(again[-2]["image"], second["image"])                  # index -2 is sample 1
+    with pytest.raises(IndexError, match="out of range"):
+        aug[3]
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: augment(np.zeros((8, 8)), np.zeros((8, 8), int), 0), TypeError, "numpy.random.Generator"),
+    (lambda: augment(np.zeros((8, 8)), np.zeros((8, 9), int), np.random.default_rng()), ValueError, "same H, W"),
+    (lambda: augment(np.zeros((3, 8, 8)), np.zeros((8, 8), int), np.random.default_rng()), ValueError,
+     r"\(1, H, W\) or \(H, W\)"),
+    (lambda: augment(np.zeros((8, 8)), np.zeros((8, 8)), np.random.default_rng()), TypeError, "integer dtype"),
+    (lambda: upsample_displacement(np.zeros((3, 3)), (8, 8)), ValueError, r"\(2, g, g\)"),
+    (lambda: elastic_displacement((8, 8), np.random.default_rng(), grid=1), ValueError, "grid must be"),
+    (lambda: elastic_displacement((8, 8), np.random.default_rng(), sigma=-1), ValueError, "sigma must be"),
+    (lambda: elastic_deform(np.zeros((8, 8)), np.zeros((8, 8), int), np.zeros((2, 8, 9))), ValueError,
+     r"\(2, H, W\)"),
+])
+def test_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
