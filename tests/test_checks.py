@@ -359,3 +359,152 @@ BROKEN_RECORD_OUTPUT = {
 def test_check_record_output_fails_a_broken_answer(answer, match):
     with pytest.raises(CheckError, match=match):
         check_record_output(answer)
+
+
+# -- check_otsu_threshold (notebook 10) --------------------------------------------------------
+
+from unet_lib.baselines import otsu_threshold  # noqa: E402  (appended section)
+from unet_lib.checks import check_otsu_threshold  # noqa: E402
+
+
+def _otsu_split(image, score):
+    """The best split between consecutive distinct values by ``score(n0, n1, mu0, mu1)``:
+    returns (largest background value, smallest foreground value)."""
+    values = np.unique(np.asarray(image, dtype=np.float64))
+    x = np.asarray(image, dtype=np.float64).ravel()
+    scores = [score((x <= t).sum(), (x > t).sum(), x[x <= t].mean(), x[x > t].mean()) for t in values[:-1]]
+    k = int(np.argmax(scores))
+    return values[k], values[k + 1]
+
+
+def _otsu_by_hand(image):
+    return _otsu_split(image, lambda n0, n1, mu0, mu1: n0 * n1 * (mu0 - mu1) ** 2)[0]
+
+
+def test_check_otsu_threshold_passes_the_library_and_a_by_hand_version():
+    assert_passes(check_otsu_threshold, otsu_threshold)
+    assert_passes(check_otsu_threshold, _otsu_by_hand)
+    assert_skeleton_is_friendly(check_otsu_threshold, "otsu")
+
+
+@pytest.mark.parametrize("broken, match", [
+    (lambda image: sum(_otsu_split(image, lambda n0, n1, mu0, mu1: n0 * n1 * (mu0 - mu1) ** 2)) / 2,
+     r"otsu\(np.array\(\[7, 1, 6, 2\]\)\) = 4; Otsu's threshold is 2\nHint: a value between the two classes"),
+    (lambda image: _otsu_split(image, lambda n0, n1, mu0, mu1: n0 * n1 * (mu0 - mu1) ** 2)[1],
+     r"= 6; Otsu's threshold is 2\nHint: that is the smallest foreground value"),
+    (lambda image: _otsu_split(image, lambda n0, n1, mu0, mu1: (mu0 - mu1) ** 2)[0],      # no class weights
+     r"bimodal uint8 image.*\nHint: try every split.*omega_0 \* omega_1"),
+    (lambda image: image > _otsu_by_hand(image),
+     r"returned a ndarray; expected one number\nHint: return the threshold t itself"),
+])
+def test_check_otsu_threshold_names_the_mistake(broken, match):
+    with pytest.raises(CheckError, match=match):
+        check_otsu_threshold(broken)
+
+
+
+# -- check_instances_to_mask (notebook 05) -------------------------------------------------------
+
+from scipy import ndimage  # noqa: E402
+
+from unet_lib.checks import check_border_term, check_instances_to_mask  # noqa: E402
+from unet_lib.data import instances_to_mask  # noqa: E402
+from unet_lib.weights import border_term, border_term_naive  # noqa: E402
+
+
+def mask_by_pixel_loop(instances):
+    """The separating borders pixel by pixel: a correct answer written independently."""
+    mask = (instances > 0).astype(np.int64)
+    H, W = instances.shape
+    for y in range(H):
+        for x in range(W):
+            window = instances[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
+            if instances[y, x] and np.any((window > 0) & (window != instances[y, x])):
+                mask[y, x] = 0
+    return mask
+
+
+def test_check_instances_to_mask_passes_correct_answers():
+    assert_passes(check_instances_to_mask, instances_to_mask)
+    assert_passes(check_instances_to_mask, mask_by_pixel_loop)
+    assert_passes(check_instances_to_mask, lambda instances: torch.from_numpy(instances_to_mask(instances)))
+    assert_skeleton_is_friendly(check_instances_to_mask, "instances_to_mask")
+
+
+def cut_four_neighbours(instances):
+    footprint = ndimage.generate_binary_structure(2, 1)
+    other = np.where(instances == 0, instances.max() + 1, instances)
+    larger = ndimage.maximum_filter(instances, footprint=footprint) > instances
+    smaller = ndimage.minimum_filter(other, footprint=footprint) < instances
+    return ((instances > 0) & ~(larger | smaller)).astype(np.int64)
+
+
+def cut_one_side(instances):
+    # only the cell with the smaller id gives up its border pixels
+    larger = ndimage.maximum_filter(instances, size=3) > instances
+    return ((instances > 0) & ~larger).astype(np.int64)
+
+
+BROKEN_INSTANCES_TO_MASK = {
+    "no borders": (lambda instances: (instances > 0).astype(int), r"just instances > 0.*\nHint: set every cell pixel"),
+    "ids": (lambda instances: instances * instances_to_mask(instances), r"values other than 0 and 1\nHint: return the semantic"),
+    "eroded": (lambda instances: ndimage.binary_erosion(instances > 0).astype(int), r"touch no other cell\nHint: only a"),
+    "4 neighbours": (cut_four_neighbours, r"touching at a corner\) keeps the two cells connected diagonally\nHint: .*8"),
+    "one side": (cut_one_side, r"keeps \d+ border pixel\(s\).*\nHint: cut both sides"),
+    "wrong shape": (lambda instances: instances_to_mask(instances)[1:], r"returned shape .*; expected"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_INSTANCES_TO_MASK.values(), ids=BROKEN_INSTANCES_TO_MASK.keys())
+def test_check_instances_to_mask_fails_a_broken_answer(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_instances_to_mask(answer)
+
+
+# -- check_border_term (notebook 06) --------------------------------------------------------------
+
+def border_term_by_formula(instances, w0, sigma, variant="paper"):
+    """Eq. 2's border term from per-cell distance transforms, with deliberate mistakes."""
+    ids = np.unique(instances[instances > 0])
+    if len(ids) < 2:
+        return np.zeros(instances.shape) if variant != "no d2 check" else np.full(instances.shape, w0)
+    d = np.sort(np.stack([ndimage.distance_transform_edt(instances != i) for i in ids]), axis=0)
+    d1, d2 = d[0], d[1]
+    exponent = {"paper": (d1 + d2) ** 2 / (2 * sigma**2), "no d2 check": (d1 + d2) ** 2 / (2 * sigma**2),
+                "no 2": (d1 + d2) ** 2 / sigma**2, "squares": (d1**2 + d2**2) / (2 * sigma**2),
+                "d1 twice": (2 * d1) ** 2 / (2 * sigma**2), "hard-coded": (d1 + d2) ** 2 / 50}[variant]
+    term = w0 * np.exp(-exponent)
+    return term if variant == "everywhere" else np.where(instances == 0, term, 0)
+
+
+def test_check_border_term_passes_correct_answers():
+    assert_passes(check_border_term, border_term_naive)
+    assert_passes(check_border_term, border_term)
+    assert_passes(check_border_term, border_term_by_formula)
+    assert_skeleton_is_friendly(check_border_term, "border_term")
+
+
+def everywhere(instances, w0, sigma):
+    ids = np.unique(instances[instances > 0])
+    if len(ids) < 2:
+        return np.zeros(instances.shape)
+    d = np.sort(np.stack([ndimage.distance_transform_edt(instances != i) for i in ids]), axis=0)
+    return w0 * np.exp(-(d[0] + d[1]) ** 2 / (2 * sigma**2))
+
+
+BROKEN_BORDER_TERM = {
+    "on cells too": (everywhere, r"non-zero on cell pixels\nHint: .*background pixels only"),
+    "sigma^2": (lambda i, w0, s: border_term_by_formula(i, w0, s, "no 2"), r"with \(d1 \+ d2\)\^2 / sigma\^2\nHint: .*2 \* sigma\^2"),
+    "squares": (lambda i, w0, s: border_term_by_formula(i, w0, s, "squares"), r"d1\^2 \+ d2\^2\)\nHint: square the sum"),
+    "d1 twice": (lambda i, w0, s: border_term_by_formula(i, w0, s, "d1 twice"), r"2 \* d1\nHint: d2 is the distance to the \*second\*"),
+    "no w0": (lambda i, w0, s: border_term_by_formula(i, w0, s) / w0, r"no w0\nHint: multiply by w0"),
+    "single cell": (lambda i, w0, s: border_term_by_formula(i, w0, s, "no d2 check"), r"a single cell\) is not 0 everywhere\nHint: .*no d2"),
+    "hard-coded sigma": (lambda i, w0, s: border_term_by_formula(i, w0, s, "hard-coded"), r"w0=4, sigma=2\) differs at pixel .*\nHint: .*arguments"),
+    "a list": (lambda i, w0, s: border_term_naive(i, w0, s).tolist(), r"returned a list; expected a numpy array"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_BORDER_TERM.values(), ids=BROKEN_BORDER_TERM.keys())
+def test_check_border_term_fails_a_broken_answer(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_border_term(answer)
