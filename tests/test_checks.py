@@ -447,7 +447,7 @@ def cut_one_side(instances):
 
 BROKEN_INSTANCES_TO_MASK = {
     "no borders": (lambda instances: (instances > 0).astype(int), r"just instances > 0.*\nHint: set every cell pixel"),
-    "ids": (lambda instances: instances * instances_to_mask(instances), r"values other than 0 and 1\nHint: return the semantic"),
+    "ids": (lambda instances: instances * instances_to_mask(instances), r"values other than 0 and 1: 0, 1, 2\nHint: return the semantic"),
     "eroded": (lambda instances: ndimage.binary_erosion(instances > 0).astype(int), r"touch no other cell\nHint: only a"),
     "4 neighbours": (cut_four_neighbours, r"touching at a corner\) keeps the two cells connected diagonally\nHint: .*8"),
     "one side": (cut_one_side, r"keeps \d+ border pixel\(s\).*\nHint: cut both sides"),

@@ -21,6 +21,7 @@ __all__ = [
     "check_context_margin", "check_double_conv", "check_up_conv", "check_center_crop", "check_output_size",
     "check_otsu_threshold",
     "check_record_output",
+    "check_instances_to_mask", "check_border_term",
 ]
 
 
@@ -285,3 +286,121 @@ def check_record_output(record_output: Callable) -> CheckPassed:
             _fail(f"record_output(model, x, model.{name}) has the right shape but different values",
                   "return the output of this run of the model on x, unchanged (no normalising or cropping)")
     return CheckPassed("✓ record_output catches every block's output with a forward hook and removes the hook")
+
+
+def _as_array(value, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The learner's (H, W) answer as a float numpy array, or a CheckError that says what came back."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if not isinstance(value, np.ndarray):
+        _fail(f"{name} returned a {type(value).__name__}; expected a numpy array of shape {shape}",
+              "return the (H, W) array itself")
+    if value.shape != shape:
+        _fail(f"{name} returned shape {value.shape}; expected {shape}", "one value per pixel, (H, W)")
+    return value.astype(np.float64)
+
+
+def _ground_truth_cases() -> list[tuple[str, np.ndarray]]:
+    side_by_side = np.array([[1, 1, 2, 2, 0],
+                             [1, 1, 2, 2, 0],
+                             [0, 0, 0, 0, 0]])
+    diagonal = np.array([[1, 1, 0, 0],
+                         [1, 1, 0, 0],
+                         [0, 0, 3, 3],
+                         [0, 0, 3, 3]])
+    apart = np.array([[5, 5, 0, 7, 7],
+                      [5, 5, 0, 7, 7]])
+    from .data import draw_cells
+    _, toy = draw_cells(40, np.random.default_rng(1), n_cells=(8, 8), radius=(5.0, 8.0))
+    return [("two cells side by side", side_by_side), ("two cells touching at a corner", diagonal),
+            ("two cells one pixel apart (ids 5 and 7)", apart), ("a 40x40 toy-cells image", toy)]
+
+
+def check_instances_to_mask(instances_to_mask: Callable) -> CheckPassed:
+    """``instances_to_mask(instances)`` must turn an (H, W) label image into the paper's mask:
+    1 on cells, 0 on background and on every cell pixel that has a pixel of *another* cell
+    among its 8 neighbours. Compared with ``unet_lib.data.instances_to_mask``."""
+    from .data import instances_to_mask as reference
+    for name, instances in _ground_truth_cases():
+        got = _as_array(_call(instances_to_mask, instances.copy()), f"instances_to_mask({name})", instances.shape)
+        expected = reference(instances)
+        if np.array_equal(got, expected):
+            continue
+        if not np.isin(got, (0, 1)).all():
+            _fail(f"instances_to_mask({name}) contains values other than 0 and 1: "
+                  f"{', '.join(f'{v:g}' for v in np.unique(got)[:6])}",
+                  "return the semantic mask (1 = cell, 0 = background), not the instance ids")
+        if name == "two cells touching at a corner" and np.array_equal(got, instances > 0):
+            _fail(f"instances_to_mask({name}) keeps the two cells connected diagonally",
+                  "look at all 8 neighbours, the diagonal ones too (e.g. a 3x3 window)")
+        if np.array_equal(got, instances > 0):
+            _fail(f"instances_to_mask({name}) is just instances > 0: the touching cells are merged",
+                  "set every cell pixel to 0 that has a neighbour belonging to a different cell")
+        cut, should_cut = (instances > 0) & (got == 0), (instances > 0) & (expected == 0)
+        if (cut & ~should_cut).any():
+            _fail(f"instances_to_mask({name}) removes cell pixels that touch no other cell",
+                  "only a neighbour from a *different cell* counts; background neighbours do not "
+                  "(a pixel at the edge of a lone cell stays 1)")
+        missed = should_cut & ~cut
+        if missed.any():
+            _fail(f"instances_to_mask({name}) keeps {int(missed.sum())} border pixel(s) between touching cells",
+                  "cut both sides of a contact: a pixel of cell a next to cell b, and the pixel of b next to a")
+        _fail(f"instances_to_mask({name}) differs from the library's mask", "compare your output with "
+              "unet_lib.data.instances_to_mask on the same input")
+    return CheckPassed("✓ instances_to_mask cuts the borders between touching cells, diagonals included, "
+                       "and nothing else")
+
+
+def check_border_term(border_term: Callable) -> CheckPassed:
+    """``border_term(instances, w0, sigma)`` must return the second term of Eq. 2,
+    w0 * exp(-(d1 + d2)^2 / (2 sigma^2)), on background pixels (0 on cells, 0 everywhere with fewer
+    than two cells), as an (H, W) array. Compared with ``unet_lib.weights.border_term_naive``."""
+    from scipy import ndimage
+
+    from .weights import border_term_naive
+    two = np.array([[1, 0, 0, 2]])
+    rng = np.random.default_rng(0)
+    three = np.zeros((14, 17), np.int64)
+    three[2:6, 1:5], three[9:13, 3:8], three[3:8, 10:15] = 1, 4, 9
+    from .data import draw_cells, separate_touching
+    toy = separate_touching(draw_cells(40, rng, n_cells=(6, 6), radius=(5.0, 8.0))[1])
+    one = np.zeros((6, 7), np.int64)
+    one[2:4, 2:5] = 3
+    cases = [("[[1, 0, 0, 2]]", two, 10.0, 5.0), ("three cells, 14x17", three, 10.0, 5.0),
+             ("three cells, 14x17, w0=4, sigma=2", three, 4.0, 2.0), ("a 40x40 toy-cells image", toy, 10.0, 5.0),
+             ("a single cell", one, 10.0, 5.0), ("an empty image", np.zeros((5, 6), np.int64), 10.0, 5.0)]
+    for name, instances, w0, sigma in cases:
+        got = _as_array(_call(border_term, instances.copy(), w0, sigma), f"border_term({name})", instances.shape)
+        expected = border_term_naive(instances, w0, sigma).astype(np.float64)
+        if np.allclose(got, expected, atol=1e-3):
+            continue
+        if expected.max() == 0:
+            _fail(f"border_term({name}) is not 0 everywhere",
+                  "with fewer than two cells there is no second-nearest cell (no d2): return zeros")
+        if np.any(got[instances > 0] != 0):
+            _fail(f"border_term({name}) is non-zero on cell pixels",
+                  "the border term applies to background pixels only (instances == 0)")
+        distances = np.sort(np.stack([ndimage.distance_transform_edt(instances != i)
+                                      for i in np.unique(instances[instances > 0])]), axis=0)
+        d1, d2 = distances[0], distances[1]
+        background = instances == 0
+        variants = {
+            "(d1 + d2)^2 / sigma^2": (np.exp(-(d1 + d2) ** 2 / sigma**2),
+                                      "the denominator is 2 * sigma^2"),
+            "(d1^2 + d2^2)": (np.exp(-(d1**2 + d2**2) / (2 * sigma**2)),
+                              "square the sum: (d1 + d2)^2, not d1^2 + d2^2"),
+            "2 * d1": (np.exp(-(2 * d1) ** 2 / (2 * sigma**2)),
+                       "d2 is the distance to the *second*-nearest cell: sort the per-cell distances "
+                       "and take the two smallest"),
+            "no w0": (np.exp(-(d1 + d2) ** 2 / (2 * sigma**2)) / w0, "multiply by w0"),
+        }
+        for formula, (value, hint) in variants.items():
+            if np.allclose(got, np.where(background, w0 * value, 0), atol=1e-3):
+                _fail(f"border_term({name}) computes the exponent with {formula}", hint)
+        worst = np.unravel_index(np.abs(got - expected).argmax(), got.shape)
+        _fail(f"border_term({name}) differs at pixel {tuple(map(int, worst))}: {got[worst]:.4g}, expected "
+              f"{expected[worst]:.4g} (d1 = {d1[worst]:.3g}, d2 = {d2[worst]:.3g})",
+              "d_i is the Euclidean distance to the nearest pixel of cell i: "
+              "scipy.ndimage.distance_transform_edt(instances != i), one per cell; w0 and sigma are arguments")
+    return CheckPassed("✓ border_term matches Eq. 2's border term on hand-made and toy cells, "
+                       "with one cell and with none")
