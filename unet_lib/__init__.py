@@ -6,14 +6,15 @@ from .model import UNet, block_shapes, named_blocks, receptive_field
 __all__ = ["DoubleConv", "Down", "Up", "OutConv", "center_crop", "UNet", "named_blocks", "block_shapes", "receptive_field"]
 
 # toy cells, augmentation, the paper's weight map and loss (notebooks 05, 06)
-from .augment import AugmentConfig, Augmented, augment, elastic_deform, elastic_displacement, upsample_displacement
+# (the function augment stays in unet_lib.augment: exported here it would hide the module of that name)
+from .augment import AugmentConfig, Augmented, elastic_deform, elastic_displacement, upsample_displacement
 from .data import ToyCells, draw_cells, instances_to_mask, separate_touching, targets_from_instances, touching_borders
 from .losses import weighted_cross_entropy
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
 
 __all__ += [
     "ToyCells", "draw_cells", "touching_borders", "separate_touching", "instances_to_mask", "targets_from_instances",
-    "AugmentConfig", "augment", "elastic_displacement", "upsample_displacement", "elastic_deform", "Augmented",
+    "AugmentConfig", "elastic_displacement", "upsample_displacement", "elastic_deform", "Augmented",
     "unet_weight_map", "class_weight_map", "border_term", "border_term_naive", "two_nearest_distances",
     "weighted_cross_entropy",
 ]
