@@ -68,8 +68,9 @@ def main() -> None:
     print(f"{'change':40s} {'n':>4s} {'median ms':>10s} {'max ms':>8s}")
     for label, times in rows:
         print(f"{label:40s} {len(times):4d} {statistics.median(times):10.1f} {max(times):8.1f}")
-    worst = max(max(times) for _, times in rows[1:])
-    print(f"slowest change: {worst:.0f} ms ({'within' if worst <= 200 else 'OVER'} the 200 ms goal)")
+    worst = max(max(times) for _, times in rows[1:-1])   # the default explorer (precompute=True)
+    print(f"slowest change of the default explorer: {worst:.0f} ms "
+          f"({'within' if worst <= 200 else 'OVER'} the 200 ms goal)")
 
 
 if __name__ == "__main__":
