@@ -508,3 +508,96 @@ BROKEN_BORDER_TERM = {
 def test_check_border_term_fails_a_broken_answer(answer, match):
     with pytest.raises(CheckError, match=match):
         check_border_term(answer)
+
+
+# -- notebooks 07 and 08: train_step, iou, count_matches ---------------------------------------
+
+from unet_lib.checks import check_count_matches, check_iou, check_train_step  # noqa: E402
+from unet_lib.losses import weighted_cross_entropy  # noqa: E402
+from unet_lib.metrics import instance_scores, iou  # noqa: E402
+from unet_lib.tiling import padded_forward  # noqa: E402
+from unet_lib.train import train_step  # noqa: E402
+
+
+def train_step_by_hand(model, optimizer, batch, mistake=None):
+    logits = padded_forward(model, batch["image"])
+    weight_map = None if mistake == "unweighted" else batch["weight_map"]
+    loss = weighted_cross_entropy(logits, batch["mask"], weight_map)
+    if mistake != "no zero_grad":
+        optimizer.zero_grad()
+    loss.backward()
+    if mistake != "no step":
+        optimizer.step()
+    return loss if mistake == "tensor" else loss.item()
+
+
+def test_check_train_step_passes_the_library_and_a_hand_written_step():
+    assert_passes(check_train_step, train_step)
+    assert_passes(check_train_step, train_step_by_hand)
+    assert_skeleton_is_friendly(check_train_step, "train_step")
+
+
+@pytest.mark.parametrize("mistake, match", [
+    ("unweighted", r"unweighted cross-entropy.*\nHint: pass batch\['weight_map'\]"),
+    ("no zero_grad", r"after step 2 the weights .* differ.*\nHint: .*optimizer.zero_grad\(\)"),
+    ("no step", r"weights did not change\nHint: .*optimizer.step\(\)"),
+    ("tensor", r"returned a tensor .*\nHint: return loss.item\(\)"),
+])
+def test_check_train_step_fails_a_broken_step(mistake, match):
+    with pytest.raises(CheckError, match=match):
+        check_train_step(lambda m, o, b: train_step_by_hand(m, o, b, mistake))
+
+
+def iou_by_hand(pred, mask):
+    union = np.logical_or(pred, mask).sum()
+    return 1.0 if union == 0 else np.logical_and(pred, mask).sum() / union
+
+
+def test_check_iou_passes_the_library_and_a_hand_written_iou():
+    assert_passes(check_iou, iou)
+    assert_passes(check_iou, iou_by_hand)
+    assert_skeleton_is_friendly(check_iou, "iou_by_hand")
+
+
+@pytest.mark.parametrize("answer, match", [
+    (lambda p, m: 2 * (p & m).sum() / max(p.sum() + m.sum(), 1), r"expected .*\nHint: that is the Dice score"),
+    (lambda p, m: (p & m).sum() / max(m.sum(), 1), r"expected .*\nHint: intersection: both 1; union: either 1"),
+    (lambda p, m: (p & m).sum() / (p | m).sum() if (p | m).any() else 0.0,
+     r"two empty masks gave 0.0; expected 1.0\nHint: .*nothing to find"),
+    (lambda p, m: (p & m).sum() / (p | m).sum(), r"two empty masks gave .*; expected 1.0"),
+])
+def test_check_iou_fails_a_broken_iou(answer, match):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        with pytest.raises(CheckError, match=match):
+            check_iou(answer)
+
+
+def count_matches_by_hand(pred_instances, instances, threshold=0.5, strict=False, by_id=False):
+    matched = 0
+    for g in np.unique(instances[instances > 0]):
+        for p in np.unique(pred_instances[pred_instances > 0]):
+            if by_id and p != g:
+                continue
+            a, b = pred_instances == p, instances == g
+            score = (a & b).sum() / (a | b).sum()
+            if score > threshold or (score == threshold and not strict):
+                matched += 1
+                break
+    return matched
+
+
+def test_check_count_matches_passes_the_library_and_a_hand_written_count():
+    assert_passes(check_count_matches, lambda p, g: instance_scores(p, g).tp)
+    assert_passes(check_count_matches, count_matches_by_hand)
+    assert_skeleton_is_friendly(check_count_matches, "count_matches_by_hand")
+
+
+@pytest.mark.parametrize("answer, match", [
+    (lambda p, g: count_matches_by_hand(p, g, strict=True), r"IoU exactly 0.5.*\nHint: the threshold is inclusive"),
+    (lambda p, g: count_matches_by_hand(p, g, by_id=True), r"other ids: .*\nHint: match by overlap"),
+    (lambda p, g: count_matches_by_hand(p, g, threshold=0.0), r"merged: .*\nHint: a blob covering two cells"),
+    (lambda p, g: float(count_matches_by_hand(p, g)), r"returned 3.0; expected an int"),
+])
+def test_check_count_matches_fails_a_broken_count(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_count_matches(answer)

@@ -22,6 +22,7 @@ __all__ = [
     "check_otsu_threshold",
     "check_record_output",
     "check_instances_to_mask", "check_border_term",
+    "check_train_step", "check_iou", "check_count_matches",
 ]
 
 
@@ -404,3 +405,116 @@ def check_border_term(border_term: Callable) -> CheckPassed:
               "scipy.ndimage.distance_transform_edt(instances != i), one per cell; w0 and sigma are arguments")
     return CheckPassed("✓ border_term matches Eq. 2's border term on hand-made and toy cells, "
                        "with one cell and with none")
+
+
+# -- notebook 07: training; notebook 08: evaluation ------------------------------------------
+
+def _train_step_case():
+    """A tiny model, two copies of it with SGD, and one batch of toy cells."""
+    import copy
+
+    from .data import ToyCells
+    torch.manual_seed(0)
+    model = UNet(depth=1, base_channels=4)
+    twin = copy.deepcopy(model)
+    data = ToyCells(2, size=32, seed=0, n_cells=(2, 4), radius=(4.0, 7.0))
+    batch = {k: torch.stack([data[i][k] for i in range(2)]) for k in ("image", "instances", "mask", "weight_map")}
+    return model, twin, batch
+
+
+def check_train_step(train_step: Callable) -> CheckPassed:
+    """``train_step(model, optimizer, batch)`` must do one optimisation step with the paper's
+    weighted loss on the mirror-padded batch and return the loss as a float; compared with
+    ``unet_lib.train.train_step`` over two steps."""
+    from .train import train_step as reference
+    model, twin, batch = _train_step_case()
+    opt, opt_twin = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, twin))
+    for step in (1, 2):
+        got = _call(train_step, model, opt, batch)
+        expected = reference(twin, opt_twin, batch)
+        unweighted = reference(_train_step_case()[0], torch.optim.SGD([torch.zeros(1)], lr=0.0), batch, False) \
+            if step == 1 else None
+        if isinstance(got, torch.Tensor):
+            _fail(f"train_step returned a tensor ({got!r}); expected a float",
+                  "return loss.item(): a float, and no reference to the graph that holds every activation")
+        if not isinstance(got, float):
+            _fail(f"train_step returned {got!r}; expected the loss as a float", "return loss.item()")
+        if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
+            if unweighted is not None and abs(got - unweighted) < 1e-4 * max(1.0, abs(unweighted)):
+                _fail(f"step {step}: loss {got:.4f} is the unweighted cross-entropy; expected {expected:.4f}",
+                      "pass batch['weight_map'] to weighted_cross_entropy: the weight map is the point")
+            _fail(f"step {step}: train_step returned loss {got:.4f}; expected {expected:.4f}",
+                  "logits = padded_forward(model, batch['image']); loss = weighted_cross_entropy(logits, "
+                  "batch['mask'], batch['weight_map']); return the loss computed before the update")
+        changed = any(not torch.equal(p, q) for p, q in zip(model.parameters(), _train_step_case()[0].parameters()))
+        if not changed:
+            _fail("the model's weights did not change", "call loss.backward() and then optimizer.step()")
+        for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+            if not torch.allclose(p, q, atol=1e-5):
+                hint = ("the second step differs: gradients add up across steps unless you call "
+                        "optimizer.zero_grad() before loss.backward()" if step == 2 else
+                        "one backward and one optimizer.step() per call, on the loss you return")
+                _fail(f"after step {step} the weights ({name}) differ from the library's", hint)
+    return CheckPassed("✓ train_step: same loss and same weights as unet_lib.train.train_step over two steps")
+
+
+def check_iou(iou_fn: Callable) -> CheckPassed:
+    """``iou_fn(pred, mask)`` must give the foreground IoU of two 0/1 numpy arrays, 1.0 when both
+    are empty; compared with ``unet_lib.metrics.iou``."""
+    from .metrics import iou
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, 2, (6, 7)), rng.integers(0, 2, (6, 7))) for _ in range(3)]
+    cases.append((np.eye(4, dtype=np.int64), np.ones((4, 4), np.int64)))
+    cases.append((np.zeros((3, 3), np.int64), np.ones((3, 3), np.int64)))
+    for pred, mask in cases:
+        got, expected = _call(iou_fn, pred, mask), iou(pred, mask)
+        if got is None or not np.isscalar(got) and not isinstance(got, (float, np.floating)):
+            _fail(f"iou returned {got!r}; expected a number", "return |pred AND mask| / |pred OR mask|")
+        if abs(float(got) - expected) > 1e-9:
+            dice = 2 * (pred & mask).sum() / (pred.sum() + mask.sum())
+            hint = ("that is the Dice score 2|A and B| / (|A| + |B|); IoU divides by the union |A or B|"
+                    if abs(float(got) - dice) < 1e-9 else
+                    "intersection: both 1; union: either 1 (np.logical_and / np.logical_or), then divide")
+            _fail(f"iou(pred, mask) = {float(got):.4f} for pred={pred.tolist()}, mask={mask.tolist()}; "
+                  f"expected {expected:.4f}", hint)
+    empty = np.zeros((3, 3), np.int64)
+    try:
+        got = _call(iou_fn, empty, empty)
+    except ZeroDivisionError:
+        got = "ZeroDivisionError"
+    if got == "ZeroDivisionError" or not np.isfinite(float(got)) or float(got) != 1.0:
+        _fail(f"iou of two empty masks gave {got!r}; expected 1.0",
+              "when the union is empty there was nothing to find and nothing was found: return 1.0")
+    return CheckPassed("✓ iou matches unet_lib.metrics.iou, also for empty masks")
+
+
+def check_count_matches(count_matches: Callable) -> CheckPassed:
+    """``count_matches(pred_instances, instances)`` must count the one-to-one matches at
+    IoU >= 0.5 between predicted and true cells; compared with ``instance_scores(...).tp``."""
+    from .metrics import instance_scores
+    instances = np.zeros((8, 10), np.int64)
+    instances[1:4, 1:4], instances[1:4, 4:7], instances[5:7, 1:3] = 1, 2, 3
+    perfect = np.choose(instances, [0, 5, 9, 2])                    # same cells, other ids
+    merged = np.zeros_like(instances)
+    merged[1:4, 0:7], merged[5:7, 1:3] = 1, 2                      # the touching pair as one blob
+    half = np.zeros_like(instances)
+    half[1:4, 1:4], half[5:7, 1:2] = 1, 2                           # cell 3 half found: IoU 0.5
+    shifted = np.zeros_like(instances)
+    shifted[2:5, 2:5] = 1                                           # IoU 4/14 with cell 1
+    cases = [("the same cells with other ids", perfect), ("the touching pair merged", merged),
+             ("a cell found half (IoU exactly 0.5)", half), ("a shifted cell (IoU 0.29)", shifted),
+             ("nothing", np.zeros_like(instances))]
+    for what, pred in cases:
+        got, expected = _call(count_matches, pred, instances), instance_scores(pred, instances).tp
+        if not isinstance(got, (int, np.integer)):
+            _fail(f"count_matches returned {got!r}; expected an int", "count the matched pairs")
+        if got != expected:
+            hints = {
+                "the same cells with other ids": "match by overlap, not by equal ids: ids are arbitrary",
+                "the touching pair merged": "a blob covering two cells has IoU < 0.5 with each: no match",
+                "a cell found half (IoU exactly 0.5)": "the threshold is inclusive: IoU >= 0.5 matches",
+                "a shifted cell (IoU 0.29)": "a little overlap is not a match: compute IoU = |p and g| / |p or g|",
+                "nothing": "with no predicted cells there is nothing to match; skip label 0 (background)",
+            }
+            _fail(f"{what}: count_matches gave {got}; expected {expected}", hints[what])
+    return CheckPassed("✓ count_matches agrees with unet_lib.metrics.instance_scores")

@@ -36,7 +36,7 @@ from .metrics import InstanceScores, instance_scores, iou, label_instances, pixe
 from .model import UNet
 from .tiling import padded_forward
 
-__all__ = ["TrainConfig", "fit", "evaluate", "Checkpoint", "save_checkpoint", "load_checkpoint",
+__all__ = ["TrainConfig", "fit", "train_step", "evaluate", "Checkpoint", "save_checkpoint", "load_checkpoint",
            "COURSE_CHECKPOINT", "COURSE_MODEL", "COURSE_TRAIN", "course_data", "train_course_model"]
 
 # the checkpoint that the course ships, next to the package (works from any working directory)
@@ -103,6 +103,26 @@ def _to_model(model: UNet, images: torch.Tensor, channels_last: bool) -> torch.T
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return padded_forward(model, images)
+
+
+def train_step(model: UNet, optimizer: torch.optim.Optimizer, batch: dict, weighted: bool = True,
+               channels_last: bool = False) -> float:
+    """One optimisation step on ``batch`` (a dict with ``image`` (B, C, H, W), ``mask`` (B, H, W)
+    and ``weight_map`` (B, H, W)); returns the loss before the step as a float.
+
+    forward (mirror-padded, so every pixel gets a prediction) -> Eq. 1 loss with the weight map
+    (or w = 1) -> zero the old gradients -> backward -> optimizer step.
+    """
+    param = next(model.parameters())
+    images = batch["image"].to(param.device, param.dtype)               # (B, C, H, W)
+    mask = batch["mask"].to(param.device)                               # (B, H, W)
+    weight_map = batch["weight_map"].to(param.device) if weighted else None
+    logits = _to_model(model, images, channels_last)                    # (B, K, H, W)
+    loss = weighted_cross_entropy(logits, mask, weight_map)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 @torch.no_grad()
@@ -205,17 +225,10 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
         model.train()
         total, steps = 0.0, 0
         for batch in loader:
-            images = batch["image"].to(device)                           # (B, C, H, W)
-            mask = batch["mask"].to(device)                              # (B, H, W)
-            weight_map = batch["weight_map"].to(device) if config.weighted else None
-            logits = _to_model(model, images, channels_last)             # (B, K, H, W)
-            loss = weighted_cross_entropy(logits, mask, weight_map)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(model, optimizer, batch, config.weighted, channels_last)
             if schedule is not None:
                 schedule.step()
-            total, steps = total + loss.item(), steps + 1
+            total, steps = total + loss, steps + 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{total / steps:.3f}")
         history["epoch"].append(epoch)

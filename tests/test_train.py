@@ -1,0 +1,166 @@
+"""Tests for unet_lib.train: fit, evaluate, checkpoints and the command line."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unet_lib import UNet
+from unet_lib.data import ToyCells
+from unet_lib.metrics import instance_scores, iou, label_instances
+from unet_lib.tiling import padded_forward
+from unet_lib.train import (COURSE_CHECKPOINT, COURSE_MODEL, COURSE_TRAIN, Checkpoint, TrainConfig, evaluate, fit,
+                            load_checkpoint, main, save_checkpoint)
+
+TINY = dict(depth=1, base_channels=4, batch_norm=True)
+
+
+def _data(n=3, seed=0):
+    return ToyCells(n, size=36, seed=seed, n_cells=(2, 4), radius=(4.0, 7.0))
+
+
+def _model(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return UNet(**{**TINY, **kwargs})
+
+
+def _config(**kwargs):
+    return TrainConfig(**{"epochs": 2, "batch_size": 2, "progress": False, **kwargs})
+
+
+def test_fit_returns_one_history_entry_per_epoch_and_learns():
+    model = _model()
+    history = fit(model, _data(4), _data(2, seed=1), _config(epochs=3, lr=1e-2))
+    assert set(history) == {"epoch", "train_loss", "seconds", "val_loss", "val_iou", "val_f1", "val_merged",
+                            "val_split"}
+    assert all(len(v) == 3 for v in history.values())
+    assert history["epoch"] == [1, 2, 3]
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert all(0 <= x <= 1 for x in history["val_iou"] + history["val_f1"])
+    assert not model.training
+
+
+def test_fit_without_validation_data():
+    history = fit(_model(), _data(2), None, _config(epochs=1))
+    assert set(history) == {"epoch", "train_loss", "seconds"}
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fit_is_deterministic(channels_last):
+    runs = []
+    for _ in range(2):
+        model = _model(seed=3)
+        history = fit(model, _data(3), None, _config(seed=5, channels_last=channels_last))
+        runs.append((model.state_dict(), history["train_loss"]))
+    (a, loss_a), (b, loss_b) = runs
+    assert loss_a == loss_b
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_seed_changes_the_run():
+    losses = [fit(_model(), _data(3), None, _config(seed=s))["train_loss"] for s in (0, 1)]
+    assert losses[0] != losses[1]
+
+
+def test_fit_sgd_with_the_papers_momentum_and_unweighted_loss():
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    history = fit(model, _data(2), None, _config(optimizer="sgd", lr=1e-2, weighted=False, augment=False,
+                                                 cosine=False))
+    assert np.isfinite(history["train_loss"]).all()
+    assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters()))
+
+
+def test_fit_errors():
+    with pytest.raises(ValueError, match="optimizer='rmsprop' is not supported; use 'adam' or 'sgd'"):
+        fit(_model(), _data(2), None, _config(optimizer="rmsprop"))
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
+        fit(_model(), _data(2), None, _config(epochs=0))
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        fit(_model(), _data(2), None, _config(lr=0.0))
+    with pytest.raises(TypeError, match="config must be a TrainConfig"):
+        fit(_model(), _data(2), None, {"epochs": 1})
+    with pytest.raises(TypeError, match="fit trains a unet_lib.UNet"):
+        fit(torch.nn.Conv2d(1, 2, 1), _data(2), None, _config())
+
+
+def test_evaluate_agrees_with_torch_and_the_metrics():
+    model = _model()
+    data = _data(3, seed=7)
+    scores = evaluate(model, data, weighted=False, batch_size=2)
+    images = torch.stack([data[i]["image"] for i in range(3)])
+    mask = torch.stack([data[i]["mask"] for i in range(3)])
+    with torch.no_grad():
+        logits = padded_forward(model.eval(), images)
+    assert scores["loss"] == pytest.approx(F.cross_entropy(logits, mask).item(), rel=1e-5)
+    pred = logits.argmax(1).numpy()
+    assert scores["iou"] == pytest.approx(iou(pred, mask.numpy()))
+    instances = np.stack([data[i]["instances"].numpy() for i in range(3)])
+    assert scores["f1"] == pytest.approx(instance_scores(label_instances(pred), instances).f1)
+    weighted = evaluate(model, data, weighted=True)
+    weight_map = torch.stack([data[i]["weight_map"] for i in range(3)])
+    expected = (F.cross_entropy(logits, mask, reduction="none") * weight_map).mean().item()
+    assert weighted["loss"] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="at least one sample"):
+        evaluate(model, [])
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = _model(seed=2, padding="valid")
+    config = _config(epochs=1, seed=9)
+    history = fit(model, _data(2), _data(1, seed=1), config)
+    path = save_checkpoint(tmp_path / "sub" / "model.pt", model, config, history)
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded, Checkpoint)
+    assert loaded.config == config and loaded.history == history
+    assert loaded.model.config == model.config and not loaded.model.training
+    assert next(loaded.model.parameters()).device.type == "cpu"
+    x = torch.rand(1, 1, model.min_input_size() + 4, model.min_input_size() + 4)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), model.eval()(x))
+    # weights_only=True can read it: plain containers only
+    assert isinstance(torch.load(path, weights_only=True)["train_config"], dict)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at .*python -m unet_lib.train"):
+        load_checkpoint(tmp_path / "missing.pt")
+    model, config = _model(), _config()
+    good = save_checkpoint(tmp_path / "good.pt", model, config, {"epoch": [1]})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:500])
+    with pytest.raises(ValueError, match="could not be read as a checkpoint \\(truncated"):
+        load_checkpoint(truncated)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="is not a unet_lib checkpoint"):
+        load_checkpoint(other)
+    saved = torch.load(good, weights_only=True)
+    saved["model_config"]["base_channels"] = 8
+    mismatched = tmp_path / "mismatched.pt"
+    torch.save(saved, mismatched)
+    with pytest.raises(ValueError, match="do not fit UNet.*size mismatch"):
+        load_checkpoint(mismatched)
+    with pytest.raises(TypeError, match="saves a unet_lib.UNet"):
+        save_checkpoint(tmp_path / "x.pt", torch.nn.Conv2d(1, 1, 1), config, {})
+    with pytest.raises(TypeError, match="config must be a TrainConfig"):
+        save_checkpoint(tmp_path / "x.pt", model, dataclasses.asdict(config), {})
+
+
+def test_course_checkpoint_is_shipped_and_loads():
+    assert COURSE_CHECKPOINT.is_file() and COURSE_CHECKPOINT.stat().st_size < 5e6
+    checkpoint = load_checkpoint(COURSE_CHECKPOINT)
+    assert checkpoint.model.config == COURSE_MODEL
+    assert checkpoint.config.epochs == COURSE_TRAIN.epochs == len(checkpoint.history["train_loss"])
+    assert checkpoint.history["val_f1"][-1] >= 0.85
+
+
+def test_command_line_trains_and_writes_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "cli.pt"
+    main(["--epochs", "1", "--out", str(out), "--unweighted"])
+    printed = capsys.readouterr().out
+    assert "trained 1 epochs" in printed and "instance F1" in printed and str(out) in printed
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.config.weighted is False and checkpoint.history["epoch"] == [1.0]
