@@ -29,3 +29,16 @@ __all__ += ["load_real_nuclei", "percentile_normalize", "otsu_threshold", "otsu_
 from .widgets import FeatureMapExplorer, feature_maps, unet_layers
 
 __all__ += ["FeatureMapExplorer", "feature_maps", "unet_layers"]
+
+# training, metrics and overlap-tile inference (notebooks 07, 08)
+from .metrics import InstanceScores, dice, instance_scores, iou, label_instances, pixel_error, rand_error
+from .tiling import context_margin, mirror_pad, padded_forward, predict_naive_tiles, predict_tiled
+from .train import (COURSE_CHECKPOINT, Checkpoint, TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint,
+                    train_step)
+
+__all__ += [
+    "iou", "dice", "pixel_error", "rand_error", "label_instances", "InstanceScores", "instance_scores",
+    "mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_naive_tiles",
+    "TrainConfig", "fit", "train_step", "evaluate", "Checkpoint", "save_checkpoint", "load_checkpoint",
+    "COURSE_CHECKPOINT",
+]
