@@ -15,8 +15,8 @@ from traitlets import TraitError
 
 from unet_lib import UNet
 from unet_lib.model import block_shapes, named_blocks
-from unet_lib.tiling import padded_forward
-from unet_lib.widgets import FeatureMapExplorer, FeatureMaps, feature_maps, unet_layers
+from unet_lib.tiling import context_margin, padded_forward
+from unet_lib.widgets import FeatureMapExplorer, FeatureMaps, feature_maps, feature_maps_batch, unet_layers
 
 
 def make_model(depth=2, padding="valid", num_classes=2, batch_norm=True, seed=0):
@@ -87,10 +87,10 @@ def test_feature_maps_are_the_blocks_outputs(depth, padding):
     # and the first block's map is the first block run by hand on that input
     with torch.no_grad():
         torch.testing.assert_close(fm.maps["inc"], model.inc(x)[0])
-    # the input is the image mirrored: its centre holds the image
-    h, w = image.shape[-2:]
-    assert any(torch.equal(fm.input[:, i : i + h, j : j + w], image)
-               for i in range(fm.input.shape[1] - h + 1) for j in range(fm.input.shape[2] - w + 1))
+    # the input is the image mirrored by the context margin: the image sits m pixels in
+    h, w, m = *image.shape[-2:], context_margin(model)
+    assert torch.equal(fm.input[:, m : m + h, m : m + w], image)
+    torch.testing.assert_close(fm.input[:, m - 1, m : m + w], image[:, 1])   # mirrored, edge not repeated
 
 
 def test_feature_maps_leave_the_model_as_it_was():
@@ -175,15 +175,32 @@ def test_slider_changes_picture_and_statistics_without_rerunning_the_network(exp
     assert calls == []                                           # cached: no forward pass
 
 
-def test_precompute_runs_every_image_when_built():
+def test_precompute_runs_every_image_when_built_in_batches_of_one_size():
     model = make_model(1)
     calls = count_forward_passes(model)
     explorer = FeatureMapExplorer(model, make_images(3))
-    assert len(calls) == 3
+    assert len(calls) == 1                                       # one batch of 3
     explorer.image_slider.value = 2
-    assert len(calls) == 3
+    assert len(calls) == 1
+    images = [*make_images(2, 20, 24), make_images(1, 16, 16)[0]]
+    mixed = FeatureMapExplorer(model, images)
+    assert len(calls) == 3                                       # one batch per size
+    assert [fm.logits.shape[-2:] for fm in map(mixed.maps, range(3))] == [(20, 24), (20, 24), (16, 16)]
     FeatureMapExplorer(model, make_images(3), precompute=False)
     assert len(calls) == 4                                       # only the image on show
+
+
+def test_feature_maps_batch_equals_one_image_at_a_time():
+    model = make_model(2)
+    images = make_images(3)
+    for image, fm in zip(images, feature_maps_batch(model, images)):
+        one = feature_maps(model, image)
+        torch.testing.assert_close(fm.logits, one.logits)
+        torch.testing.assert_close(fm.input, one.input)
+        for name in one.maps:
+            torch.testing.assert_close(fm.maps[name], one.maps[name], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"images must be a \(B, C, H, W\) tensor, got \(1, 37, 50\)"):
+        feature_maps_batch(model, images[0])
 
 
 def test_each_image_runs_the_network_once():
