@@ -19,7 +19,9 @@ API
 * ``AugmentConfig(flip=True, rotate90=True, elastic=1.0, elastic_sigma=10.0, elastic_grid=3,
   brightness=0.1, contrast=0.2, gamma=0.2)``
 * ``augment(image, instances, rng, config=None) -> (image, instances)``: image (1, H, W) or
-  (H, W) float, instances (H, W) int; numpy or torch; returns the same shapes, dtypes and kinds.
+  (H, W) float, instances (H, W) int; numpy or torch; returns the same shapes, dtypes and kinds
+  (a torch image gives torch outputs). Import it as ``from unet_lib.augment import augment``:
+  ``unet_lib`` does not re-export it, because the name would hide this module.
 * ``elastic_displacement(shape, rng, grid=3, sigma=10.0) -> (coarse, displacement)``: coarse
   (2, grid, grid) and per-pixel (2, H, W) displacements (row, column), float64.
 * ``upsample_displacement(coarse, shape) -> (2, H, W)``: the bicubic interpolation.
@@ -28,7 +30,8 @@ API
   Dataset that augments ``dataset[i]["image"]`` and ``["instances"]`` on every access and
   recomputes ``mask`` and ``weight_map``; same dict keys, shapes and dtypes as ``ToyCells``.
   Access k of sample i draws from the generator seeded with (seed, i, k): a new deformation
-  every epoch, reproducible from the seed.
+  every epoch, reproducible from the seed (the counts live in the object, so with DataLoader
+  workers each worker counts its own accesses; still reproducible with persistent workers).
 """
 
 import math
