@@ -43,7 +43,7 @@ def main() -> None:
     start = time.perf_counter()
     explorer = FeatureMapExplorer(model, images)
     build = (time.perf_counter() - start) * 1000
-    rows = [(f"build the explorer ({len(images)} forward passes)", [build])]
+    rows = [(f"build the explorer ({len(images)} images, batched)", [build])]
 
     channel, layer_first, layer_again, image_first, image_again = [], [], [], [], []
     names = [layer.name for layer in explorer.layers]
