@@ -11,12 +11,14 @@ message must match)} with one parameterised test over it, and a skeleton case in
 Add a new check's section at the end of the file.
 """
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from unet_lib import DoubleConv, UNet, center_crop
+from unet_lib import DoubleConv, UNet, center_crop, checks
 from unet_lib.checks import (
     CheckError, CheckPassed, check_center_crop, check_context_margin, check_double_conv,
     check_output_size, check_up_conv,
@@ -50,15 +52,23 @@ def test_check_error_is_an_assertion_error_with_a_hint():
     assert issubclass(CheckError, AssertionError)   # pytest and nbval report it as a failed check
 
 
-@pytest.mark.parametrize("check, name", [
-    (check_context_margin, "context_margin"),
-    (check_double_conv, "MyDoubleConv"),
-    (check_up_conv, "make_up_conv"),
-    (check_center_crop, "crop"),
-    (check_output_size, "output_size"),
-])
-def test_skeleton_gets_the_friendly_message(check, name):
-    assert_skeleton_is_friendly(check, name)
+CHECKS = sorted(name for name in checks.__all__ if name.startswith("check_"))
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_skeleton_gets_the_friendly_message(check):
+    """Every check, present and future, calls the learner's code through `_call` first."""
+    assert_skeleton_is_friendly(getattr(checks, check), "my_answer")
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_every_check_is_tested_both_ways_here(check):
+    tests = {name: fn for name, fn in globals().items() if name.startswith(f"test_{check}_")}
+    assert any(name.startswith(f"test_{check}_passes") for name in tests), \
+        f"no test_{check}_passes_...: show that the check passes the library's implementation"
+    assert any(mark.name == "parametrize" for name, fn in tests.items() if not name.startswith(f"test_{check}_passes")
+               for mark in getattr(fn, "pytestmark", [])), \
+        f"no parameterised test_{check}_...: show that the check fails broken versions with the intended message"
 
 
 # -- check_context_margin ----------------------------------------------------------------------
@@ -227,10 +237,15 @@ def test_check_center_crop_fails_a_broken_crop(answer, match):
 
 # -- check_output_size -------------------------------------------------------------------------
 
+@functools.cache
+def _unet(depth: int) -> UNet:
+    return UNet(depth=depth, base_channels=1)
+
+
 def output_size(input_size: int, depth: int) -> int | None:
     """The library's answer, with None for an invalid size."""
     try:
-        return UNet(depth=depth, base_channels=1).output_size(input_size)
+        return _unet(depth).output_size(input_size)
     except ValueError:
         return None
 
@@ -266,7 +281,7 @@ def test_check_output_size_passes_a_correct_answer():
 
 
 def raises_like_the_library(n: int, depth: int) -> int:
-    return UNet(depth=depth, base_channels=1).output_size(n)
+    return _unet(depth).output_size(n)
 
 
 BROKEN_OUTPUT_SIZE = {
