@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from traitlets import TraitError
 
-from unet_lib import UNet
+from unet_lib import ToyCells, UNet
 from unet_lib.model import block_shapes, named_blocks
 from unet_lib.tiling import context_margin, padded_forward
 from unet_lib.widgets import FeatureMapExplorer, FeatureMaps, feature_maps, feature_maps_batch, unet_layers
@@ -276,6 +276,9 @@ def test_accepts_dataset_items_numpy_and_single_images():
     items = [{"image": images[0], "mask": None}, {"image": images[1], "mask": None}]
     assert len(FeatureMapExplorer(model, items).images) == 2
     assert len(FeatureMapExplorer(model, images.numpy()).images) == 2
+    dataset = ToyCells(2, size=32, seed=5)                       # a Dataset of such items
+    explorer = FeatureMapExplorer(model, dataset)
+    assert all(torch.equal(a, dataset[i]["image"]) for i, a in enumerate(explorer.images))
     one = FeatureMapExplorer(model, images[0, 0])               # a single (H, W) image
     assert len(one.images) == 1 and one.image_slider.disabled
 
