@@ -276,7 +276,7 @@ def test_accepts_dataset_items_numpy_and_single_images():
     items = [{"image": images[0], "mask": None}, {"image": images[1], "mask": None}]
     assert len(FeatureMapExplorer(model, items).images) == 2
     assert len(FeatureMapExplorer(model, images.numpy()).images) == 2
-    dataset = ToyCells(2, size=32, seed=5)                       # a Dataset of such items
+    dataset = ToyCells(2, size=48, seed=5)                       # a Dataset of such items
     explorer = FeatureMapExplorer(model, dataset)
     assert all(torch.equal(a, dataset[i]["image"]) for i, a in enumerate(explorer.images))
     one = FeatureMapExplorer(model, images[0, 0])               # a single (H, W) image
