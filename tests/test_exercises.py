@@ -12,8 +12,8 @@ imported modules stay loaded), so torch is imported once. nbclient runs the cell
 
 import ast
 import copy
-import json
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -356,6 +356,7 @@ def test_every_notebook_has_an_exercise(path):
 def kernel():
     """One kernel for all exercise notebooks; each starts with `%reset -f`."""
     km = KernelManager(kernel_name="python3")
+    km.kernel_spec.argv[0] = sys.executable   # this environment, like nbval's --nbval-current-env
     km.start_kernel(cwd=str(EXERCISES if EXERCISES.is_dir() else ROOT))   # where a learner runs them
     yield km
     km.shutdown_kernel(now=True)
