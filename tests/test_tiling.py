@@ -58,8 +58,8 @@ def test_predict_tiled_equals_whole_image_for_valid_padding(depth, size):
     model = _model(depth=depth)
     image = torch.rand(1, *size)
     whole = padded_forward(model, image[None]).softmax(1)[0]          # (K, H, W)
-    usable = [n for n in model.valid_input_sizes(1, 400) if model.output_size(n) >= 2**depth]
-    for tile_size in [None, usable[0], usable[3]]:
+    usable = [n for n in model.valid_input_sizes(1, 400) if model.output_size(n) >= 16]   # tens of tiles, not hundreds
+    for tile_size in [None, usable[0], usable[2]]:
         probs = predict_tiled(model, image, tile_size)
         assert probs.shape == (2, *size)
         torch.testing.assert_close(probs, whole, atol=1e-5, rtol=0)
