@@ -12,6 +12,7 @@ imported modules stay loaded), so torch is imported once. nbclient runs the cell
 
 import ast
 import copy
+import json
 import re
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from unet_lib.exercises import (
     EXERCISE_TAG, NOTEBOOK_GLOB, RAISES_TAG, SOLUTION_TAG, ExerciseError, exercise_edition,
-    exercise_section, generate, main, make_skeleton, render,
+    exercise_section, generate, main, make_skeleton, render, same_notebook,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,6 +257,15 @@ def test_exercise_edition_names_the_bad_cell(make, match):
         exercise_edition(make(), "notebooks/99_toy.ipynb")
 
 
+def test_same_notebook_ignores_layout_not_content():
+    text = render(exercise_edition(_toy_solution_notebook()))
+    relaid = json.dumps(json.loads(text), indent=2)
+    assert same_notebook(text, relaid) and relaid != text
+    edited = json.loads(text)
+    edited["cells"][5]["source"] = "def crop(x, size):\n    return x"
+    assert not same_notebook(text, json.dumps(edited, indent=1))
+
+
 # -- what CI executes --------------------------------------------------------------------------
 
 def test_exercise_section_keeps_only_the_earlier_cells_it_needs():
@@ -342,7 +352,7 @@ def test_committed_exercises_are_up_to_date():
     problems = [f"{p.relative_to(ROOT)} is missing" for p in expected if p not in committed]
     problems += [f"{p.relative_to(ROOT)} has no solution notebook" for p in committed - set(expected)]
     problems += [f"{p.relative_to(ROOT)} is out of date" for p, text in expected.items()
-                 if p in committed and p.read_text(encoding="utf8") != text]
+                 if p in committed and not same_notebook(p.read_text(encoding="utf8"), text)]
     assert not problems, "; ".join(problems) + ": run `make exercises` and commit exercises/"
 
 

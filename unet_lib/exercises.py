@@ -24,6 +24,7 @@ that CI does not train a network a second time; see tests/test_exercises.py.
 import argparse
 import ast
 import copy
+import json
 import re
 import sys
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ from nbformat import NotebookNode
 
 __all__ = [
     "ExerciseError", "SOLUTION_TAG", "EXERCISE_TAG", "RAISES_TAG",
-    "make_skeleton", "exercise_edition", "render", "generate", "exercise_section", "main",
+    "make_skeleton", "exercise_edition", "render", "same_notebook", "generate", "exercise_section", "main",
 ]
 
 SOLUTION_TAG = "solution"            # on a solution cell in notebooks/
@@ -205,6 +206,15 @@ def render(nb: NotebookNode) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+def same_notebook(text_a: str, text_b: str) -> bool:
+    """Whether two notebook files hold the same content, whatever their JSON layout (another
+    nbformat version may indent or order keys differently)."""
+    try:
+        return json.loads(text_a) == json.loads(text_b)
+    except json.JSONDecodeError:
+        return text_a == text_b
+
+
 def generate(notebooks_dir: Path | str = "notebooks", out_dir: Path | str = "exercises") -> dict[Path, str]:
     """The exercise editions of ``notebooks_dir/NN_*.ipynb``: {path in ``out_dir``: file text}."""
     notebooks_dir, out_dir = Path(notebooks_dir), Path(out_dir)
@@ -312,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     stale = [p for p in sorted(out.glob(NOTEBOOK_GLOB)) if p not in editions]
-    changed = [p for p, text in editions.items() if not p.exists() or p.read_text(encoding="utf8") != text]
+    changed = [p for p, text in editions.items()
+               if not p.exists() or not same_notebook(p.read_text(encoding="utf8"), text)]
     if args.check:
         for p in changed + stale:
             print(f"out of date: {p}", file=sys.stderr)
