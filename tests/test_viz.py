@@ -7,10 +7,11 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+import pytest
 import torch
 
 from unet_lib.blocks import DoubleConv, center_crop
-from unet_lib.viz import show_feature_maps, show_images, show_source
+from unet_lib.viz import plot_history, show_feature_maps, show_images, show_source
 
 
 def test_show_source_is_the_library_code():
@@ -36,3 +37,22 @@ def test_show_feature_maps_shows_at_most_max_channels():
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 10
     assert shown[-1].get_title() == "ch 9"
+
+
+def test_plot_history_draws_one_panel_per_metric():
+    history = {"epoch": [1, 2], "train_loss": [0.6, 0.3], "seconds": [1.0, 2.0], "val_loss": [0.5, 0.4],
+               "val_iou": [0.7, 0.8], "val_f1": [0.6, 0.9], "val_merged": [3, 1], "val_split": [0, 0]}
+    fig = plot_history(history)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "validation foreground IoU", "validation instance F1"]
+    assert len(fig.axes[0].lines) == 2
+    assert list(fig.axes[2].lines[0].get_ydata()) == [0.6, 0.9]
+
+
+def test_plot_history_without_validation_shows_the_loss_only():
+    fig = plot_history({"epoch": [1], "train_loss": [0.5], "seconds": [1.0]})
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 1
+
+
+def test_plot_history_rejects_an_empty_history():
+    with pytest.raises(ValueError, match="the history has no epochs; pass the dict that fit returns"):
+        plot_history({"epoch": []})

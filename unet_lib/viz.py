@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["Source", "show_source", "show_images", "show_feature_maps"]
+__all__ = ["Source", "show_source", "show_images", "show_feature_maps", "plot_history"]
 
 
 class Source:
@@ -84,5 +84,26 @@ def show_feature_maps(fmap: torch.Tensor, max_channels: int = 16, cols: int = 8,
             ax.set_title(f"ch {i}", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: dict[str, list[float]], size: float = 3.2) -> plt.Figure:
+    """Training curves from ``unet_lib.train.fit``'s history: the training (and validation)
+    loss, and the validation foreground IoU and instance F1 where the history has them."""
+    if not history.get("epoch"):
+        raise ValueError("the history has no epochs; pass the dict that fit returns")
+    panels = [("loss", ["train_loss", "val_loss"])]
+    panels += [(title, [key]) for title, key in [("validation foreground IoU", "val_iou"),
+                                                 ("validation instance F1", "val_f1")] if key in history]
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * 1.25 * len(panels), size), squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels):
+        for key in keys:
+            if key in history:
+                ax.plot(history["epoch"], history[key], label=key.replace("_", " "))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        if len(keys) > 1:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
