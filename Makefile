@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# the folder JupyterLab opens: `make lab LAB_DIR=exercises` for the exercise edition
+LAB_DIR ?= notebooks
 # JupyterLab refuses to start as root without --allow-root (containers, CI)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
@@ -17,7 +19,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 lab: $(VENV)/.installed
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --no-browser $(ROOT_FLAG)
+	$(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) --ServerApp.ip=127.0.0.1 --no-browser $(ROOT_FLAG)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
