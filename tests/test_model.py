@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from unet_lib.model import UNet, block_shapes, named_blocks, receptive_field
+from unet_lib.model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 
 
 def n_params(model: nn.Module) -> int:
@@ -181,3 +181,33 @@ def test_block_shapes_on_meta_device_and_removes_hooks():
     assert shapes[-1] == ("outc", (1, 2, 388, 388))
     assert shapes[4] == ("downs[3]", (1, 1024, 28, 28))
     assert not any(m._forward_hooks for _, m in named_blocks(model))
+
+
+def test_cut_skips_feeds_zeros_to_every_up_and_can_be_undone():
+    torch.manual_seed(0)
+    model = UNet(depth=2, base_channels=4).eval()
+    x = torch.randn(1, 1, 92, 92)
+    with torch.no_grad():
+        intact = model(x)
+        handles = cut_skips(model)
+        cut = model(x)
+        # the same by hand: run the U with zero skips
+        h = model.inc(x)
+        skips = []
+        for down in model.downs:
+            skips.append(h)
+            h = down(h)
+        for up, skip in zip(model.ups, reversed(skips)):
+            h = up(h, torch.zeros_like(skip))
+        by_hand = model.outc(h)
+    assert len(handles) == 2
+    assert not torch.allclose(cut, intact)
+    assert torch.equal(cut, by_hand)
+    for handle in handles:
+        handle.remove()
+    with torch.no_grad():
+        assert torch.equal(model(x), intact)
+
+
+def test_cut_skips_of_a_net_without_levels_does_nothing():
+    assert cut_skips(UNet(depth=0, base_channels=1)) == []

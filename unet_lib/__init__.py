@@ -14,7 +14,7 @@ from .data import (ToyCells, draw_cells, instances_to_mask, load_real_nuclei, pe
                    targets_from_instances, touching_borders)
 from .losses import weighted_cross_entropy
 from .metrics import InstanceScores, dice, instance_scores, iou, label_instances, pixel_error, rand_error
-from .model import UNet, block_shapes, named_blocks, receptive_field
+from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 from .tiling import context_margin, mirror_pad, padded_forward, predict_naive_tiles, predict_tiled
 from .train import (COURSE_CHECKPOINT, Checkpoint, TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint,
                     train_step)
@@ -24,7 +24,7 @@ from .widgets import FeatureMapExplorer, feature_maps, unet_layers
 __all__ = [
     # blocks and model (01-04)
     "DoubleConv", "Down", "Up", "OutConv", "center_crop",
-    "UNet", "named_blocks", "block_shapes", "receptive_field",
+    "UNet", "named_blocks", "block_shapes", "cut_skips", "receptive_field",
     # toy cells and augmentation (05)
     "ToyCells", "draw_cells", "touching_borders", "separate_touching", "instances_to_mask", "targets_from_instances",
     "AugmentConfig", "elastic_displacement", "upsample_displacement", "elastic_deform", "Augmented",

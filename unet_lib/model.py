@@ -15,7 +15,7 @@ from torch import nn
 
 from .blocks import DoubleConv, Down, OutConv, Padding, Up, Upsampling, _check_choice
 
-__all__ = ["UNet", "named_blocks", "block_shapes", "receptive_field"]
+__all__ = ["UNet", "named_blocks", "block_shapes", "cut_skips", "receptive_field"]
 
 Size = int | tuple[int, int]
 
@@ -189,6 +189,17 @@ def block_shapes(model: UNet, x: torch.Tensor) -> list[tuple[str, tuple[int, ...
         for hook in hooks:
             hook.remove()
     return shapes
+
+
+def cut_skips(model: UNet) -> list[torch.utils.hooks.RemovableHandle]:
+    """Cut every skip connection of ``model``: a forward pre-hook hands each ``Up`` block zeros
+    in place of the feature map from the contracting path, so the expansive path only has what
+    came up from below. Returns the hooks' handles; ``handle.remove()`` restores the skips."""
+    def zero_skip(module: nn.Module, args: tuple[torch.Tensor, torch.Tensor]):
+        x, skip = args
+        return x, torch.zeros_like(skip)
+
+    return [up.register_forward_pre_hook(zero_skip) for up in model.ups]
 
 
 def receptive_field(model: nn.Module, input_size: int, pixel: tuple[int, int] | None = None) -> tuple[int, torch.Tensor]:
