@@ -3,6 +3,8 @@
 (load_real_nuclei and percentile_normalize are tested in tests/test_real_nuclei.py.)
 """
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
@@ -109,6 +111,18 @@ def test_knobs():
     noisy = ToyCells(1, noise=0.2)[0]["image"].numpy()[0]
     assert np.abs(np.diff(noisy, axis=1)).mean() > 3 * np.abs(np.diff(quiet, axis=1)).mean()
     assert ToyCells(1, size=40, radius=(4.0, 6.0))[0]["image"].shape == (1, 40, 40)
+
+
+def test_large_images_are_cheap_to_draw():
+    # notebook 08 draws a 1024x1024 image: memory must grow with the pixels, not pixels x cells
+    tracemalloc.start()
+    try:
+        _, instances = draw_cells(1024, np.random.default_rng(0), n_cells=(500, 500))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert instances.max() > 400
+    assert peak < 200e6, f"drawing 1024x1024 with 500 cells took {peak / 1e6:.0f} MB"
 
 
 def test_a_threshold_does_not_separate_touching_cells():

@@ -130,8 +130,11 @@ def draw_cells(size: int, rng: np.random.Generator, n_cells: tuple[int, int] = (
     n = int(rng.integers(n_cells[0], n_cells[1] + 1))
     centres, radii = _place_cells(size, n, radius, touching, rng)
     # rho_i(x) < 1 inside cell i: the distance from its centre, normalised by its radius at
-    # that angle; computed only in a box around the cell (inf elsewhere) to keep drawing cheap
-    rho = np.full((len(radii), size, size), np.inf)
+    # that angle. Each cell is computed only in a box around it and kept where it is the nearest
+    # so far: memory stays O(H W) however many cells there are (a 1024x1024 image with 500 cells
+    # would need 4 GB as one (cells, H, W) array)
+    rho_min = np.full((size, size), np.inf)                        # (H, W) the nearest cell's rho
+    nearest = np.zeros((size, size), dtype=np.int64)              # (H, W) its index
     for i, ((cy, cx), r) in enumerate(zip(centres, radii)):
         theta = rng.uniform(0, math.pi)
         aspect = rng.uniform(0.7, 1.0)
@@ -146,9 +149,11 @@ def draw_cells(size: int, rng: np.random.Generator, n_cells: tuple[int, int] = (
         v = (-dx * math.sin(theta) + dy * math.cos(theta)) / aspect
         angle = np.arctan2(v, u)
         wobble = 1 + sum(a * np.cos(k * angle + p) for a, k, p in zip(amplitudes, (2, 3, 4), phases))
-        rho[i, top:bottom, left:right] = np.hypot(u, v) / (r * wobble)
-    nearest = rho.argmin(axis=0)                                  # (H, W)
-    rho_min = rho.min(axis=0)
+        rho = np.hypot(u, v) / (r * wobble)
+        box = (slice(top, bottom), slice(left, right))
+        closer = rho < rho_min[box]                               # ties go to the earlier cell
+        rho_min[box] = np.where(closer, rho, rho_min[box])
+        nearest[box] = np.where(closer, i, nearest[box])
     instances = np.where(rho_min < 1, nearest + 1, 0).astype(np.int64)
     # a cell hidden by its neighbours leaves a gap in the ids: renumber 1..n
     ids = np.unique(instances)
