@@ -1,9 +1,12 @@
 """Training speed and quality of the course model on this machine.
 
 1. Large-matmul GFLOP/s (2048x2048 float32), the machine's practical peak.
-2. GFLOP/s of one U-Net training step of the course model (batch 4, 128x128 toy cells
-   mirror-padded to 220x220), in NCHW and in channels_last memory format. FLOPs are counted
-   by torch.utils.flop_counter (forward + backward, convolutions and matmuls).
+2. GFLOP/s of one U-Net training step, in NCHW and in channels_last memory format: the
+   course model on the course's batch (one 256x256 tile, mirror-padded to 348x348), and a
+   model of the paper's width (depth 4, 64 channels at the top) on one 388x388 tile (572x572
+   input). FLOPs are counted by torch.utils.flop_counter (forward + backward, convolutions
+   and matmuls); the time includes everything else (BatchNorm, ReLU, the optimizer), and
+   torch.profiler says how much of it the convolutions take.
 3. The course recipe end to end (python -m unet_lib.train does the same): seconds of training,
    and foreground IoU and instance F1 on held-out toy cells (ToyCells(32, seed=2000)).
 
@@ -16,6 +19,7 @@ import argparse
 import time
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from unet_lib import UNet
@@ -24,24 +28,28 @@ from unet_lib.tiling import padded_forward
 from unet_lib.train import COURSE_MODEL, COURSE_TRAIN, course_data, evaluate, train_course_model, train_step
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+def matmul_gflops(n: int = 2048, rounds: int = 5, repeats: int = 4) -> float:
+    """The best of ``rounds`` timings of ``repeats`` float32 n x n matmuls: the practical peak."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     for _ in range(3):
         a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9)
+    return best
 
 
-def step_gflops(channels_last: bool, batch_size: int = 4, steps: int = 10) -> tuple[float, float]:
-    """(GFLOP/s, seconds per step) of the course model's training step."""
+def step_gflops(model_config: dict, batch: dict, channels_last: bool, steps: int = 10
+                ) -> tuple[float, float, float]:
+    """(GFLOP/s, seconds per step, share of the time in convolutions) of a training step of
+    ``UNet(**model_config)`` on ``batch``."""
     torch.manual_seed(0)
-    model = UNet(**COURSE_MODEL)
+    model = UNet(**model_config)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    data = ToyCells(batch_size, seed=0)
-    batch = {k: torch.stack([data[i][k] for i in range(batch_size)]) for k in ("image", "mask", "weight_map")}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     with FlopCounterMode(display=False) as counter:
         loss = padded_forward(model, batch["image"]).sum()
@@ -53,7 +61,26 @@ def step_gflops(channels_last: bool, batch_size: int = 4, steps: int = 10) -> tu
     for _ in range(steps):
         train_step(model, optimizer, batch, channels_last=channels_last)
     seconds = (time.perf_counter() - start) / steps
-    return flops / seconds / 1e9, seconds
+    return flops / seconds / 1e9, seconds, _convolution_share(model, optimizer, batch, channels_last)
+
+
+def _convolution_share(model, optimizer, batch: dict, channels_last: bool, steps: int = 3) -> float:
+    """The fraction of a training step's time spent inside convolutions (torch.profiler)."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            train_step(model, optimizer, batch, channels_last=channels_last)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    convolutions = sum(e.self_cpu_time_total for e in events if e.key in _CONVOLUTION_OPS)
+    return convolutions / total
+
+
+_CONVOLUTION_OPS = {"aten::mkldnn_convolution", "aten::convolution_backward", "aten::_slow_conv2d_forward",
+                    "aten::_slow_conv2d_backward", "aten::slow_conv_transpose2d", "aten::thnn_conv2d"}
+
+
+def first_batch(data, batch_size: int) -> dict:
+    return {k: torch.stack([data[i][k] for i in range(batch_size)]) for k in ("image", "mask", "weight_map")}
 
 
 def main() -> None:
@@ -63,10 +90,19 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     peak = matmul_gflops()
     print(f"large matmul (2048x2048 float32): {peak:.0f} GFLOP/s")
-    for channels_last in (False, True):
-        gflops, seconds = step_gflops(channels_last)
-        print(f"U-Net training step, {'channels_last' if channels_last else 'NCHW         '}: "
-              f"{gflops:.0f} GFLOP/s = {gflops / peak:.0%} of matmul ({seconds * 1000:.0f} ms/step)")
+    course_batch = first_batch(course_data()[0], COURSE_TRAIN.batch_size)
+    # the paper's width (64 channels at the top, depth 4) on one 388x388 output tile (572x572 input)
+    paper_batch = first_batch(ToyCells(1, size=388, n_cells=(54, 108)), 1)
+    for name, model_config, batch in [("course model", COURSE_MODEL, course_batch),
+                                      ("paper-width model", {**COURSE_MODEL, "depth": 4, "base_channels": 64},
+                                       paper_batch)]:
+        for channels_last in (False, True):
+            gflops, seconds, share = step_gflops(model_config, batch, channels_last,
+                                                 steps=10 if name == "course model" else 3)
+            print(f"{name} training step, {'channels_last' if channels_last else 'NCHW'}: {gflops:.0f} GFLOP/s "
+                  f"= {gflops / peak:.0%} of matmul ({seconds * 1000:.0f} ms/step, batch "
+                  f"{tuple(batch['image'].shape)}); {share:.0%} of the time in convolutions, which run at "
+                  f"{gflops / share:.0f} GFLOP/s = {gflops / share / peak:.0%} of matmul")
     if args.skip_training:
         return
     config = COURSE_TRAIN.__class__(**{**COURSE_TRAIN.__dict__, "progress": False})

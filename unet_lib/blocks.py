@@ -60,12 +60,17 @@ def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     if h > H or w > W or h < 1 or w < 1:
         raise ValueError(f"cannot crop a {H}x{W} map to {h}x{w}; the target must be between 1x1 and {H}x{W}")
     top, left = (H - h) // 2, (W - w) // 2
-    if x.requires_grad and _is_channels_last(x):
-        # the crop's gradient is a zero map in NCHW; added to the channels_last gradient that the
-        # skip gets from the next layer, it would make the backward of the ReLU before it 15x
-        # slower (mixed memory formats); measured: a course training step 7% faster overall
+    if not _is_channels_last(x):
+        return x[..., top : top + h, left : left + w]
+    # channels_last (faster convolutions on CPUs) needs two fixes here, or every skip costs
+    # memory-format conversions. Backward: the crop's gradient is a zero map in NCHW; added to
+    # the channels_last gradient that the skip gets from the next layer, it makes the backward
+    # of the ReLU before it 15x slower. Forward: a cropped view of a batch of one does not look
+    # channels_last to torch.cat, which then returns NCHW and the next convolution converts it
+    # back, forward and backward. Together they took the course's training step from 146 to 129 ms.
+    if x.requires_grad:
         x = _ChannelsLastGrad.apply(x)
-    return x[..., top : top + h, left : left + w]
+    return x[..., top : top + h, left : left + w].contiguous(memory_format=torch.channels_last)
 
 
 class DoubleConv(nn.Sequential):
