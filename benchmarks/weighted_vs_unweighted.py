@@ -2,7 +2,7 @@
 
 Trains the course model (unet_lib.train.COURSE_MODEL, COURSE_TRAIN) once with the weight map
 of Eq. 2 and once with w(x) = 1, for each seed (model initialisation, shuffling and
-augmentation), on the same 64 training images, and scores both on 32 held-out toy-cell images
+augmentation), on the same training tiles (unet_lib.train.course_data), and scores both on 32 held-out toy-cell images
 (ToyCells(32, seed=2000): new images, most cells touching another). Writes
 data/weighted_vs_unweighted.json, which notebook 07 reads and plots; the notebook re-runs the
 weighted seed-0 run live and nbval checks that it agrees with this file.
