@@ -43,16 +43,22 @@ def test_center_crop_rejects_impossible_sizes(size):
         center_crop(torch.zeros(1, 1, 8, 10), size)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("memory_format", [torch.channels_last, torch.contiguous_format])
-def test_center_crop_gradient_keeps_the_memory_format(memory_format):
-    # a U-Net skip is cropped and also feeds the next layer: both gradients should share a layout
-    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=memory_format).requires_grad_()
+def test_center_crop_keeps_the_memory_format(memory_format, batch):
+    # a U-Net skip is cropped, concatenated and convolved, and also feeds the next layer: a layout
+    # change anywhere costs conversions (with channels_last, also for a batch of one)
+    x = torch.randn(batch, 3, 8, 8).contiguous(memory_format=memory_format).requires_grad_()
     skip = x * 1                                                 # a non-leaf, like a ReLU output
     grads = []
     skip.register_hook(grads.append)
-    upstream = torch.randn(2, 3, 4, 4)
-    center_crop(skip, 4).backward(upstream)
-    expected = torch.zeros(2, 3, 8, 8)
+    crop = center_crop(skip, 4)
+    torch.testing.assert_close(crop, x[..., 2:6, 2:6])
+    up = torch.randn(batch, 3, 4, 4).contiguous(memory_format=memory_format)
+    assert torch.cat([crop, up], dim=1).is_contiguous(memory_format=memory_format)
+    upstream = torch.randn(batch, 3, 4, 4)
+    crop.backward(upstream)
+    expected = torch.zeros(batch, 3, 8, 8)
     expected[..., 2:6, 2:6] = upstream
     torch.testing.assert_close(grads[0], expected)
     assert grads[0].is_contiguous(memory_format=memory_format)
