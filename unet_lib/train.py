@@ -9,7 +9,7 @@ B, C, K, H, W = batch, channels, classes (num_classes), height, width.
 > determine the update in the current optimization step. (Sec. 3)
 
 ``fit`` does both: the paper's SGD with momentum 0.99, and Adam (not in the paper; with
-BatchNorm and small batches it reaches the course's targets in about a minute on a CPU).
+BatchNorm it trains the course model in under a minute on a CPU).
 
 The course model (``COURSE_MODEL``, ``COURSE_TRAIN``, ``course_data``) is trained from the
 command line with ``python -m unet_lib.train``, which writes ``COURSE_CHECKPOINT``, the file
