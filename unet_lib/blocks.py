@@ -49,6 +49,7 @@ class _ChannelsLastCrop(torch.autograd.Function):
         return x[..., top : top + h, left : left + w].contiguous(memory_format=torch.channels_last)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         top, left, h, w = ctx.box
         grad_x = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=torch.channels_last)
