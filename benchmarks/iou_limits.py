@@ -24,13 +24,12 @@ from scipy import ndimage
 from unet_lib import UNet
 from unet_lib.data import ToyCells
 from unet_lib.tiling import padded_forward
-from unet_lib.train import COURSE_MODEL, COURSE_TRAIN, evaluate, fit
+from unet_lib.train import COURSE_MODEL, COURSE_TRAIN, course_data, evaluate, fit
 
 
 def train(epochs: int, noise: float) -> tuple[UNet, float]:
     """The course recipe with ``epochs`` and image ``noise``; returns the model and its seconds."""
-    train_data = ToyCells(16, size=256, n_cells=(24, 48), noise=noise, seed=0)   # course_data, with noise
-    val_data = ToyCells(16, noise=noise, seed=1000)
+    train_data, val_data = course_data(noise=noise)
     torch.manual_seed(0)
     model = UNet(**COURSE_MODEL)
     config = dataclasses.replace(COURSE_TRAIN, epochs=epochs, progress=False)

@@ -324,12 +324,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 COURSE_TRAIN = TrainConfig(epochs=18, batch_size=1, optimizer="adam", lr=3e-3, seed=0)
 
 
-def course_data(n_train: int = 16, n_val: int = 16, seed: int = 0):
+def course_data(n_train: int = 16, n_val: int = 16, seed: int = 0, **toy_kwargs):
     """The course's training tiles and validation images: ``n_train`` 256x256 ``ToyCells`` (24 to
     48 cells each: the density of the 128x128 default) with seed ``seed``, and ``n_val`` 128x128
-    ones with seed ``seed + 1000``. Held-out test images use other seeds (the benchmarks: 2000+)."""
+    ones with seed ``seed + 1000``. Held-out test images use other seeds (the benchmarks: 2000+).
+    ``toy_kwargs`` (e.g. ``noise=0.03``) go to both ``ToyCells``."""
     from .data import ToyCells   # imported here: data is optional for the rest of this module
-    return ToyCells(n_train, size=256, n_cells=(24, 48), seed=seed), ToyCells(n_val, seed=seed + 1000)
+    return (ToyCells(n_train, size=256, n_cells=(24, 48), seed=seed, **toy_kwargs),
+            ToyCells(n_val, seed=seed + 1000, **toy_kwargs))
 
 
 def train_course_model(config: TrainConfig = COURSE_TRAIN, data_seed: int = 0, model_seed: int = 0
