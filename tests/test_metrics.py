@@ -129,7 +129,7 @@ def test_instance_scores_empty_images_and_stacks_add_up():
 
 
 def test_instance_scores_errors():
-    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold must be a finite number in \(0, 1\], got 0"):
         instance_scores(np.zeros((3, 3), int), np.zeros((3, 3), int), threshold=0)
     with pytest.raises(ValueError, match="same shape"):
         instance_scores(np.zeros((3, 3), int), np.zeros((3, 4), int))

@@ -161,7 +161,7 @@ def test_bad_labels(bad, error, match):
     (dict(class_weights="inverse"), "not supported"),
     (dict(class_weights=(1.0, 2.0, 3.0)), "two finite numbers"),
     (dict(class_weights=(1.0, -2.0)), "two finite numbers"),
-    (dict(tolerance=0.0), "tolerance must be > 0"),
+    (dict(tolerance=0.0), "tolerance must be a finite number > 0, got 0.0"),
 ])
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -20,15 +20,18 @@ from typing import Literal
 import torch
 from torch import nn
 
+# _check_choice: also imported under this name by unet_lib.model
+from .validate import check_bool, check_choice as _check_choice, check_int, check_tensor
+
 Padding = Literal["valid", "same"]
 Upsampling = Literal["transpose", "bilinear"]
 
 __all__ = ["DoubleConv", "Down", "Up", "OutConv", "center_crop", "Padding", "Upsampling"]
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported; use one of {', '.join(map(repr, choices))}")
+def _check_channels(**channels: int) -> None:
+    for name, value in channels.items():
+        check_int(name, value, min=1)
 
 
 class _ChannelsLastCrop(torch.autograd.Function):
@@ -70,7 +73,13 @@ def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     result always has exactly the requested size. In a U-Net with a valid input size the
     difference is always even.
     """
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    check_tensor("x", x)
+    if x.ndim < 2:
+        raise ValueError(f"x must have at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}")
+    if isinstance(size, (tuple, list, torch.Size)) and len(size) == 2:
+        h, w = check_int("size[0]", size[0]), check_int("size[1]", size[1])
+    else:
+        h = w = check_int("size", size, hint="give an int or a pair (h, w)")
     H, W = x.shape[-2:]
     if h > H or w > W or h < 1 or w < 1:
         raise ValueError(f"cannot crop a {H}x{W} map to {h}x{w}; the target must be between 1x1 and {H}x{W}")
@@ -90,6 +99,8 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, padding: Padding = "valid", batch_norm: bool = False):
         _check_choice("padding", padding, ("valid", "same"))
+        _check_channels(in_channels=in_channels, out_channels=out_channels)
+        check_bool("batch_norm", batch_norm)
         pad = 0 if padding == "valid" else 1
         layers: list[nn.Module] = []
         for c_in in (in_channels, out_channels):
@@ -141,6 +152,9 @@ class Up(nn.Module):
     ):
         super().__init__()
         _check_choice("upsampling", upsampling, ("transpose", "bilinear"))
+        _check_channels(in_channels=in_channels, out_channels=out_channels)
+        if in_channels < 2:
+            raise ValueError(f"in_channels must be an integer >= 2 (the up-convolution halves it), got {in_channels}")
         if upsampling == "transpose":
             self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
         else:
@@ -165,4 +179,5 @@ class OutConv(nn.Conv2d):
     """
 
     def __init__(self, in_channels: int, num_classes: int):
+        _check_channels(in_channels=in_channels, num_classes=num_classes)
         super().__init__(in_channels, num_classes, kernel_size=1)

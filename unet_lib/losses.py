@@ -26,19 +26,18 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from .validate import check_choice, check_finite, check_tensor
+
 __all__ = ["weighted_cross_entropy"]
 
 Reduction = Literal["mean", "sum", "none"]
 
 
 def _check_shapes(logits: torch.Tensor, mask: torch.Tensor, weight_map: torch.Tensor | None) -> None:
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 4:
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"logits must be a (B, K, H, W) tensor of raw scores, got {shape}")
+    check_tensor("logits", logits, 4, "(B, K, H, W) tensor of raw scores")
     if not isinstance(mask, torch.Tensor) or mask.ndim != 3:
-        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-        hint = "; add the batch dimension with mask[None]" if getattr(mask, "ndim", 0) == 2 else ""
-        raise ValueError(f"mask must be a (B, H, W) tensor of class indices, got {shape}{hint}")
+        hint = "add the batch dimension with mask[None]" if getattr(mask, "ndim", 0) == 2 else ""
+        check_tensor("mask", mask, 3, "(B, H, W) tensor of class indices", nonempty=False, hint=hint)
     B, K, H, W = logits.shape
     if tuple(mask.shape) != (B, H, W):
         hint = ""
@@ -47,17 +46,25 @@ def _check_shapes(logits: torch.Tensor, mask: torch.Tensor, weight_map: torch.Te
                     "with unet_lib.center_crop(mask, logits.shape[-2:])")
         raise ValueError(f"mask has shape {tuple(mask.shape)} but logits {tuple(logits.shape)} need "
                          f"(B, H, W) = {(B, H, W)}{hint}")
-    if mask.dtype.is_floating_point or mask.dtype == torch.bool:
-        raise TypeError(f"mask must hold integer class indices (torch.int64), got {mask.dtype}; "
-                        f"use mask.long()")
-    if mask.numel() and (mask.min() < 0 or mask.max() >= K):
-        raise ValueError(f"mask values must be class indices in [0, {K - 1}] for {K} classes, "
-                         f"found values in [{int(mask.min())}, {int(mask.max())}]")
+    check_tensor("logits", logits, kind="float", hint="an empty batch has no loss")
+    check_tensor("mask", mask, kind="integer")
+    if mask.min() < 0 or mask.max() >= K:
+        found = torch.unique(mask)
+        bad = found[(found < 0) | (found >= K)].tolist()
+        shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+        raise ValueError(f"mask values must be class indices in [0, {K - 1}] for {K} classes "
+                         f"(num_classes={K}), found values in [{int(mask.min())}, {int(mask.max())}]: "
+                         f"labels {shown} have no class")
     if weight_map is not None:
-        if not isinstance(weight_map, torch.Tensor) or tuple(weight_map.shape) != (B, H, W):
-            shape = tuple(weight_map.shape) if isinstance(weight_map, torch.Tensor) else type(weight_map).__name__
-            raise ValueError(f"weight_map has shape {shape} but must match mask: (B, H, W) = {(B, H, W)}"
-                             f" (crop it like the mask when the logits are smaller than the input)")
+        check_tensor("weight_map", weight_map, dims="(B, H, W)", kind="float")
+        if tuple(weight_map.shape) != (B, H, W):
+            raise ValueError(f"weight_map has shape {tuple(weight_map.shape)} but must match mask: (B, H, W) = "
+                             f"{(B, H, W)} (crop it like the mask when the logits are smaller than the input)")
+        check_finite("weight_map", weight_map)
+        if weight_map.min() < 0:
+            n = int((weight_map < 0).sum())
+            raise ValueError(f"weight_map must be >= 0, got {n} negative value{'s' if n > 1 else ''} "
+                             f"(min {float(weight_map.min()):g}); a negative weight rewards the wrong class")
 
 
 def weighted_cross_entropy(logits: torch.Tensor, mask: torch.Tensor, weight_map: torch.Tensor | None = None,
@@ -71,8 +78,7 @@ def weighted_cross_entropy(logits: torch.Tensor, mask: torch.Tensor, weight_map:
     the paper's sum), "sum" is the paper's E with the sign fixed, "none" returns (B, H, W).
     With w = 1 this equals ``F.cross_entropy(logits, mask)``.
     """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction={reduction!r} is not supported; use 'mean', 'sum' or 'none'")
+    check_choice("reduction", reduction, ("mean", "sum", "none"))
     _check_shapes(logits, mask, weight_map)
     # log_softmax instead of log(softmax(.)): the same value, without overflow for large scores
     log_probs = F.log_softmax(logits, dim=1)                     # (B, K, H, W) log p_k(x)

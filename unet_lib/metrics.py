@@ -29,25 +29,30 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from .validate import check_array, check_number
+
 __all__ = ["iou", "dice", "pixel_error", "rand_error", "label_instances", "InstanceScores",
            "instance_scores"]
 
 
 def _as_numpy(x, name: str) -> np.ndarray:
+    """(H, W) or (N, H, W) integer or bool labels, not empty, no negative values."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim not in (2, 3):
-        raise ValueError(f"{name} must be (H, W) or (N, H, W), got shape {x.shape}")
+    x = check_array(name, x, (2, 3), dims="(H, W) or (N, H, W)", finite=False)  # numeric: no strings, no complex
     if x.dtype.kind == "f":
         raise TypeError(f"{name} must hold integer labels, got {x.dtype}; "
                         f"threshold probabilities first, e.g. pred = probs.argmax(0)")
+    if x.dtype != bool and x.min() < 0:
+        n = int((x < 0).sum())
+        raise ValueError(f"{name} must hold labels >= 0 (0 = background), got {n} negative "
+                         f"value{'s' if n > 1 else ''} (min {x.min()})")
     return x
 
 
 def _binary(x, name: str) -> np.ndarray:
     x = _as_numpy(x, name)
-    if x.dtype != bool and x.size and (x.min() < 0 or x.max() > 1):
+    if x.dtype != bool and x.max() > 1:
         raise ValueError(f"{name} must be a 0/1 foreground map, got values from {x.min()} to {x.max()}; "
                          f"for instance labels use (labels > 0)")
     return x.astype(bool)
@@ -188,8 +193,7 @@ def instance_scores(pred_instances, instances, threshold: float = 0.5) -> Instan
     from the highest IoU down, each cell at most once (above 0.5 a match is unique anyway).
     Use ``label_instances(pred)`` to get ``pred_instances`` from a foreground map.
     """
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    threshold = check_number("threshold", threshold, positive=True, max=1.0)
     pred_instances, instances = _pair(pred_instances, instances, ("pred_instances", "instances"), binary=False)
     if instances.ndim == 3:
         total = InstanceScores()

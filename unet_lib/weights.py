@@ -53,6 +53,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from .validate import check_labels, check_number, describe
+
 __all__ = [
     "unet_weight_map", "class_weight_map", "border_term", "border_term_naive", "two_nearest_distances",
 ]
@@ -62,28 +64,12 @@ ClassWeights = str | Sequence[float]
 
 def _as_labels(instances, name: str = "instances") -> np.ndarray:
     """Validate an (H, W) label image: integer dtype, no negative ids. Returns a numpy view."""
-    if isinstance(instances, torch.Tensor):
-        instances = instances.detach().cpu().numpy()
-    instances = np.asarray(instances)
-    if instances.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (H, W) label image, got shape {instances.shape}")
-    if instances.dtype == bool or not np.issubdtype(instances.dtype, np.integer):
-        hint = ("a boolean mask is not a label image: label its connected components with "
-                "scipy.ndimage.label(mask)[0]" if instances.dtype == bool else
-                "cast it with .astype(np.int64) if the values are whole-number ids")
-        raise TypeError(f"{name} must have an integer dtype (0 = background, 1, 2, ... = cells), "
-                        f"got {instances.dtype}; {hint}")
-    if instances.size and instances.min() < 0:
-        raise ValueError(f"{name} has negative ids (min {instances.min()}); use 0 for background "
-                         f"and positive ids for cells")
-    return instances
+    return check_labels(name, instances)
 
 
-def _check_w0_sigma(w0: float, sigma: float) -> None:
-    if not (math.isfinite(w0) and w0 >= 0):
-        raise ValueError(f"w0 must be a finite number >= 0, got {w0!r} (the paper uses w0 = 10)")
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r} (the paper uses sigma = 5 pixels)")
+def _check_w0_sigma(w0: float, sigma: float) -> tuple[float, float]:
+    return (check_number("w0", w0, min=0.0, hint="the paper uses w0 = 10"),
+            check_number("sigma", sigma, positive=True, hint="the paper uses sigma = 5 pixels"))
 
 
 def _relabel_if_sparse(instances: np.ndarray) -> np.ndarray:
@@ -103,6 +89,7 @@ def two_nearest_distances(instances, max_distance: float = math.inf) -> tuple[np
     Distances above ``max_distance`` are not computed: they come back as ``inf``. A pixel inside
     cell i has distance 0 to cell i. With fewer than two cells d2 is ``inf`` everywhere.
     """
+    max_distance = check_number("max_distance", max_distance, positive=True, finite=False)
     instances = _relabel_if_sparse(_as_labels(instances))
     H, W = instances.shape
     d1 = np.full((H, W), np.inf)
@@ -132,9 +119,9 @@ def border_term(instances, w0: float = 10.0, sigma: float = 5.0, tolerance: floa
     set to 0: that is what makes it fast (each cell's distances are only computed within
     R = sigma * sqrt(2 ln(w0 / tolerance)) of the cell). The error is at most ``tolerance``.
     """
-    _check_w0_sigma(w0, sigma)
-    if not (tolerance > 0):
-        raise ValueError(f"tolerance must be > 0, got {tolerance!r}; use border_term_naive for the exact values")
+    w0, sigma = _check_w0_sigma(w0, sigma)
+    tolerance = check_number("tolerance", tolerance, positive=True,
+                             hint="use border_term_naive for the exact values")
     instances = _as_labels(instances)
     term = np.zeros(instances.shape, np.float32)
     if w0 == 0 or w0 <= tolerance:
@@ -149,7 +136,7 @@ def border_term(instances, w0: float = 10.0, sigma: float = 5.0, tolerance: floa
 def border_term_naive(instances, w0: float = 10.0, sigma: float = 5.0) -> np.ndarray:
     """``border_term`` the slow, obvious way: one full-image distance transform per cell, then a
     sort along the cells. The reference for tests and the benchmark. float32 (H, W)."""
-    _check_w0_sigma(w0, sigma)
+    w0, sigma = _check_w0_sigma(w0, sigma)
     instances = _as_labels(instances)
     ids = np.unique(instances[instances > 0])
     if len(ids) < 2:
@@ -159,6 +146,21 @@ def border_term_naive(instances, w0: float = 10.0, sigma: float = 5.0) -> np.nda
     d1, d2 = distances[0], distances[1]
     term = w0 * np.exp(-(d1 + d2) ** 2 / (2 * sigma**2))
     return np.where(instances == 0, term, 0).astype(np.float32)
+
+
+def _check_class_weights(class_weights) -> np.ndarray:
+    """A pair (w_background, w_cell) of finite numbers >= 0 as float64 (2,)."""
+    what = "'balanced' or two finite numbers >= 0 (w_background, w_cell)"
+    if isinstance(class_weights, (dict, set, bytes)) or not hasattr(class_weights, "__len__"):
+        raise TypeError(f"class_weights must be {what}, got {describe(class_weights)}")
+    if len(class_weights) != 2:
+        raise ValueError(f"class_weights must be {what}, got {len(class_weights)} values: {class_weights!r}")
+    for i, w in enumerate(class_weights):
+        try:
+            check_number(f"class_weights[{i}]", w, min=0.0)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"class_weights must be {what}, got {class_weights!r} ({error})") from None
+    return np.asarray([float(w) for w in class_weights], dtype=np.float64)
 
 
 def class_weight_map(mask, class_weights: ClassWeights = "balanced") -> np.ndarray:
@@ -179,10 +181,7 @@ def class_weight_map(mask, class_weights: ClassWeights = "balanced") -> np.ndarr
         counts = np.bincount(mask.ravel(), minlength=2)
         weights = mask.size / (2 * np.maximum(counts, 1))   # an absent class: weight never used
     else:
-        weights = np.asarray(class_weights, dtype=np.float64)
-        if weights.shape != (2,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ValueError(f"class_weights must be 'balanced' or two finite numbers >= 0 "
-                             f"(w_background, w_cell), got {class_weights!r}")
+        weights = _check_class_weights(class_weights)
     return weights.astype(np.float32)[mask]
 
 
