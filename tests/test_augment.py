@@ -143,6 +143,16 @@ def test_augmented_dataset():
         aug[3]
 
 
+def test_augmented_keeps_the_datasets_weight_map_settings():
+    base = ToyCells(2, size=64, seed=0, w0=0.0, class_weights=(1.0, 1.0))   # w(x) = 1 everywhere
+    aug = Augmented(base, seed=0)
+    assert aug.target_kwargs == base.target_kwargs
+    assert torch.all(aug[0]["weight_map"] == 1.0)
+    assert Augmented(base, w0=3.0).target_kwargs == {**base.target_kwargs, "w0": 3.0}   # given here wins
+    plain = Augmented([base[0]], seed=0)                                                 # no target_kwargs
+    assert plain.target_kwargs == dict(w0=10.0, sigma=5.0, class_weights="balanced")   # the paper's
+
+
 @pytest.mark.parametrize("call, error, match", [
     (lambda: augment(np.zeros((8, 8)), np.zeros((8, 8), int), 0), TypeError, "numpy.random.Generator"),
     (lambda: augment(np.zeros((8, 8)), np.zeros((8, 9), int), np.random.default_rng()), ValueError, "same H, W"),

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from unet_lib import UNet
-from unet_lib.tiling import context_margin, mirror_pad, padded_forward, predict_naive_tiles, predict_tiled
+from unet_lib.tiling import (context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles,
+                             predict_tiled)
 
 
 def _model(depth=2, padding="valid", batch_norm=True, in_channels=1, seed=0):
@@ -118,3 +119,42 @@ def test_predict_tiled_errors():
         predict_tiled(_model(depth=2, padding="same"), torch.rand(40, 40), 62)
     with pytest.raises(ValueError, match="tile_size must be a positive int"):
         predict_naive_tiles(model, torch.rand(40, 40), 0)
+
+
+class _Landed(Exception):
+    """Raised by a forward pre-hook once it has recorded where the model's input is."""
+
+
+def _record_input_device(model, seen):
+    def hook(module, args):
+        seen.append(args[0].device)
+        raise _Landed
+    return model.register_forward_pre_hook(hook)
+
+
+@pytest.mark.parametrize("predict", [
+    lambda model, image: padded_forward(model, image[None]),
+    lambda model, image: predict_tiled(model, image),
+    lambda model, image: predict_labels(model, image),
+    lambda model, image: predict_naive_tiles(model, image, 32),
+])
+def test_the_input_is_moved_to_the_models_device(predict):
+    # a model on the meta device stands in for one on a GPU: a CPU input must follow it there
+    model, seen = _model(depth=1).to("meta"), []
+    _record_input_device(model, seen)
+    with pytest.raises(_Landed):
+        predict(model, torch.rand(1, 40, 40))
+    assert seen == [torch.device("meta")]
+
+
+def test_padded_forward_on_the_meta_device_keeps_the_shape():
+    logits = padded_forward(_model(depth=2).to("meta"), torch.rand(2, 1, 37, 45))   # a CPU input
+    assert logits.device.type == "meta" and logits.shape == (2, 2, 37, 45)
+
+
+def test_predict_labels_is_the_argmax_of_overlap_tile_probabilities():
+    model, image = _model(depth=2), torch.rand(1, 70, 90)
+    labels = predict_labels(model, image)
+    assert labels.shape == (70, 90) and labels.dtype == torch.int64 and labels.device.type == "cpu"
+    assert torch.equal(labels, predict_tiled(model, image).argmax(0))
+    assert torch.equal(predict_labels(model, image.numpy()[0]), labels)       # (H, W) numpy works too

@@ -42,6 +42,21 @@ def test_fit_returns_one_history_entry_per_epoch_and_learns():
     assert not model.training
 
 
+@pytest.mark.parametrize("augment", [True, False])
+def test_fit_trains_with_the_datasets_weight_map_settings(monkeypatch, augment):
+    import unet_lib.train as train
+    seen, real = [], train.weighted_cross_entropy
+
+    def spy(logits, mask, weight_map=None, **kwargs):
+        seen.append(weight_map)
+        return real(logits, mask, weight_map, **kwargs)
+
+    monkeypatch.setattr(train, "weighted_cross_entropy", spy)
+    data = ToyCells(2, size=36, n_cells=(2, 4), radius=(4.0, 7.0), w0=0.0, class_weights=(1.0, 1.0))
+    fit(_model(), data, None, _config(epochs=1, batch_size=1, augment=augment))
+    assert len(seen) == 2 and all(torch.all(w == 1.0) for w in seen)   # not the paper's w0 = 10, balanced
+
+
 def test_fit_without_validation_data():
     history = fit(_model(), _data(2), None, _config(epochs=1))
     assert set(history) == {"epoch", "train_loss", "seconds"}

@@ -15,7 +15,7 @@ from .data import (ToyCells, draw_cells, instances_to_mask, load_real_nuclei, pe
 from .losses import weighted_cross_entropy
 from .metrics import InstanceScores, dice, instance_scores, iou, label_instances, pixel_error, rand_error
 from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
-from .tiling import context_margin, mirror_pad, padded_forward, predict_naive_tiles, predict_tiled
+from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
 from .train import (COURSE_CHECKPOINT, Checkpoint, TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint,
                     train_step)
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
@@ -36,7 +36,7 @@ __all__ = [
     "COURSE_CHECKPOINT",
     # metrics and overlap-tile inference (08)
     "iou", "dice", "pixel_error", "rand_error", "label_instances", "InstanceScores", "instance_scores",
-    "mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_naive_tiles",
+    "mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_labels", "predict_naive_tiles",
     # feature-map explorer (09)
     "FeatureMapExplorer", "feature_maps", "unet_layers",
     # real nuclei and a classical baseline (10)

@@ -172,7 +172,8 @@ def augment(image, instances, rng: np.random.Generator, config: AugmentConfig | 
 class Augmented(Dataset):
     """Wraps a dataset of dicts with ``image`` (1, H, W) and ``instances`` (H, W) (``ToyCells``):
     each access augments the sample and recomputes ``mask`` and ``weight_map`` from the augmented
-    instances. Returns the same keys as ``ToyCells``: image float32 (1, H, W), instances int64
+    instances, with the dataset's ``w0``, ``sigma`` and ``class_weights`` (its ``target_kwargs``)
+    unless they are given here. Returns the same keys as ``ToyCells``: image float32 (1, H, W), instances int64
     (H, W), mask int64 (H, W), weight_map float32 (H, W).
 
     Access k (k = 0, 1, ...) of sample i uses ``np.random.default_rng([seed, i, k])``: every
@@ -180,9 +181,14 @@ class Augmented(Dataset):
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0, config: AugmentConfig | None = None,
-                 w0: float = 10.0, sigma: float = 5.0, class_weights: ClassWeights = "balanced"):
+                 w0: float | None = None, sigma: float | None = None, class_weights: ClassWeights | None = None):
         self.dataset, self.seed, self.config = dataset, seed, config or AugmentConfig()
-        self.target_kwargs = dict(w0=w0, sigma=sigma, class_weights=class_weights)
+        # the weight map's settings: given here, else the dataset's own (``ToyCells.target_kwargs``),
+        # else the paper's (w0 = 10, sigma = 5, balanced classes)
+        given = dict(w0=w0, sigma=sigma, class_weights=class_weights)
+        own = getattr(dataset, "target_kwargs", None) or {}
+        paper = dict(w0=10.0, sigma=5.0, class_weights="balanced")
+        self.target_kwargs = {k: given[k] if given[k] is not None else own.get(k, paper[k]) for k in paper}
         self._accesses: dict[int, int] = defaultdict(int)
 
     def __len__(self) -> int:

@@ -21,7 +21,7 @@ import torch
 
 from .model import UNet
 
-__all__ = ["mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_naive_tiles"]
+__all__ = ["mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_labels", "predict_naive_tiles"]
 
 
 def _reflect_index(n: int, before: int, after: int, device=None) -> torch.Tensor:
@@ -82,10 +82,12 @@ def padded_forward(model: UNet, x: torch.Tensor) -> torch.Tensor:
 
     ``x`` is mirror-padded by the model's context margin (more at the bottom and right where a
     valid input size needs it) and the output is cropped to H x W. This is how training and
-    evaluation feed whole toy images to a valid-padding net; gradients flow through.
+    evaluation feed whole toy images to a valid-padding net; gradients flow through. ``x`` is
+    moved to the model's device; the logits stay there.
     """
     if x.ndim != 4:
         raise ValueError(f"padded_forward expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+    x = x.to(next(model.parameters()).device)
     h, w = x.shape[-2:]
     m = context_margin(model)
     (in_h, out_h), (in_w, out_w) = _input_for(model, h), _input_for(model, w)
@@ -177,6 +179,17 @@ def predict_tiled(model: UNet, image, tile_size: int | None = None) -> torch.Ten
     finally:
         model.train(was_training)
     return probs
+
+
+def predict_labels(model: UNet, image, tile_size: int | None = None) -> torch.Tensor:
+    """The predicted label map of one image: (H, W) or (C, H, W) float, numpy or torch, on any
+    device -> (H, W) int64 on the CPU, the most probable class of every pixel.
+
+    The one way the course turns an image into a prediction: ``predict_tiled(model, image,
+    tile_size).argmax(0)``, so it runs on the model's device, in eval mode, by overlap-tile, for
+    an image of any size. Predicted cells: ``label_instances(predict_labels(model, image))``.
+    """
+    return predict_tiled(model, image, tile_size).argmax(0)
 
 
 @torch.no_grad()

@@ -178,7 +178,8 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     (H, W), ``mask`` (H, W) and ``weight_map`` (H, W), such as ``ToyCells``. The samples are
     computed once; with ``config.augment`` every epoch sees new augmentations of them
     (``unet_lib.augment.Augmented``: flips, 90-degree rotations, the paper's elastic
-    deformation; mask and weight map are recomputed from the augmented instances). Images are
+    deformation; mask and weight map are recomputed from the augmented instances with the
+    dataset's ``w0``, ``sigma`` and ``class_weights``). Images are
     mirror-padded so a valid-padding model predicts every pixel (``padded_forward``).
 
     The history has one entry per epoch in each list: ``epoch``, ``train_loss`` (mean over the
@@ -199,11 +200,12 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    target_kwargs = getattr(train_data, "target_kwargs", None) or {}
     train_data = _Cached(train_data)
     val_data = _Cached(val_data) if val_data is not None else None
     if config.augment:
-        # w0 and sigma of the weight map recomputed after each deformation: the paper's values
-        train_data = Augmented(train_data, seed=config.seed)
+        # the weight map recomputed after each deformation with the dataset's w0, sigma, class_weights
+        train_data = Augmented(train_data, seed=config.seed, **target_kwargs)
     loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True, num_workers=0,
                         drop_last=len(train_data) >= config.batch_size,
                         generator=torch.Generator().manual_seed(config.seed))
@@ -334,11 +336,12 @@ def course_data(n_train: int = 16, n_val: int = 16, seed: int = 0, **toy_kwargs)
             ToyCells(n_val, seed=seed + 1000, **toy_kwargs))
 
 
-def train_course_model(config: TrainConfig = COURSE_TRAIN, data_seed: int = 0, model_seed: int = 0
-                       ) -> tuple[UNet, dict[str, list[float]]]:
+def train_course_model(config: TrainConfig = COURSE_TRAIN, data_seed: int = 0, model_seed: int = 0,
+                       **toy_kwargs) -> tuple[UNet, dict[str, list[float]]]:
     """Build the course model (``COURSE_MODEL``, initialised with ``torch.manual_seed(model_seed)``)
-    and train it with ``fit`` on ``course_data(seed=data_seed)``. Returns (model, history)."""
-    train_data, val_data = course_data(seed=data_seed)
+    and train it with ``fit`` on ``course_data(seed=data_seed, **toy_kwargs)`` (e.g. ``w0=0.0``
+    for a weight map without the border term). Returns (model, history)."""
+    train_data, val_data = course_data(seed=data_seed, **toy_kwargs)
     torch.manual_seed(model_seed)   # the He initialisation draws from torch's generator
     model = UNet(**COURSE_MODEL)
     history = fit(model, train_data, val_data, config)
