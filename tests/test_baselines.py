@@ -84,3 +84,90 @@ def test_otsu_instances_matches_scipy_label():
 def test_otsu_instances_needs_one_2d_image():
     with pytest.raises(ValueError, match=r"one \(H, W\) image, got shape \(1, 4, 4\)"):
         otsu_instances(np.zeros((1, 4, 4)))
+
+
+# -- the fair pipeline: blur, Otsu, size filter, watershed ----------------------------------------
+
+from unet_lib.baselines import classical_instances, remove_small_objects, seeded_watershed   # noqa: E402
+
+
+def _discs(shape, centres, radius):
+    """Label image of discs (later ones drawn over earlier ones) and the disc masks."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    discs = [(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2 for cy, cx in centres]
+    labels = np.zeros(shape, np.int64)
+    for k, disc in enumerate(discs, 1):
+        labels[disc] = k
+    return labels, discs
+
+
+def test_remove_small_objects_hand_worked():
+    instances = np.array([
+        [1, 1, 0, 2],
+        [1, 1, 0, 0],
+        [0, 0, 3, 3],
+    ])
+    np.testing.assert_array_equal(remove_small_objects(instances, 2),
+                                  [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 3, 3]])
+    np.testing.assert_array_equal(remove_small_objects(instances, 3), [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(remove_small_objects(instances, 0), instances)
+
+
+def test_seeded_watershed_hand_worked():
+    # two floods meet on the ridge (cost 3); the ridge pixel goes to the flood that arrives first
+    cost = np.array([[0, 1, 3, 1, 0]])
+    markers = np.array([[1, 0, 0, 0, 2]])
+    np.testing.assert_array_equal(seeded_watershed(cost, markers, np.ones((1, 5), bool)), [[1, 1, 1, 2, 2]])
+    # the ridge moved: the lower side of it is flooded first, from both markers alike
+    cost = np.array([[0, 5, 1, 1, 0]])
+    np.testing.assert_array_equal(seeded_watershed(cost, markers, np.ones((1, 5), bool)), [[1, 1, 2, 2, 2]])
+    # outside the mask nothing is labelled, and a masked region without a marker stays 0
+    mask = np.array([[True, True, False, True, True]])
+    np.testing.assert_array_equal(seeded_watershed(cost, np.array([[1, 0, 0, 0, 0]]), mask), [[1, 1, 0, 0, 0]])
+
+
+def test_classical_instances_splits_two_touching_discs():
+    labels, discs = _discs((48, 64), [(24, 22), (24, 41)], 11)      # centres 19 px apart, radius 11: they overlap
+    rng = np.random.default_rng(0)
+    image = np.where(labels > 0, 0.8, 0.1) + rng.normal(0, 0.05, labels.shape)
+    assert len(np.unique(classical_instances(image, split_touching=False))) - 1 == 1   # one blob
+    found = classical_instances(image)
+    assert sorted(np.unique(found)) == [0, 1, 2]
+    for disc in discs:   # each disc is one found object, up to the cut between them
+        k = np.bincount(found[disc]).argmax()
+        assert k > 0 and (found[disc] == k).mean() > 0.85 and (disc[found == k]).mean() > 0.85
+
+
+def test_classical_instances_removes_specks_that_plain_otsu_keeps():
+    labels, _ = _discs((40, 40), [(20, 20)], 8)
+    image = np.where(labels > 0, 0.8, 0.1)
+    image[3, 3] = image[35, 30] = 1.0                                 # two hot pixels
+    assert otsu_instances(image).max() == 3
+    found = classical_instances(image)
+    assert found.max() == 1 and found[3, 3] == found[35, 30] == 0
+    assert (found[labels > 0] == 1).mean() > 0.9                     # the blur may shave the rim
+
+
+def test_classical_instances_keeps_an_object_without_its_own_marker():
+    # a small disc next to a large one: inside the peak window its maximum is not the largest,
+    # so it gets no marker, and it must still come out as an object of its own
+    big, _ = _discs((40, 60), [(20, 20)], 12)
+    small, _ = _discs((40, 60), [(20, 40)], 5)
+    image = np.where((big + small) > 0, 0.8, 0.1)
+    found = classical_instances(image, peak_footprint=31, min_size=10)
+    assert found.max() == 2 and len(np.unique(found[small > 0])) == 2 and found[20, 40] not in (0, found[20, 20])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: remove_small_objects(np.zeros((2, 2, 2), int), 3), r"one \(H, W\) integer label image"),
+    (lambda: remove_small_objects(np.zeros((2, 2)), 3), "integer label image"),
+    (lambda: remove_small_objects(-np.ones((2, 2), int), 3), "labels must be >= 0"),
+    (lambda: remove_small_objects(np.zeros((2, 2), int), -1), "min_size must be an integer >= 0"),
+    (lambda: seeded_watershed(np.zeros((2, 2)), np.zeros((2, 3), int), np.ones((2, 2), bool)), "one shape"),
+    (lambda: classical_instances(np.zeros((1, 4, 4))), r"one \(H, W\) image"),
+    (lambda: classical_instances(np.random.rand(8, 8), sigma=-1), "must be >= 0"),
+    (lambda: classical_instances(np.random.rand(8, 8), peak_footprint=0), "peak_footprint must be an integer >= 1"),
+])
+def test_baseline_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

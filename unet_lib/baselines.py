@@ -1,6 +1,14 @@
-"""A classical baseline for the U-Net to beat: Otsu's threshold, then connected components.
+"""Classical baselines for the U-Net to beat, from Otsu's threshold to a watershed.
 
 H, W = height, width.
+
+Two baselines, from the weakest to the fair one:
+
+* ``otsu_instances``: Otsu's threshold on the raw image, then connected components. Noise
+  turns single bright background pixels into objects and touching nuclei merge.
+* ``classical_instances``: what a practitioner would do without a network: a Gaussian blur,
+  Otsu's threshold, hole filling, a minimum object size, and a watershed on the distance
+  transform that splits touching nuclei at their waist (``seeded_watershed``).
 
 Otsu (1979), "A threshold selection method from gray-level histograms": split the grey values
 into a background class (values <= t) and a foreground class (values > t) so that the
@@ -13,10 +21,13 @@ sigma_B^2 is the same as minimising the within-class variance, because their sum
 variance, which does not depend on t.
 """
 
+import heapq
+
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["otsu_threshold", "otsu_instances"]
+__all__ = ["otsu_threshold", "otsu_instances", "remove_small_objects", "seeded_watershed",
+           "classical_instances"]
 
 
 def otsu_threshold(image: np.ndarray) -> float:
@@ -59,3 +70,96 @@ def otsu_instances(image: np.ndarray) -> np.ndarray:
     foreground = image > otsu_threshold(image)
     instances, _ = ndimage.label(foreground)   # default structure: 4-connectivity
     return instances.astype(np.int64)
+
+
+def remove_small_objects(instances: np.ndarray, min_size: int) -> np.ndarray:
+    """(H, W) label image -> the same labels with every object of fewer than ``min_size``
+    pixels set to 0 (background). The remaining labels keep their values."""
+    instances = np.asarray(instances)
+    if instances.ndim != 2 or not np.issubdtype(instances.dtype, np.integer):
+        raise ValueError(f"remove_small_objects expects one (H, W) integer label image, got shape "
+                         f"{instances.shape} and dtype {instances.dtype}")
+    if instances.size and instances.min() < 0:
+        raise ValueError(f"labels must be >= 0 (0 = background), got {instances.min()}")
+    if not isinstance(min_size, (int, np.integer)) or min_size < 0:
+        raise ValueError(f"min_size must be an integer >= 0, got {min_size!r}")
+    sizes = np.bincount(instances.ravel())
+    keep = sizes >= min_size
+    keep[0] = False
+    return np.where(keep[instances], instances, 0).astype(np.int64)
+
+
+def seeded_watershed(cost: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Marker-based watershed by flooding (Meyer 1994): (H, W) ``cost``, ``markers`` (int, 0 =
+    no marker) and bool ``mask`` -> (H, W) int64 labels, 0 outside ``mask``.
+
+    Every marker floods its 4-neighbours inside ``mask``, always the lowest reachable pixel
+    first (a priority queue ordered by the highest cost on the way there), so two floods meet
+    on the ridge of ``cost`` between their markers. Pixels of ``mask`` that no marker reaches
+    stay 0; ties go to the marker that arrived first. Markers outside ``mask`` are ignored.
+    """
+    cost, markers, mask = np.asarray(cost, np.float64), np.asarray(markers), np.asarray(mask, bool)
+    if not (cost.ndim == 2 and cost.shape == markers.shape == mask.shape):
+        raise ValueError(f"cost, markers and mask must be (H, W) arrays of one shape, got "
+                         f"{cost.shape}, {markers.shape} and {mask.shape}")
+    labels = np.where(mask, markers, 0).astype(np.int64)
+    h, w = labels.shape
+    ys, xs = np.nonzero(labels)
+    order = 0
+    heap = []
+    for y, x in zip(ys.tolist(), xs.tolist()):
+        heap.append((cost[y, x], order, y, x))
+        order += 1
+    heapq.heapify(heap)
+    # plain Python lists: element access is several times faster than on numpy arrays
+    cost_, labels_, mask_ = cost.tolist(), labels.tolist(), mask.tolist()
+    while heap:
+        level, _, y, x = heapq.heappop(heap)
+        label = labels_[y][x]
+        for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+            if 0 <= ny < h and 0 <= nx < w and mask_[ny][nx] and labels_[ny][nx] == 0:
+                labels_[ny][nx] = label
+                order += 1
+                heapq.heappush(heap, (max(level, cost_[ny][nx]), order, ny, nx))
+    return np.array(labels_, dtype=np.int64).reshape(h, w)
+
+
+def classical_instances(image: np.ndarray, sigma: float = 1.0, min_size: int = 30, split_touching: bool = True,
+                        peak_footprint: int = 11, distance_sigma: float = 1.0) -> np.ndarray:
+    """The fair classical baseline: (H, W) ``image`` -> (H, W) int64 instances, 0 = background.
+
+    1. Gaussian blur with ``sigma`` (pixels): single noisy pixels no longer cross the threshold.
+    2. Otsu's threshold of the blurred image; holes inside objects are filled.
+    3. Objects smaller than ``min_size`` pixels are removed.
+    4. With ``split_touching``: the distance transform of the foreground (distance to the
+       nearest background pixel), smoothed with ``distance_sigma``, has one maximum near the
+       centre of each roundish nucleus and a saddle at the waist where two nuclei touch. Its
+       local maxima over a ``peak_footprint`` x ``peak_footprint`` window become markers, and
+       ``seeded_watershed`` on the negative distance splits the foreground between them.
+       Without ``split_touching``: the connected components.
+
+    The defaults were chosen on the left half of notebook 10's image (its fine-tuning half).
+    """
+    image = np.asarray(image, np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"classical_instances expects one (H, W) image, got shape {image.shape}")
+    if sigma < 0 or distance_sigma < 0:
+        raise ValueError(f"sigma and distance_sigma must be >= 0, got {sigma} and {distance_sigma}")
+    if not isinstance(peak_footprint, (int, np.integer)) or peak_footprint < 1:
+        raise ValueError(f"peak_footprint must be an integer >= 1, got {peak_footprint!r}")
+    blurred = ndimage.gaussian_filter(image, sigma) if sigma else image
+    foreground = ndimage.binary_fill_holes(blurred > otsu_threshold(blurred))
+    components, _ = ndimage.label(foreground)                                  # 4-connectivity
+    foreground = remove_small_objects(components, min_size) > 0
+    if not split_touching:
+        return ndimage.label(foreground)[0].astype(np.int64)
+    distance = ndimage.distance_transform_edt(foreground)
+    if distance_sigma:
+        distance = ndimage.gaussian_filter(distance, distance_sigma)
+    peaks = foreground & (distance == ndimage.maximum_filter(distance, size=peak_footprint))
+    markers, _ = ndimage.label(peaks, structure=np.ones((3, 3)))             # a plateau is one marker
+    labels = seeded_watershed(-distance, markers, foreground)
+    # a component whose maximum lost to a higher one of a neighbour in the window has no
+    # marker of its own; it stays one object
+    components, n = ndimage.label(foreground & (labels == 0))
+    return np.where(components > 0, components + labels.max(), labels).astype(np.int64)
