@@ -211,3 +211,140 @@ def test_cut_skips_feeds_zeros_to_every_up_and_can_be_undone():
 
 def test_cut_skips_of_a_net_without_levels_does_nothing():
     assert cut_skips(UNet(depth=0, base_channels=1)) == []
+
+
+# -- size arithmetic in closed form, argument checks, the size bound, dropout ---------------------
+
+from unet_lib.model import MAX_PARAMETERS, _output_side  # noqa: E402  (the brute-force oracle)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_valid_input_sizes_closed_form_matches_brute_force(depth, padding):
+    model = UNet(depth=depth, base_channels=1, padding=padding)
+    brute = [n for n in range(1, 2500) if _output_side(n, depth, padding) is not None]
+    assert model.valid_input_sizes(1, 2499) == brute
+    assert model.min_input_size() == brute[0]
+    lo, hi = brute[3] - 1, brute[6] + 1   # between valid sizes, for a step > 1
+    assert model.valid_input_sizes(lo, hi) == [n for n in brute if lo <= n <= hi]
+    assert model.valid_input_sizes(brute[2], brute[2]) == [brute[2]]
+    for n in range(1, 400):   # the nearest-valid-size hint agrees with the oracle
+        if _output_side(n, depth, padding) is None:
+            with pytest.raises(ValueError, match=r"nearest valid sizes: (\d+)") as info:
+                model.output_size(n)
+            larger = min(m for m in brute if m > n)
+            smaller = [m for m in brute if m < n]
+            expected = f"{smaller[-1]}, {larger}" if smaller else f"{larger} (the smallest"
+            assert f"nearest valid sizes: {expected}" in str(info.value)
+
+
+def test_valid_input_sizes_of_a_huge_range_is_an_error_not_minutes():
+    model = UNet(base_channels=1)
+    assert len(model.valid_input_sizes(1, 10**7)) == (10**7 - 188) // 16 + 1
+    with pytest.raises(ValueError, match=r"lo=1, hi=1000000000 holds 62,499,989 valid sizes.*188 \+ k \* 16"):
+        model.valid_input_sizes(1, 10**9)
+
+
+@pytest.mark.parametrize("args,error,match", [
+    (("a",), TypeError, r"lo must be an int \(an input side length in pixels\), got 'a' \(a str\)"),
+    ((1, 100.0), TypeError, r"hi must be an int .*got 100.0 \(a float\)"),
+    ((True, 100), TypeError, r"lo must be an int .*got True \(a bool\)"),
+    ((0, 100), ValueError, r"lo must be >= 1 .*got 0"),
+    ((-5, 100), ValueError, r"lo must be >= 1 .*got -5"),
+    ((300, 200), ValueError, r"hi must be >= lo, got lo=300, hi=200"),
+])
+def test_valid_input_sizes_rejects_bad_bounds(args, error, match):
+    with pytest.raises(error, match=match):
+        UNet(base_channels=1).valid_input_sizes(*args)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(), dict(batch_norm=True), dict(depth=0, base_channels=3), dict(depth=1, in_channels=3, num_classes=5),
+    dict(depth=2, base_channels=5, upsampling="bilinear"), dict(depth=3, base_channels=7, batch_norm=True,
+                                                                 upsampling="bilinear", padding="same"),
+    dict(depth=5, base_channels=2, in_channels=4), dict(depth=2, base_channels=1, num_classes=1, dropout=0.3),
+])
+def test_count_parameters_matches_the_built_model(kwargs):
+    model = UNet(**kwargs)
+    assert UNet.count_parameters(**model.config) == n_params(model)
+
+
+def test_count_parameters_of_the_paper_network_without_building_it():
+    assert UNet.count_parameters() == 31_030_658
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(depth=12, base_channels=8), r"would have 31,854,568,882 parameters, 127.4 GB of float32 weights"),
+    (dict(depth=4, base_channels=4096), r"UNet\(depth=4, base_channels=4096.*GB.*the limit is 1,000,000,000"),
+    (dict(depth=40, base_channels=1), r"lower depth or base_channels"),
+])
+def test_absurd_sizes_are_refused_before_allocating(kwargs, match):
+    assert UNet.count_parameters(**kwargs) > MAX_PARAMETERS
+    with pytest.raises(ValueError, match=match):
+        UNet(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(batch_norm="no"), TypeError, r"batch_norm must be True or False, got 'no' \(a str\)"),
+    (dict(batch_norm=1), TypeError, r"batch_norm must be True or False, got 1 \(a int\)"),
+    (dict(depth=True), ValueError, r"depth must be an integer >= 0, got True \(a bool\)"),
+    (dict(base_channels=False), ValueError, r"base_channels must be an integer >= 1, got False \(a bool\)"),
+    (dict(base_channels=8.0), ValueError, r"base_channels must be an integer >= 1, got 8.0 \(a float\)"),
+    (dict(depth=2.5), ValueError, r"depth must be an integer >= 0, got 2.5 \(a float\)"),
+    (dict(in_channels="3"), ValueError, r"in_channels must be an integer >= 1, got '3' \(a str\)"),
+    (dict(dropout=1.0), ValueError, r"dropout must be in \[0, 1\) .*got 1.0"),
+    (dict(dropout=-0.1), ValueError, r"dropout must be in \[0, 1\) .*got -0.1"),
+    (dict(dropout=float("nan")), ValueError, r"dropout must be in \[0, 1\) .*got nan"),
+    (dict(dropout="0.5"), TypeError, r"dropout must be a float in \[0, 1\), got '0.5' \(a str\)"),
+    (dict(dropout=True), TypeError, r"dropout must be a float in \[0, 1\), got True \(a bool\)"),
+])
+def test_constructor_rejects_wrong_types(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        UNet(**{"depth": 1, "base_channels": 2, **kwargs})
+
+
+def test_numpy_integers_are_accepted_as_plain_ints():
+    import numpy as np
+    model = UNet(depth=np.int64(1), base_channels=np.int32(2))
+    assert model.config["depth"] == 1 and type(model.config["depth"]) is int
+
+
+def test_dropout_at_the_end_of_the_contracting_path():
+    torch.manual_seed(0)
+    plain = UNet(depth=2, base_channels=4)
+    dropped = UNet(depth=2, base_channels=4, dropout=0.5)
+    assert n_params(dropped) == n_params(plain) and dropped.state_dict().keys() == plain.state_dict().keys()
+    assert dropped.config["dropout"] == 0.5 and "dropout" not in plain.config   # config unchanged without it
+    assert UNet(**dropped.config).dropout.p == 0.5                               # a checkpoint rebuilds it
+    dropped.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 1, 92, 92)
+    with torch.no_grad():
+        dropped.train()
+        assert not torch.equal(dropped(x), dropped(x))          # a new mask on every call
+        dropped.eval()
+        assert torch.equal(dropped(x), dropped(x))
+        assert torch.equal(dropped(x), plain.eval()(x))          # eval mode: dropout is the identity
+    assert n_params(UNet(dropout=0.5)) == 31_030_658
+
+
+def test_dropout_on_the_bottleneck_only():
+    """The contracting path's output is what the dropout sees: a hook on it sees zeros."""
+    torch.manual_seed(0)
+    model = UNet(depth=2, base_channels=4, dropout=0.5).train()
+    seen = []
+    model.dropout.register_forward_hook(lambda m, args, out: seen.append((args[0], out)))
+    model(torch.randn(1, 1, 92, 92))
+    features, out = seen[0]
+    assert features.shape == (1, 16, 16, 16)                     # the output of downs[1], the bottleneck
+    alive = features != 0                                        # ReLU zeros some already
+    assert (out[alive] == 0).float().mean() == pytest.approx(0.5, abs=0.1)
+    torch.testing.assert_close(out[alive & (out != 0)], 2 * features[alive & (out != 0)])   # 1 / (1 - p)
+
+
+def test_receptive_field_refuses_a_meta_model():
+    with torch.device("meta"):
+        model = UNet(depth=1, base_channels=1)
+    with pytest.raises(ValueError, match=r"receptive_field needs a model with real weights .*'meta' device.*block_shapes"):
+        receptive_field(model, 26)
+    with pytest.raises(TypeError, match=r"receptive_field measures a unet_lib.UNet, got Conv2d"):
+        receptive_field(nn.Conv2d(1, 1, 3), 26)

@@ -37,6 +37,45 @@ def _output_side(n: int, depth: int, padding: Padding) -> int | None:
     return n
 
 
+def _valid_sizes_rule(depth: int, padding: Padding) -> tuple[int, int]:
+    """(first, step): the valid input lengths are exactly first + k * step, k = 0, 1, 2, ...
+
+    Why an arithmetic progression: a valid input is what the contracting path makes of a
+    bottom length s >= 1 run backwards (undo a DoubleConv: + shrink; undo a pooling: x 2), so
+    n(s) = 2**depth * s + const, and every pooling then sees an even length. The expansive path
+    adds one more condition, 2x - shrink >= 1 at every step up, which holds from some small s on.
+    """
+    shrink = 4 if padding == "valid" else 0
+    step = 2**depth
+    for s in range(1, 6):   # s = 4 satisfies the expansive path for any depth (2 * 4 - 4 = 4)
+        x, ok = s, True
+        for _ in range(depth):
+            x = 2 * x - shrink
+            ok = ok and x >= 1
+        if ok:
+            break
+    n = s
+    for _ in range(depth):
+        n = 2 * (n + shrink)   # undo the level's DoubleConv, then its pooling
+    return n + shrink, step    # undo the first DoubleConv
+
+
+def _check_int(name: str, value: object, least: int) -> int:
+    """``value`` as a plain int >= ``least``; a bool, a float or a str is an error (``True``
+    would silently mean 1). NumPy integers are accepted and converted."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r} (a {type(value).__name__})")
+    value = int(value.__index__())
+    if value < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    return value
+
+
+# A U-Net larger than this is an error, not a model: 1e9 float32 parameters are 4 GB of
+# weights before gradients and optimizer state. The paper's network has 31 million.
+MAX_PARAMETERS = 10**9
+
+
 class UNet(nn.Module):
     """U-Net: a contracting path that captures context and a symmetric expansive path that
     enables precise localisation, joined by skip connections (crop and concatenate).
@@ -47,6 +86,15 @@ class UNet(nn.Module):
     smaller than the input: it covers the centre of the input, whose border only provides
     context. With ``padding="same"`` each side must be divisible by ``2**depth`` and the output
     has the input's size.
+
+    ``dropout``: the probability of ``nn.Dropout`` on the output of the contracting path (the
+    bottleneck, the last ``Down`` block; for ``depth=0`` the first DoubleConv), active in train
+    mode only. The paper: "Drop-out layers at the end of the contracting path perform further
+    implicit data augmentation" (Sec. 3.1), so its network is ``UNet(dropout=0.5)``. The course
+    leaves it off (0.0) so that trained results stay as they were; it has no parameters.
+
+    ``UNet.count_parameters(**config)`` gives the parameter count without building anything;
+    a configuration over ``MAX_PARAMETERS`` (1e9) is refused before any memory is allocated.
     """
 
     def __init__(
@@ -58,18 +106,17 @@ class UNet(nn.Module):
         padding: Padding = "valid",
         upsampling: Upsampling = "transpose",
         batch_norm: bool = False,
+        dropout: float = 0.0,
     ):
         super().__init__()
-        _check_choice("padding", padding, ("valid", "same"))
-        _check_choice("upsampling", upsampling, ("transpose", "bilinear"))
-        for name, value, least in [("in_channels", in_channels, 1), ("num_classes", num_classes, 1),
-                                   ("depth", depth, 0), ("base_channels", base_channels, 1)]:
-            if not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-        # the constructor arguments, stored so that a checkpoint can rebuild the model
-        self.config = dict(in_channels=in_channels, num_classes=num_classes, depth=depth,
-                           base_channels=base_channels, padding=padding, upsampling=upsampling,
-                           batch_norm=batch_norm)
+        config = self.check_config(in_channels=in_channels, num_classes=num_classes, depth=depth,
+                                   base_channels=base_channels, padding=padding, upsampling=upsampling,
+                                   batch_norm=batch_norm, dropout=dropout)
+        in_channels, num_classes, depth, base_channels = (config[k] for k in ("in_channels", "num_classes", "depth",
+                                                                              "base_channels"))
+        # the constructor arguments, stored so that a checkpoint can rebuild the model; dropout
+        # only when it is on, so a model without it has the config it had before the option existed
+        self.config = config
         self.in_channels, self.num_classes, self.depth, self.padding = in_channels, num_classes, depth, padding
         widths = [base_channels * 2**level for level in range(depth + 1)]   # 64, 128, ..., 1024
         self.inc = DoubleConv(in_channels, widths[0], padding, batch_norm)
@@ -78,7 +125,61 @@ class UNet(nn.Module):
             Up(widths[i + 1], widths[i], padding, upsampling, batch_norm) for i in reversed(range(depth))
         )
         self.outc = OutConv(widths[0], num_classes)
+        # no parameters, so the state_dict is the same with or without it
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
         self.reset_parameters()
+
+    @staticmethod
+    def check_config(in_channels: int = 1, num_classes: int = 2, depth: int = 4, base_channels: int = 64,
+                     padding: Padding = "valid", upsampling: Upsampling = "transpose", batch_norm: bool = False,
+                     dropout: float = 0.0) -> dict:
+        """The constructor arguments checked and normalised (plain ints, a float ``dropout``,
+        left out when 0), as ``UNet.config`` holds them. Raises ``ValueError`` or ``TypeError``
+        naming the argument, and ``ValueError`` when the network would have more than
+        ``MAX_PARAMETERS`` parameters, before anything is allocated."""
+        _check_choice("padding", padding, ("valid", "same"))
+        _check_choice("upsampling", upsampling, ("transpose", "bilinear"))
+        ints = {name: _check_int(name, value, least) for name, value, least in [
+            ("in_channels", in_channels, 1), ("num_classes", num_classes, 1),
+            ("depth", depth, 0), ("base_channels", base_channels, 1)]}
+        if not isinstance(batch_norm, bool):
+            # `if batch_norm:` would take any non-empty string, 'no' included, as True
+            raise TypeError(f"batch_norm must be True or False, got {batch_norm!r} (a {type(batch_norm).__name__})")
+        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
+            raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r} (a {type(dropout).__name__})")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1) (the probability of zeroing a feature; the paper's "
+                             f"is 0.5), got {dropout!r}")
+        config = dict(**ints, padding=padding, upsampling=upsampling, batch_norm=batch_norm)
+        if dropout > 0:
+            config["dropout"] = float(dropout)
+        n = UNet.count_parameters(**config)
+        if n > MAX_PARAMETERS:
+            raise ValueError(
+                f"UNet(depth={ints['depth']}, base_channels={ints['base_channels']}, "
+                f"in_channels={ints['in_channels']}, num_classes={ints['num_classes']}) would have {n:,} parameters, "
+                f"{4 * n / 1e9:,.1f} GB of float32 weights alone (the paper's network has 31,030,658); the limit "
+                f"is {MAX_PARAMETERS:,}. Each level doubles the channels: lower depth or base_channels")
+        return config
+
+    @staticmethod
+    def count_parameters(in_channels: int = 1, num_classes: int = 2, depth: int = 4, base_channels: int = 64,
+                         padding: Padding = "valid", upsampling: Upsampling = "transpose", batch_norm: bool = False,
+                         dropout: float = 0.0) -> int:
+        """The number of parameters of ``UNet(**config)``, by arithmetic, without building it
+        (31,030,658 for the defaults). Padding and dropout add no parameters."""
+        def double_conv(c_in: int, c_out: int) -> int:
+            per_conv_extra = 2 * c_out if batch_norm else c_out   # BatchNorm's weight and bias, or the bias
+            return 9 * c_in * c_out + 9 * c_out * c_out + 2 * per_conv_extra
+
+        widths = [base_channels * 2**level for level in range(depth + 1)]
+        n = double_conv(in_channels, widths[0])                               # inc
+        n += sum(double_conv(widths[i], widths[i + 1]) for i in range(depth))  # contracting path
+        for i in range(depth):                                                # expansive path
+            c, half = widths[i + 1], widths[i + 1] // 2
+            kernel = 4 if upsampling == "transpose" else 1                    # 2x2 up-conv or 1x1 conv
+            n += kernel * c * half + half + double_conv(2 * half, widths[i])
+        return n + widths[0] * num_classes + num_classes                     # outc
 
     def reset_parameters(self) -> None:
         """He initialisation as in the paper (Sec. 3): weights ~ N(0, sqrt(2/N)), where N is the
@@ -103,6 +204,8 @@ class UNet(nn.Module):
         for down in self.downs:                 # contracting path
             skips.append(x)
             x = down(x)                         # (B, C, H, W) -> (B, 2C, H/2 - 4, W/2 - 4)
+        if self.dropout is not None:            # the paper's "drop-out at the end of the contracting path"
+            x = self.dropout(x)
         for up, skip in zip(self.ups, reversed(skips)):   # expansive path
             x = up(x, skip)                     # (B, C, H, W) -> (B, C/2, 2H - 4, 2W - 4)
         return self.outc(x)                     # (B, num_classes, H_out, W_out)
@@ -122,8 +225,25 @@ class UNet(nn.Module):
         return self._output_side(h, "input height"), self._output_side(w, "input width")
 
     def valid_input_sizes(self, lo: int = 1, hi: int = 1024) -> list[int]:
-        """All valid input side lengths n with lo <= n <= hi."""
-        return [n for n in range(max(lo, 1), hi + 1) if _output_side(n, self.depth, self.padding) is not None]
+        """All valid input side lengths n with lo <= n <= hi, in closed form: they are
+        ``min_input_size() + k * 2**depth`` (188, 204, 220, ... for the paper's net; the multiples
+        of ``2**depth`` for ``padding="same"``). At most a million of them, so that a typo in
+        ``hi`` is an error rather than gigabytes of list."""
+        for name, value in (("lo", lo), ("hi", hi)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int (an input side length in pixels), got {value!r} "
+                                f"(a {type(value).__name__})")
+        if lo < 1:
+            raise ValueError(f"lo must be >= 1 (an input side length in pixels), got {lo}")
+        if hi < lo:
+            raise ValueError(f"hi must be >= lo, got lo={lo}, hi={hi}")
+        first, step = _valid_sizes_rule(self.depth, self.padding)
+        start = first if lo <= first else first + -(-(lo - first) // step) * step   # the first valid n >= lo
+        count = max(0, (hi - start) // step + 1)
+        if count > 1_000_000:
+            raise ValueError(f"lo={lo}, hi={hi} holds {count:,} valid sizes, more than the 1,000,000 this returns; "
+                             f"narrow the range (the valid sizes are {first} + k * {step})")
+        return list(range(start, hi + 1, step))
 
     def _output_side(self, n: int, what: str) -> int:
         if not isinstance(n, int) or isinstance(n, bool):
@@ -135,17 +255,15 @@ class UNet(nn.Module):
         return out
 
     def _nearest_valid(self, n: int) -> str:
-        step = 2**self.depth   # valid sizes repeat with this period
-        smaller = next((m for m in range(n - 1, max(n - step, 0), -1) if _output_side(m, self.depth, self.padding)), None)
-        larger = next(m for m in range(n + 1, max(n, self.min_input_size()) + step + 1)
-                      if _output_side(m, self.depth, self.padding))
-        if smaller is None:
-            return f"nearest valid sizes: {larger} (the smallest valid size is {self.min_input_size()})"
-        return f"nearest valid sizes: {smaller}, {larger}"
+        first, step = _valid_sizes_rule(self.depth, self.padding)
+        if n < first:
+            return f"nearest valid sizes: {first} (the smallest valid size is {first})"
+        smaller = first + (n - 1 - first) // step * step   # the largest valid size < n
+        return f"nearest valid sizes: {smaller}, {smaller + step}"
 
     def min_input_size(self) -> int:
         """The smallest valid input side length."""
-        return next(n for n in range(1, 2**(self.depth + 4) * 2) if _output_side(n, self.depth, self.padding))
+        return _valid_sizes_rule(self.depth, self.padding)[0]
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
@@ -212,6 +330,12 @@ def receptive_field(model: nn.Module, input_size: int, pixel: tuple[int, int] | 
     and with average pooling in place of max pooling: max pooling passes the gradient to one
     pixel of each 2x2 window only, average pooling to all four, and both read the same window.
     """
+    if not isinstance(model, UNet):
+        raise TypeError(f"receptive_field measures a unet_lib.UNet, got {type(model).__name__}")
+    if next(model.parameters()).is_meta:
+        raise ValueError("receptive_field needs a model with real weights (it measures gradients), got one on "
+                         "the 'meta' device, which has shapes but no data; build it outside `with "
+                         "torch.device('meta')`, or use block_shapes, which works on 'meta'")
     model = copy.deepcopy(model).eval()
     for module in model.modules():
         for name, child in module.named_children():
