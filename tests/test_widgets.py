@@ -16,7 +16,8 @@ from traitlets import TraitError
 from unet_lib import ToyCells, UNet
 from unet_lib.model import block_shapes, named_blocks
 from unet_lib.tiling import context_margin, padded_forward
-from unet_lib.widgets import FeatureMapExplorer, FeatureMaps, feature_maps, feature_maps_batch, unet_layers
+from unet_lib.widgets import (FeatureMapExplorer, FeatureMaps, draw_box, feature_maps, feature_maps_batch, image_box,
+                              unet_layers)
 
 
 def make_model(depth=2, padding="valid", num_classes=2, batch_norm=True, seed=0):
@@ -155,8 +156,10 @@ def test_channel_view_shows_the_channel_in_its_colormap(explorer):
         explorer.channel_slider.value = c
         channel = explorer.maps().maps["downs[0]"][c].numpy()
         assert np.array_equal(explorer.current().numpy(), channel)
-        shown = shrink(decode(explorer.fmap_view.value), *channel.shape)
-        assert np.abs(shown - expected_colours(channel, "viridis")).max() <= 4
+        picture = decode(explorer.fmap_view.value)
+        shown = shrink(picture, *channel.shape)
+        frame = shrink((picture == 255).all(-1), *channel.shape)    # the white frame around the image
+        assert np.abs(shown - expected_colours(channel, "viridis"))[~frame].max() <= 4
         assert explorer.fmap_title.value == f"<b>downs[0]</b>, channel {c}"
 
 
@@ -323,3 +326,49 @@ def test_feature_maps_errors():
         feature_maps(make_model(1), torch.rand(1, 1, 16, 16))
     with pytest.raises(TypeError, match="expected a unet_lib.UNet"):
         unet_layers("unet")
+
+
+# -- where the image lies on a feature map --------------------------------------------------------
+
+def test_image_box_by_hand_depth_2():
+    # depth 2, valid: a 37x50 image is mirror-padded by the context margin, 20 px, to an 80x92 input
+    fm = feature_maps(make_model(2), make_images(1)[0])
+    assert tuple(fm.input.shape[-2:]) == (80, 92) and context_margin(make_model(2)) == 20
+    # inc: 76x88 at level 0, 2 px cropped per side -> image rows 20 - 2 .. 57 - 2
+    assert image_box((76, 88), (80, 92), (37, 50), 20, 0) == (18, 18, 55, 68)
+    # downs[0]: 34x40 at level 1 covers input 6 .. 74 and 6 .. 86 -> (20 - 6) / 2 .. (57 - 6) / 2
+    assert image_box((34, 40), (80, 92), (37, 50), 20, 1) == (7, 7, 25.5, 32)
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_image_box_of_the_output_is_what_padded_forward_keeps(padding):
+    model = make_model(2, padding)
+    fm = feature_maps(model, make_images(1)[0])
+    outc = fm.maps["outc"]
+    top, left, bottom, right = image_box(outc.shape[-2:], fm.input.shape[-2:], fm.logits.shape[-2:],
+                                         context_margin(model), 0)
+    torch.testing.assert_close(outc[:, int(top) : int(bottom), int(left) : int(right)], fm.logits)
+
+
+def test_draw_box_by_hand():
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    boxed = draw_box(rgb, (1, 1, 4, 3), scale=2, width=1)          # map pixels 1..4 x 1..3 -> 2..8 x 2..6
+    expected = np.zeros((6, 8), bool)
+    expected[2, 2:6] = expected[2:6, 2] = expected[2:6, 5] = True    # top, left, right; the bottom (row 8) is outside
+    np.testing.assert_array_equal((boxed == 255).all(-1), expected)
+    assert rgb.max() == 0                                             # a copy: the input is unchanged
+    np.testing.assert_array_equal(draw_box(rgb, (-5, -5, -1, -1), scale=2), rgb)   # wholly outside: nothing
+
+
+def test_channel_view_frames_the_image(explorer):
+    explorer.layer_dropdown.value = "inc"
+    fm = explorer.maps()
+    channel = fm.maps["inc"][0]
+    picture = decode(explorer.fmap_view.value)
+    k = picture.shape[0] // channel.shape[0]
+    top, left, bottom, right = (round(v * k) for v in image_box(
+        channel.shape, fm.input.shape[-2:], fm.logits.shape[-2:], context_margin(explorer.model), 0))
+    white = (picture == 255).all(-1)
+    assert white[top, left:right].all() and white[bottom - 1, left:right].all()
+    assert white[top:bottom, left].all() and white[top:bottom, right - 1].all()
+    assert "white frame" in explorer.stats.value

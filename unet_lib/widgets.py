@@ -25,9 +25,10 @@ import torch
 from PIL import Image as PILImage   # Pillow: a dependency of matplotlib
 
 from .model import UNet, named_blocks
-from .tiling import padded_forward
+from .tiling import context_margin, padded_forward
 
-__all__ = ["Layer", "FeatureMaps", "unet_layers", "feature_maps", "feature_maps_batch", "FeatureMapExplorer"]
+__all__ = ["Layer", "FeatureMaps", "unet_layers", "feature_maps", "feature_maps_batch", "FeatureMapExplorer",
+           "image_box", "draw_box"]
 
 
 class Layer(NamedTuple):
@@ -200,6 +201,46 @@ def _format(x: float) -> str:
     return f"{x:.3g}"
 
 
+def image_box(map_shape: tuple[int, int], input_shape: tuple[int, int], image_shape: tuple[int, int],
+              margin: int, level: int) -> tuple[float, float, float, float]:
+    """Where the image lies on a feature map: (top, left, bottom, right) in map pixels.
+
+    The network sees the image mirror-padded, ``margin`` pixels above and to the left
+    (``tiling.context_margin``), so every map covers mirrored context around the image. A map
+    of size h at ``level`` k covers input pixels o + i 2^k .. o + (i + 1) 2^k with
+    o = (H_in - h 2^k) / 2: valid convolutions crop both sides alike, same ones crop nothing.
+    The image, input rows margin .. margin + H, is therefore map rows (margin - o) / 2^k ..
+    (margin + H - o) / 2^k; the values may be fractional and may lie outside the map.
+    """
+    step = 2**level
+    box = []
+    for n_map, n_in, n_image in zip(map_shape, input_shape, image_shape):
+        origin = (n_in - n_map * step) / 2
+        box.append(((margin - origin) / step, (margin + n_image - origin) / step))
+    (top, bottom), (left, right) = box
+    return top, left, bottom, right
+
+
+def draw_box(rgb: np.ndarray, box: tuple[float, float, float, float], scale: int,
+             colour: tuple[int, int, int] = (255, 255, 255), width: int = 2) -> np.ndarray:
+    """A copy of ``rgb`` (a map enlarged ``scale`` times, (h * scale, w * scale, 3) uint8) with
+    the outline of ``box`` (top, left, bottom, right in map pixels) drawn ``width`` pixels wide,
+    just inside the box; the parts of the outline outside the picture are left out."""
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    top, left, bottom, right = (round(v * scale) for v in box)
+    rows, cols = slice(max(top, 0), min(bottom, h)), slice(max(left, 0), min(right, w))
+    if 0 <= top < h:
+        out[top : top + width, cols] = colour
+    if 0 < bottom <= h:
+        out[max(bottom - width, 0) : bottom, cols] = colour
+    if 0 <= left < w:
+        out[rows, left : left + width] = colour
+    if 0 < right <= w:
+        out[rows, max(right - width, 0) : right] = colour
+    return out
+
+
 # -- the widget ----------------------------------------------------------------------------------
 
 class FeatureMapExplorer(widgets.VBox):
@@ -211,7 +252,8 @@ class FeatureMapExplorer(widgets.VBox):
 
     Controls: ``image_slider`` (which image), ``layer_dropdown`` (values are the layer names of
     ``unet_layers(model)``), ``channel_slider`` (its maximum follows the layer). Views:
-    ``input_view``, ``fmap_view`` (the chosen channel, its own colour scale), ``pred_view``
+    ``input_view``, ``fmap_view`` (the chosen channel, its own colour scale, with a white frame
+    where the image lies: the rest is mirrored context, see ``image_box``), ``pred_view``
     (the probability of the last class, or the predicted class when there are more than two),
     ``grid_view`` (all channels of the layer, each on its own scale, the chosen one framed in
     red), and ``stats`` (the layer's shape and the channel's min, mean, max and active fraction).
@@ -364,7 +406,11 @@ class FeatureMapExplorer(widgets.VBox):
         fmap = self.maps().maps[layer.name]                   # (C, h, w)
         c = self.channel_slider.value
         channel = fmap[c].numpy()                             # (h, w)
-        self.fmap_view.value = _png(_resize_nearest(self._lut[_to_index(channel)], *_display_size(*channel.shape, self.DISPLAY)))
+        size = _display_size(*channel.shape, self.DISPLAY)
+        fm = self.maps()
+        box = image_box(channel.shape, fm.input.shape[-2:], fm.logits.shape[-2:], context_margin(self.model), layer.level)
+        picture = draw_box(_resize_nearest(self._lut[_to_index(channel)], *size), box, size[0] // channel.shape[0])
+        self.fmap_view.value = _png(picture)
         self.fmap_title.value = f"<b>{layer.name}</b>, channel {c}"
 
         C, h, w = fmap.shape
@@ -373,7 +419,8 @@ class FeatureMapExplorer(widgets.VBox):
                 ("resolution", "full" if layer.level == 0 else f"1/{2**layer.level} of level 0"),
                 (f"channel {c}: min / mean / max",
                  f"{_format(channel.min())} / {_format(channel.mean())} / {_format(channel.max())}"),
-                (f"channel {c}: active (> 0)", f"{active:.0%}")]
+                (f"channel {c}: active (> 0)", f"{active:.0%}"),
+                ("white frame", "where the image lies; outside it the map covers mirrored context")]
         self.stats.value = "<table>" + "".join(f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows) + "</table>"
 
         grid, tile, cols = self._grid(layer.name)
