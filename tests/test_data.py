@@ -147,7 +147,7 @@ def test_a_threshold_does_not_separate_touching_cells():
     (dict(n=2, radius=(1.0, 5.0)), "radius must be"),
     (dict(n=2, size=30, radius=(4.0, 20.0)), "radius must be"),
     (dict(n=2, touching=1.5), "touching is a probability"),
-    (dict(n=2, noise=-0.1), "noise .* must be >= 0"),
+    (dict(n=2, noise=-0.1), "noise .* must be a finite number >= 0, got -0.1"),
 ])
 def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -89,11 +89,11 @@ def test_fit_sgd_with_the_papers_momentum_and_unweighted_loss():
 
 
 def test_fit_errors():
-    with pytest.raises(ValueError, match="optimizer='rmsprop' is not supported; use 'adam' or 'sgd'"):
+    with pytest.raises(ValueError, match="optimizer='rmsprop' is not supported; use one of 'adam', 'sgd'"):
         fit(_model(), _data(2), None, _config(optimizer="rmsprop"))
     with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
         fit(_model(), _data(2), None, _config(epochs=0))
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got 0.0"):
         fit(_model(), _data(2), None, _config(lr=0.0))
     with pytest.raises(TypeError, match="config must be a TrainConfig"):
         fit(_model(), _data(2), None, {"epochs": 1})

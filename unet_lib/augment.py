@@ -44,8 +44,10 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from .data import targets_from_instances
-from .weights import ClassWeights, _as_labels
+from .data import instances_to_mask, targets_from_instances
+from .validate import (check_bool, check_image, check_index, check_instance, check_int, check_number,
+                       check_probability, check_rng, check_seed, describe)
+from .weights import ClassWeights, _as_labels, _check_class_weights, _check_w0_sigma
 
 __all__ = [
     "AugmentConfig", "augment", "elastic_displacement", "upsample_displacement", "elastic_deform", "Augmented",
@@ -66,9 +68,29 @@ class AugmentConfig:
 
 
 def _check_rng(rng) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
-                        f"got {type(rng).__name__}; augmentation never uses global random state")
+    check_rng("rng", rng)
+
+
+def _check_config(config) -> "AugmentConfig":
+    """``config`` (None: the defaults) with every field checked by name."""
+    if config is None:
+        return AugmentConfig()
+    check_instance("config", config, AugmentConfig, "an AugmentConfig or None",
+                   "build one with AugmentConfig(**settings)" if isinstance(config, dict) else "")
+    check_bool("config.flip", config.flip)
+    check_bool("config.rotate90", config.rotate90)
+    check_probability("config.elastic", config.elastic, "the probability of the elastic deformation")
+    check_number("config.elastic_sigma", config.elastic_sigma, min=0.0, hint="the paper uses 10 pixels")
+    check_int("config.elastic_grid", config.elastic_grid, min=2, hint="the paper uses a 3x3 grid")
+    for name in ("brightness", "contrast", "gamma"):
+        check_number(f"config.{name}", getattr(config, name), min=0.0)
+    return config
+
+
+def _check_shape(shape) -> tuple[int, int]:
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 2:
+        raise TypeError(f"shape must be (H, W), two integers >= 1, got {describe(shape)}")
+    return check_int("shape[0]", shape[0], min=1), check_int("shape[1]", shape[1], min=1)
 
 
 def upsample_displacement(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -80,6 +102,8 @@ def upsample_displacement(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndar
     coarse = np.asarray(coarse, dtype=np.float64)
     if coarse.ndim != 3 or coarse.shape[0] != 2:
         raise ValueError(f"coarse displacements must be (2, g, g) (rows, columns), got {coarse.shape}")
+    check_image("coarse", coarse, 3, "(2, g, g)")
+    shape = _check_shape(shape)
     field = F.interpolate(torch.from_numpy(coarse)[None], size=tuple(shape), mode="bicubic",
                           align_corners=True)                    # (1, 2, H, W)
     return field[0].numpy()
@@ -93,10 +117,9 @@ def elastic_displacement(shape: tuple[int, int], rng: np.random.Generator, grid:
     per-pixel displacement (2, H, W) (row, column) interpolated bicubically from it.
     """
     _check_rng(rng)
-    if not (isinstance(grid, int) and grid >= 2):
-        raise ValueError(f"grid must be an integer >= 2 (the paper uses 3), got {grid!r}")
-    if not sigma >= 0:
-        raise ValueError(f"sigma must be >= 0 pixels (the paper uses 10), got {sigma!r}")
+    shape = _check_shape(shape)
+    grid = check_int("grid", grid, min=2, hint="the paper uses 3")
+    sigma = check_number("sigma", sigma, min=0.0, hint="in pixels; the paper uses 10")
     coarse = rng.normal(0.0, sigma, size=(2, grid, grid))
     return coarse, upsample_displacement(coarse, shape)
 
@@ -106,6 +129,9 @@ def elastic_deform(image: np.ndarray, instances: np.ndarray, displacement: np.nd
     """Warp image (H, W) and instances (H, W) with one displacement field (2, H, W): output pixel
     x takes the value at x + displacement(x). The image is interpolated linearly, the labels with
     nearest-neighbour (ids stay ids); both reflect at the border, so they stay aligned."""
+    instances = _as_labels(instances)
+    image = check_image("image", image, 2, "(H, W)")
+    displacement = check_image("displacement", displacement, 3, "(2, H, W)")
     H, W = instances.shape
     if image.shape != (H, W) or displacement.shape != (2, H, W):
         raise ValueError(f"image {image.shape}, instances {instances.shape} and displacement "
@@ -113,8 +139,12 @@ def elastic_deform(image: np.ndarray, instances: np.ndarray, displacement: np.nd
     rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
     coords = np.stack([rows + displacement[0], cols + displacement[1]])   # (2, H, W) where to sample
     warped = ndimage.map_coordinates(image, coords, order=1, mode="reflect")
-    labels = ndimage.map_coordinates(instances, coords, order=0, mode="reflect")
-    return warped.astype(image.dtype), labels.astype(instances.dtype)
+    # map_coordinates computes in float64, which holds integers exactly only up to 2**53: warp
+    # the ids' ranks 0..n-1 instead and map them back, so that any id survives exactly
+    ids, ranks = np.unique(instances, return_inverse=True)
+    ranks = ranks.reshape(H, W).astype(np.int64)
+    warped_ranks = ndimage.map_coordinates(ranks, coords, order=0, mode="reflect")
+    return warped.astype(image.dtype), ids[warped_ranks].astype(instances.dtype)
 
 
 def augment(image, instances, rng: np.random.Generator, config: AugmentConfig | None = None):
@@ -126,10 +156,11 @@ def augment(image, instances, rng: np.random.Generator, config: AugmentConfig | 
     clipped to [0, 1]. Then compute mask and weight_map from the returned instances.
     """
     _check_rng(rng)
-    config = config or AugmentConfig()
+    config = _check_config(config)
     as_torch = isinstance(image, torch.Tensor)
-    img = image.detach().cpu().numpy() if as_torch else np.asarray(image)
     labels = _as_labels(instances)
+    # the intensity changes assume [0, 1]: a 0..255 image would come back all 1s
+    img = check_image("image", image, (2, 3), "(1, H, W) or (H, W)", unit_range=True)
     channel = img.ndim == 3
     if channel and img.shape[0] != 1:
         raise ValueError(f"image must be (1, H, W) or (H, W), got {img.shape}")
@@ -182,6 +213,10 @@ class Augmented(Dataset):
 
     def __init__(self, dataset: Dataset, seed: int = 0, config: AugmentConfig | None = None,
                  w0: float | None = None, sigma: float | None = None, class_weights: ClassWeights | None = None):
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"dataset must be a Dataset of dicts with 'image' and 'instances' (e.g. ToyCells), "
+                            f"got {describe(dataset)}")
+        seed, config = check_seed("seed", seed), _check_config(config)
         self.dataset, self.seed, self.config = dataset, seed, config or AugmentConfig()
         # the weight map's settings: given here, else the dataset's own (``ToyCells.target_kwargs``),
         # else the paper's (w0 = 10, sigma = 5, balanced classes)
@@ -189,16 +224,21 @@ class Augmented(Dataset):
         own = getattr(dataset, "target_kwargs", None) or {}
         paper = dict(w0=10.0, sigma=5.0, class_weights="balanced")
         self.target_kwargs = {k: given[k] if given[k] is not None else own.get(k, paper[k]) for k in paper}
+        _check_w0_sigma(self.target_kwargs["w0"], self.target_kwargs["sigma"])
+        if not isinstance(self.target_kwargs["class_weights"], str):
+            _check_class_weights(self.target_kwargs["class_weights"])
         self._accesses: dict[int, int] = defaultdict(int)
+        self._checked: set[int] = set()   # samples whose own mask and weight map were compared once
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"index {i} is out of range for a dataset of length {len(self)}")
-        i = i % len(self)                                         # one seed per sample, also for i < 0
+        i = check_index("index", i, len(self), "a dataset")         # one seed per sample, also for i < 0
         sample = self.dataset[i]
+        if i not in self._checked:
+            self._check_targets(i, sample)
+            self._checked.add(i)
         k = self._accesses[i]
         self._accesses[i] += 1
         rng = np.random.default_rng([self.seed, i, k])
@@ -211,3 +251,32 @@ class Augmented(Dataset):
             "mask": torch.from_numpy(mask),                       # (H, W)
             "weight_map": torch.from_numpy(weight_map),           # (H, W)
         }
+
+    def _check_targets(self, i: int, sample: dict) -> None:
+        """Refuse a sample whose own ``mask`` or ``weight_map`` is not what augmentation would
+        recompute from its instances: training would silently replace them (a 6-class mask by
+        0/1 targets, a custom weight map by Eq. 2's)."""
+        if not isinstance(sample, dict) or "image" not in sample or "instances" not in sample:
+            found = sorted(sample) if isinstance(sample, dict) else describe(sample)
+            raise TypeError(f"dataset[{i}] must be a dict with 'image' (1, H, W) and 'instances' (H, W), got {found}")
+        if "mask" not in sample and "weight_map" not in sample:
+            return
+        instances = _as_labels(sample["instances"], f"dataset[{i}]['instances']")
+        fix = ("train without augmentation (TrainConfig(augment=False)), or give masks and weight maps computed "
+               "from the instances (unet_lib.targets_from_instances)")
+        if "mask" in sample:
+            mask, own = instances_to_mask(instances), np.asarray(torch.as_tensor(sample["mask"]).cpu())
+            if own.shape != mask.shape or not np.array_equal(own, mask):
+                differ = int((own != mask).sum()) if own.shape == mask.shape else own.size
+                raise ValueError(f"dataset[{i}]['mask'] is not the mask of its instances: augmentation recomputes "
+                                 f"a 0/1 mask from the augmented instances (targets_from_instances), but the "
+                                 f"dataset's mask has labels {np.unique(own).tolist()[:10]} and differs in "
+                                 f"{differ} pixels; {fix}")
+        if "weight_map" in sample:
+            _, weight_map = targets_from_instances(instances, **self.target_kwargs)
+            own = np.asarray(torch.as_tensor(sample["weight_map"]).cpu())
+            if own.shape != weight_map.shape or not np.allclose(own, weight_map, rtol=1e-5, atol=1e-4):
+                settings = ", ".join(f"{k}={v!r}" for k, v in self.target_kwargs.items())
+                raise ValueError(f"dataset[{i}]['weight_map'] is not Eq. 2 of its instances with {settings}: "
+                                 f"augmentation recomputes the weight map from the augmented instances; "
+                                 f"pass the dataset's settings (Augmented(..., w0=, sigma=, class_weights=)) or {fix}")

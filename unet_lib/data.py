@@ -27,6 +27,7 @@ API
 """
 
 import math
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +36,9 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from .weights import ClassWeights, _as_labels, unet_weight_map
+from .validate import (check_finite, check_index, check_int, check_number, check_pair,
+                       check_probability, check_rng, check_seed)
+from .weights import ClassWeights, _as_labels, _check_class_weights, _check_w0_sigma, unet_weight_map
 
 __all__ = [
     "ToyCells", "draw_cells", "touching_borders", "separate_touching", "instances_to_mask",
@@ -118,6 +121,21 @@ def _smooth_noise(size: int, grid: int, rng: np.random.Generator) -> np.ndarray:
     return (field - field.mean()) / (field.std() + 1e-12)
 
 
+def _check_draw_settings(size, n_cells, radius, touching, noise) -> tuple:
+    """The settings of ``draw_cells`` and ``ToyCells``, checked by name; returns them as plain numbers."""
+    size = check_int("size", size, min=16, hint="size is in pixels")
+    n_cells = check_pair("n_cells", n_cells, "integer", hint="(min, max) cells per image, e.g. (6, 12)")
+    if not 1 <= n_cells[0] <= n_cells[1]:
+        raise ValueError(f"n_cells must be (min, max) with 1 <= min <= max, got {n_cells!r}")
+    radius = check_pair("radius", radius, hint="(min, max) mean cell radius in pixels, e.g. (8.0, 15.0)")
+    if not 2 <= radius[0] <= radius[1] <= size / 3:
+        raise ValueError(f"radius must be (min, max) with 2 <= min <= max <= size/3 = {size / 3:.0f}, "
+                         f"got {radius!r}")
+    touching = check_probability("touching", touching, hint="touching is a probability")
+    noise = check_number("noise (a standard deviation)", noise, min=0.0)
+    return size, n_cells, radius, touching, noise
+
+
 def draw_cells(size: int, rng: np.random.Generator, n_cells: tuple[int, int] = (6, 12),
                radius: tuple[float, float] = (8.0, 15.0), touching: float = 0.7,
                noise: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
@@ -128,6 +146,8 @@ def draw_cells(size: int, rng: np.random.Generator, n_cells: tuple[int, int] = (
     nearest, which gives pressed-together cells with a shared straight-ish border. Every cell is
     darker along its outline, the shared borders included: a faint line, as between real cells.
     """
+    size, n_cells, radius, touching, noise = _check_draw_settings(size, n_cells, radius, touching, noise)
+    check_rng("rng", rng)
     n = int(rng.integers(n_cells[0], n_cells[1] + 1))
     centres, radii = _place_cells(size, n, radius, touching, rng)
     # rho_i(x) < 1 inside cell i: the distance from its centre, normalised by its radius at
@@ -195,19 +215,12 @@ class ToyCells(Dataset):
     def __init__(self, n: int, size: int = 128, seed: int = 0, n_cells: tuple[int, int] = (6, 12),
                  radius: tuple[float, float] = (8.0, 15.0), touching: float = 0.7, noise: float = 0.06,
                  w0: float = 10.0, sigma: float = 5.0, class_weights: ClassWeights = "balanced"):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n (the number of samples) must be an integer >= 1, got {n!r}")
-        if not isinstance(size, int) or size < 16:
-            raise ValueError(f"size must be an integer >= 16 pixels, got {size!r}")
-        if not (len(n_cells) == 2 and 1 <= n_cells[0] <= n_cells[1]):
-            raise ValueError(f"n_cells must be (min, max) with 1 <= min <= max, got {n_cells!r}")
-        if not (len(radius) == 2 and 2 <= radius[0] <= radius[1] <= size / 3):
-            raise ValueError(f"radius must be (min, max) with 2 <= min <= max <= size/3 = {size / 3:.0f}, "
-                             f"got {radius!r}")
-        if not 0 <= touching <= 1:
-            raise ValueError(f"touching is a probability in [0, 1], got {touching!r}")
-        if not noise >= 0:
-            raise ValueError(f"noise (a standard deviation) must be >= 0, got {noise!r}")
+        n = check_int("n (the number of samples)", n, min=1)
+        size, n_cells, radius, touching, noise = _check_draw_settings(size, n_cells, radius, touching, noise)
+        seed = check_seed("seed", seed)
+        w0, sigma = _check_w0_sigma(w0, sigma)
+        if not isinstance(class_weights, str) or class_weights != "balanced":
+            _check_class_weights(class_weights)
         self.n, self.size, self.seed = n, size, seed
         self.draw_kwargs = dict(n_cells=tuple(n_cells), radius=tuple(radius), touching=touching, noise=noise)
         self.target_kwargs = dict(w0=w0, sigma=sigma, class_weights=class_weights)
@@ -216,9 +229,7 @@ class ToyCells(Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if not -self.n <= i < self.n:
-            raise IndexError(f"index {i} is out of range for ToyCells of length {self.n}")
-        i = i % self.n
+        i = check_index("index", i, self.n, "ToyCells")
         rng = np.random.default_rng([self.seed, i])              # sample i depends only on (seed, i)
         image, instances = draw_cells(self.size, rng, **self.draw_kwargs)
         mask, weight_map = targets_from_instances(instances, **self.target_kwargs)
@@ -243,12 +254,18 @@ def percentile_normalize(image, low: float = 1.0, high: float = 99.8) -> np.ndar
     Any shape in, float32 of the same shape out. Percentiles rather than min and max, so that
     a few saturated pixels do not squeeze every nucleus into the bottom of the range.
     """
-    image = np.asarray(image)
+    low, high = check_number("low", low), check_number("high", high)
     if not 0 <= low < high <= 100:
-        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low}, high={high}")
-    if image.size == 0 or not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
-        raise ValueError(f"percentile_normalize needs a non-empty real-valued image, "
-                         f"got shape {image.shape}, dtype {image.dtype}")
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low:g}, high={high:g}")
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    image = np.asarray(image) if isinstance(image, (np.ndarray, list, tuple)) else image
+    if not isinstance(image, np.ndarray) or image.size == 0 or image.dtype.kind not in "iuf":
+        what = (f"shape {image.shape}, dtype {image.dtype}" if isinstance(image, np.ndarray)
+                else type(image).__name__)
+        raise ValueError(f"percentile_normalize needs a non-empty real-valued image, got {what}")
+    # one NaN pixel would make every percentile NaN, and so the whole image
+    check_finite("image", image, "percentiles of an image with NaN are NaN; replace them first, e.g. np.nan_to_num")
     lo, hi = np.percentile(image.astype(np.float64), [low, high])
     if hi <= lo:
         raise ValueError(f"the {low} and {high} percentiles of the image are both {lo:g}; "
@@ -266,6 +283,10 @@ def load_real_nuclei(low: float = 1.0, high: float = 99.8,
     H = W = 512. From BBBC038 / the 2018 Data Science Bowl, CC0; ``data_dir`` defaults to the
     checkout's data/ folder, whose README.md says where the files came from.
     """
+    for name, value in (("low", low), ("high", high)):
+        check_number(name, value, min=0.0, max=100.0, hint="a percentile")
+    if data_dir is not None and not isinstance(data_dir, (str, Path)):
+        raise TypeError(f"data_dir must be a folder (str or pathlib.Path) or None, got {type(data_dir).__name__}")
     data_dir = DATA_DIR if data_dir is None else Path(data_dir)
     arrays = {}
     for key, name in REAL_NUCLEI_FILES.items():
@@ -273,8 +294,14 @@ def load_real_nuclei(low: float = 1.0, high: float = 99.8,
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing; it ships with the course repository "
                                     f"(see data/README.md to re-create it from the stardist wheel)")
-        with np.load(path) as f:
-            arrays[key] = f[key]
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays[key] = f[key]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ValueError(f"{path} could not be read as a .npz file holding the array {key!r} ({reason}); "
+                             f"it ships with the course repository (see data/README.md to re-create it "
+                             f"from the stardist wheel)") from None
     image = percentile_normalize(arrays["image"], low, high)
     ids, inverse = np.unique(arrays["instances"], return_inverse=True)
     instances = inverse.reshape(arrays["instances"].shape).astype(np.int64)

@@ -35,9 +35,12 @@ from .losses import weighted_cross_entropy
 from .metrics import InstanceScores, instance_scores, iou, label_instances, pixel_error, rand_error
 from .model import UNet
 from .tiling import padded_forward
+from .validate import (check_bool, check_choice, check_finite, check_instance, check_int, check_number, check_seed,
+                       check_tensor, describe)
 
 __all__ = ["TrainConfig", "fit", "train_step", "evaluate", "Checkpoint", "save_checkpoint", "load_checkpoint",
-           "COURSE_CHECKPOINT", "COURSE_MODEL", "COURSE_TRAIN", "course_data", "train_course_model"]
+           "COURSE_CHECKPOINT", "COURSE_MODEL", "COURSE_TRAIN", "course_data", "train_course_model",
+           "NonFiniteLossError"]
 
 # the checkpoint that the course ships, next to the package (works from any working directory)
 COURSE_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "unet_toycells.pt"
@@ -81,17 +84,67 @@ class _Cached(Dataset):
         return self.samples[i]
 
 
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """The training loss became NaN or infinite. ``train_step`` raises it before the optimizer
+    step (the weights stay as they were); ``fit`` adds the epoch and the step."""
+
+
 def _check_config(config: TrainConfig) -> None:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if config.optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer={config.optimizer!r} is not supported; use 'adam' or 'sgd'")
+    check_choice("optimizer", config.optimizer, ("adam", "sgd"))
     for name in ("epochs", "batch_size"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if not config.lr > 0:
-        raise ValueError(f"lr must be > 0, got {config.lr!r}")
+        check_int(name, getattr(config, name), min=1)
+    check_number("lr", config.lr, positive=True, hint="the course uses 2e-3 with Adam; try 0.01 with SGD")
+    check_number("momentum", config.momentum, min=0.0, max=1.0, hint="SGD's momentum; the paper uses 0.99")
+    for name in ("cosine", "weighted", "augment", "progress"):
+        check_bool(name, getattr(config, name))
+    check_seed("seed", config.seed)
+    if config.channels_last is not None:
+        check_bool("channels_last", config.channels_last)
+    if config.device is not None:
+        if not isinstance(config.device, (str, torch.device)):
+            raise TypeError(f"device must be None, a string such as 'cpu' or 'cuda', or a torch.device, "
+                            f"got {describe(config.device)}")
+        try:
+            torch.device(config.device)
+        except RuntimeError as error:
+            raise ValueError(f"device={config.device!r} is not a torch device ({str(error).splitlines()[0]}); "
+                             f"use 'cpu', 'cuda' or None") from None
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, UNet):
+        raise TypeError(f"model must be a unet_lib.UNet, got {type(model).__name__}")
+
+
+def _check_batch(batch, weighted: bool) -> None:
+    """A batch dict: its image finite, so that one NaN pixel is named here instead of turning the
+    loss and then every weight into NaN."""
+    keys = ("image", "mask", "weight_map") if weighted else ("image", "mask")
+    if not isinstance(batch, dict) or any(k not in batch for k in keys):
+        found = sorted(batch) if isinstance(batch, dict) else describe(batch)
+        raise TypeError(f"batch must be a dict with {', '.join(map(repr, keys))}, got {found}")
+    check_tensor("batch['image']", batch["image"], 4, "(B, C, H, W)", kind="float", finite=True,
+                 hint="one NaN pixel makes the loss NaN and then every weight; replace them (torch.nan_to_num)")
+
+
+def _check_samples(data: "_Cached", name: str, num_classes: int) -> None:
+    """Every sample's image finite and mask labels in [0, num_classes), before any training."""
+    for i, sample in enumerate(data.samples):
+        if not isinstance(sample, dict) or "image" not in sample or "mask" not in sample:
+            found = sorted(sample) if isinstance(sample, dict) else describe(sample)
+            raise TypeError(f"{name}[{i}] must be a dict with 'image', 'mask', 'weight_map' and 'instances', "
+                            f"got {found}")
+        check_finite(f"{name}[{i}]['image']", torch.as_tensor(sample["image"]),
+                     "one NaN pixel makes the loss NaN and then every weight; replace them (torch.nan_to_num)")
+        mask = torch.as_tensor(sample["mask"])
+        if mask.numel() and (mask.min() < 0 or mask.max() >= num_classes):
+            labels = torch.unique(mask).tolist()
+            bad = [v for v in labels if not 0 <= v < num_classes]
+            raise ValueError(f"{name}[{i}]['mask'] has labels {bad[:10]} (all labels: {labels[:10]}), but the model "
+                             f"has num_classes={num_classes}: mask labels must be in [0, {num_classes - 1}]; "
+                             f"build the UNet with num_classes={max(labels) + 1} or fix the masks")
 
 
 def _device(config: TrainConfig) -> torch.device:
@@ -111,8 +164,15 @@ def train_step(model: UNet, optimizer: torch.optim.Optimizer, batch: dict, weigh
     and ``weight_map`` (B, H, W)); returns the loss before the step as a float.
 
     forward (mirror-padded, so every pixel gets a prediction) -> Eq. 1 loss with the weight map
-    (or w = 1) -> zero the old gradients -> backward -> optimizer step.
+    (or w = 1) -> zero the old gradients -> backward -> optimizer step. Raises
+    ``NonFiniteLossError`` instead of stepping when the loss is NaN or infinite, and
+    ``ValueError`` for an image with NaN or mask labels outside [0, num_classes).
     """
+    _check_model(model)
+    check_instance("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
+    check_bool("weighted", weighted)
+    check_bool("channels_last", channels_last)
+    _check_batch(batch, weighted)
     param = next(model.parameters())
     images = batch["image"].to(param.device, param.dtype)               # (B, C, H, W)
     mask = batch["mask"].to(param.device)                               # (B, H, W)
@@ -121,8 +181,14 @@ def train_step(model: UNet, optimizer: torch.optim.Optimizer, batch: dict, weigh
     loss = weighted_cross_entropy(logits, mask, weight_map)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    value = loss.item()
+    if not np.isfinite(value):   # stop here: one step with a NaN gradient makes every weight NaN
+        lr = optimizer.param_groups[0].get("lr")
+        raise NonFiniteLossError(f"the loss is {value} (not finite); the weights were not updated. Likely causes: "
+                                 f"a learning rate too high for {type(optimizer).__name__} (lr={lr}), so the "
+                                 f"weights diverged; or an input or weight map with NaN or inf values")
     optimizer.step()
-    return loss.item()
+    return value
 
 
 @torch.no_grad()
@@ -135,6 +201,11 @@ def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int 
     ``split`` (see ``unet_lib.metrics``). Predicted cells are the connected components of the
     predicted foreground; the true cells are ``instances``. The model is left in its mode.
     """
+    _check_model(model)
+    if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+        raise TypeError(f"data must be a Dataset of dicts (e.g. ToyCells), got {describe(data)}")
+    check_bool("weighted", weighted)
+    batch_size = check_int("batch_size", batch_size, min=1)
     if len(data) == 0:
         raise ValueError("evaluate needs at least one sample, got an empty dataset")
     param = next(model.parameters())
@@ -145,6 +216,8 @@ def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int 
         for start in range(0, len(data), batch_size):
             batch = [data[i] for i in range(start, min(start + batch_size, len(data)))]
             images = torch.stack([b["image"] for b in batch]).to(param.device, param.dtype)   # (B, C, H, W)
+            check_finite(f"the image of data[{start}:{start + len(batch)}]", images,
+                         "a NaN pixel gives NaN logits; replace them (torch.nan_to_num)")
             mask = torch.stack([b["mask"] for b in batch]).to(param.device)                 # (B, H, W)
             weight_map = torch.stack([b["weight_map"] for b in batch]).to(param.device) if weighted else None
             logits = padded_forward(model, images)                                          # (B, K, H, W)
@@ -192,6 +265,10 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     _check_config(config)
     if not isinstance(model, UNet):
         raise TypeError(f"fit trains a unet_lib.UNet, got {type(model).__name__}")
+    for name, data in (("train_data", train_data), ("val_data", val_data)):
+        if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")) and not (name == "val_data" and data is None):
+            raise TypeError(f"{name} must be a Dataset of dicts (e.g. ToyCells){' or None' if name == 'val_data' else ''}, "
+                            f"got {describe(data)}")
     if len(train_data) == 0:
         raise ValueError("train_data is empty")
     device = _device(config)
@@ -203,6 +280,12 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     target_kwargs = getattr(train_data, "target_kwargs", None) or {}
     train_data = _Cached(train_data)
     val_data = _Cached(val_data) if val_data is not None else None
+    # refuse now what would otherwise fail (or train on NaN) in the middle of an epoch
+    _check_samples(train_data, "train_data", model.num_classes)
+    if val_data is not None:
+        if len(val_data) == 0:
+            raise ValueError("val_data is empty; pass None to train without validation")
+        _check_samples(val_data, "val_data", model.num_classes)
     if config.augment:
         # the weight map recomputed after each deformation with the dataset's w0, sigma, class_weights
         train_data = Augmented(train_data, seed=config.seed, **target_kwargs)
@@ -226,8 +309,12 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     for epoch in range(1, config.epochs + 1):
         model.train()
         total, steps = 0.0, 0
-        for batch in loader:
-            loss = train_step(model, optimizer, batch, config.weighted, channels_last)
+        for step, batch in enumerate(loader, start=1):
+            try:
+                loss = train_step(model, optimizer, batch, config.weighted, channels_last)
+            except NonFiniteLossError as error:
+                raise NonFiniteLossError(f"training stopped at epoch {epoch}, step {step} of {len(loader)}: "
+                                         f"{error}") from None
             if schedule is not None:
                 schedule.step()
             total, steps = total + loss, steps + 1
