@@ -1,8 +1,8 @@
 """unet_lib: the one copy of the code behind the unet-course notebooks.
 
 One module per topic, in the order of the course: blocks, model (notebooks 01-04); data, augment
-(05); weights, losses (06); train (07); metrics, tiling (08); widgets (09); baselines (10); viz and
-checks serve every notebook, exercises makes the exercise editions.
+(05); weights, losses (06); train, checkpoint (07); metrics, tiling (08); widgets (09); baselines
+(10); viz and checks serve every notebook, exercises makes the exercise editions.
 """
 
 # The function unet_lib.augment.augment is not exported here: a package attribute of that name
@@ -10,14 +10,14 @@ checks serve every notebook, exercises makes the exercise editions.
 from .augment import AugmentConfig, Augmented, elastic_deform, elastic_displacement, upsample_displacement
 from .baselines import otsu_instances, otsu_threshold
 from .blocks import DoubleConv, Down, OutConv, Up, center_crop
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import (ToyCells, draw_cells, instances_to_mask, load_real_nuclei, percentile_normalize, separate_touching,
                    targets_from_instances, touching_borders)
 from .losses import weighted_cross_entropy
 from .metrics import InstanceScores, dice, instance_scores, iou, label_instances, pixel_error, rand_error
 from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
-from .train import (COURSE_CHECKPOINT, Checkpoint, TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint,
-                    train_step)
+from .train import COURSE_CHECKPOINT, TrainConfig, evaluate, fit, train_step
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
 from .widgets import FeatureMapExplorer, feature_maps, unet_layers
 

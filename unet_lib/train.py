@@ -18,12 +18,10 @@ that the later notebooks load so that they never retrain.
 
 import argparse
 import dataclasses
-import pickle
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
 import torch
@@ -334,72 +332,17 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
 
 # -- checkpoints -----------------------------------------------------------------------------
 
-_FORMAT = "unet_lib checkpoint"
+# Checkpoints live in unet_lib.checkpoint, which imports TrainConfig from here. Older code
+# imports them from unet_lib.train: they are looked up there on first use (PEP 562), so that
+# neither module imports the other at import time.
+_MOVED_TO_CHECKPOINT = ("Checkpoint", "save_checkpoint", "load_checkpoint")
 
 
-class Checkpoint(NamedTuple):
-    """What ``load_checkpoint`` returns: the model (eval mode, CPU), its TrainConfig, its history."""
-
-    model: UNet
-    config: TrainConfig
-    history: dict[str, list[float]]
-
-
-def save_checkpoint(path: str | Path, model: UNet, config: TrainConfig, history: dict) -> Path:
-    """Save weights, the model's constructor arguments, the training config and history.
-
-    Only plain dicts, lists, strings, numbers and tensors are stored, so ``load_checkpoint`` can
-    use ``torch.load(weights_only=True)``, which never runs code from the file. Returns the path.
-    """
-    if not isinstance(model, UNet):
-        raise TypeError(f"save_checkpoint saves a unet_lib.UNet (it can be rebuilt from its config), "
-                        f"got {type(model).__name__}")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}   # NCHW on disk
-    torch.save({
-        "format": _FORMAT, "version": 1,
-        "model_config": dict(model.config),
-        "state_dict": state,
-        "train_config": dataclasses.asdict(config),
-        "history": {k: [float(x) for x in v] for k, v in history.items()},
-    }, path)
-    return path
-
-
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load a checkpoint written by ``save_checkpoint``: ``Checkpoint(model, config, history)``.
-
-    The model is rebuilt from the constructor arguments stored with the weights, on the CPU, in
-    eval mode. Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file
-    that is truncated, is not a checkpoint, or holds weights that do not fit its model.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; the course's is written by "
-                                f"`python -m unet_lib.train` to {COURSE_CHECKPOINT}")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path} could not be read as a checkpoint (truncated or not a torch file?): "
-                         f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
-    keys = {"format", "model_config", "state_dict", "train_config", "history"}
-    if not isinstance(saved, dict) or saved.get("format") != _FORMAT or not keys <= saved.keys():
-        found = sorted(saved.keys()) if isinstance(saved, dict) else type(saved).__name__
-        raise ValueError(f"{path} is not a unet_lib checkpoint (expected keys {sorted(keys)}, found {found}); "
-                         f"write checkpoints with unet_lib.train.save_checkpoint")
-    model = UNet(**saved["model_config"])
-    try:
-        model.load_state_dict(saved["state_dict"])
-    except RuntimeError as error:
-        lines = [line.strip() for line in str(error).splitlines()[1:4]]
-        raise ValueError(f"the weights in {path} do not fit UNet(**{saved['model_config']}): "
-                         + " ".join(lines)) from None
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in saved["train_config"].items() if k in known})
-    return Checkpoint(model.eval(), config, saved["history"])
+def __getattr__(name: str):
+    if name in _MOVED_TO_CHECKPOINT:
+        from . import checkpoint
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- the course model ------------------------------------------------------------------------
@@ -452,6 +395,7 @@ def main(argv: list[str] | None = None) -> None:
     from .data import ToyCells
     test = evaluate(model, ToyCells(32, seed=2000), weighted=config.weighted)
     save_checkpoint(args.out, model.cpu(), config, history)
+    from .checkpoint import save_checkpoint   # checkpoint imports this module
     print(f"trained {history['epoch'][-1]} epochs in {history['seconds'][-1]:.0f} s; held-out toy cells "
           f"(ToyCells(32, seed=2000)): IoU {test['iou']:.3f}, instance F1 {test['f1']:.3f}, "
           f"merged {test['merged']}, split {test['split']}")
