@@ -180,3 +180,9 @@ def test_command_line_trains_and_writes_a_checkpoint(tmp_path, capsys):
     assert "trained 1 epochs" in printed and "instance F1" in printed and str(out) in printed
     checkpoint = load_checkpoint(out)
     assert checkpoint.config.weighted is False and checkpoint.history["epoch"] == [1.0]
+
+
+def test_the_course_models_receptive_field_is_the_number_the_course_states():
+    # train.py's COURSE_MODEL comment and notebooks 01 and 07 say 92 px, measured by this function
+    from unet_lib.model import receptive_field
+    assert receptive_field(UNet(**{**COURSE_MODEL, "base_channels": 1}), 220)[0] == 92

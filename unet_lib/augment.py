@@ -64,7 +64,8 @@ class AugmentConfig:
     elastic_grid: int = 3          # coarse grid size (paper: 3x3)
     brightness: float = 0.1        # add U(-b, b)
     contrast: float = 0.2          # scale around the mean by U(1 - c, 1 + c)
-    gamma: float = 0.2             # image ** exp(U(-g, g)); not in the paper, like the other intensity changes
+    gamma: float = 0.2             # image ** exp(U(-g, g)); the paper asks for robustness to gray value
+                                   # variations (Sec. 3.1), not how: brightness, contrast, gamma are ours
 
 
 def _check_rng(rng) -> None:
@@ -185,7 +186,8 @@ def augment(image, instances, rng: np.random.Generator, config: AugmentConfig | 
         _, displacement = elastic_displacement(labels.shape, rng, config.elastic_grid, config.elastic_sigma)
         img2d, labels = elastic_deform(img2d, labels, displacement)
 
-    # intensity: image only (not in the paper, which mentions shift, rotation and gray value variations)
+    # intensity, image only: the paper asks for robustness to gray value variations (Sec. 3.1) but not
+    # how; brightness, contrast and gamma changes are the course's choice
     img2d = np.clip(img2d, 0, 1) ** math.exp(rng.uniform(-config.gamma, config.gamma))
     mean = img2d.mean()
     img2d = (img2d - mean) * rng.uniform(1 - config.contrast, 1 + config.contrast) + mean

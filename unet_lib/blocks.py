@@ -107,8 +107,9 @@ class DoubleConv(nn.Sequential):
             # bias is redundant before BatchNorm, which subtracts the mean anyway
             layers.append(nn.Conv2d(c_in, out_channels, kernel_size=3, padding=pad, bias=not batch_norm))
             if batch_norm:
-                # BatchNorm: not in the paper (it came out later in 2015); it makes training from
-                # scratch on a CPU converge in a fraction of the epochs. Order: conv -> BN -> ReLU.
+                # BatchNorm: not in the paper (Ioffe & Szegedy's preprint came out in Feb 2015, three
+                # months before it); it makes training from scratch on a CPU converge in a fraction
+                # of the epochs. Order: conv -> BN -> ReLU.
                 layers.append(nn.BatchNorm2d(out_channels))
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)

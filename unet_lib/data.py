@@ -52,7 +52,7 @@ def touching_borders(instances) -> np.ndarray:
     """Cell pixels that have a pixel of a *different* cell among their 8 neighbours.
 
     (H, W) integer labels in, bool (H, W) out. Both sides of a contact are marked, so the
-    separating line is 2 pixels wide: thin, but wide enough to survive a 2x2 max-pool.
+    separating line is 2 pixels wide and does not depend on which cell has the larger id.
     """
     instances = _as_labels(instances)
     labels = instances.astype(np.int64)

@@ -90,7 +90,8 @@ class UNet(nn.Module):
     ``dropout``: the probability of ``nn.Dropout`` on the output of the contracting path (the
     bottleneck, the last ``Down`` block; for ``depth=0`` the first DoubleConv), active in train
     mode only. The paper: "Drop-out layers at the end of the contracting path perform further
-    implicit data augmentation" (Sec. 3.1), so its network is ``UNet(dropout=0.5)``. The course
+    implicit data augmentation" (Sec. 3.1), without a rate; ``UNet(dropout=0.5)`` adds one such
+    layer with the common rate of 0.5. The course
     leaves it off (0.0) so that trained results stay as they were; it has no parameters.
 
     ``UNet.count_parameters(**config)`` gives the parameter count without building anything;
@@ -204,7 +205,7 @@ class UNet(nn.Module):
         for down in self.downs:                 # contracting path
             skips.append(x)
             x = down(x)                         # (B, C, H, W) -> (B, 2C, H/2 - 4, W/2 - 4)
-        if self.dropout is not None:            # the paper's "drop-out at the end of the contracting path"
+        if self.dropout is not None:            # the paper's "Drop-out layers at the end of the contracting path"
             x = self.dropout(x)
         for up, skip in zip(self.ups, reversed(skips)):   # expansive path
             x = up(x, skip)                     # (B, C, H, W) -> (B, C/2, 2H - 4, 2W - 4)
@@ -344,10 +345,11 @@ def receptive_field(model: nn.Module, input_size: int, pixel: tuple[int, int] | 
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(p.abs() + 1e-3)
-    x = torch.zeros(1, model.in_channels, input_size, input_size, requires_grad=True)
+    device = next(model.parameters()).device   # the probe goes where the (copied) model is
+    x = torch.zeros(1, model.in_channels, input_size, input_size, device=device, requires_grad=True)
     out = model(x)
     i, j = pixel if pixel is not None else (out.shape[-2] // 2, out.shape[-1] // 2)
     out[0, 0, i, j].backward()
-    grad = x.grad[0].abs().sum(0)                 # (H, W)
+    grad = x.grad[0].abs().sum(0).cpu()           # (H, W)
     cols = (grad > 0).any(dim=0).nonzero()
     return int(cols.max() - cols.min() + 1), grad

@@ -45,7 +45,8 @@ COURSE_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "unet_toyc
 
 # The course model: the paper's valid padding and up-convolutions, at a size a CPU trains in a
 # minute. Departures from the paper: depth 3 instead of 4 (toy cells are ~25 px across; a
-# depth-3 output pixel sees 89 px, enough context, with a 44-px margin instead of 92),
+# depth-3 output pixel sees a 92-px window, measured by model.receptive_field, with a 44-px
+# margin instead of 92),
 # 16 channels at the top instead of 64 (1/16 of the compute per pixel), and BatchNorm.
 COURSE_MODEL = dict(in_channels=1, num_classes=2, depth=3, base_channels=16, padding="valid",
                     upsampling="transpose", batch_norm=True)
@@ -394,8 +395,8 @@ def main(argv: list[str] | None = None) -> None:
     model, history = train_course_model(config, model_seed=args.seed)
     from .data import ToyCells
     test = evaluate(model, ToyCells(32, seed=2000), weighted=config.weighted)
-    save_checkpoint(args.out, model.cpu(), config, history)
     from .checkpoint import save_checkpoint   # checkpoint imports this module
+    save_checkpoint(args.out, model.cpu(), config, history)
     print(f"trained {history['epoch'][-1]} epochs in {history['seconds'][-1]:.0f} s; held-out toy cells "
           f"(ToyCells(32, seed=2000)): IoU {test['iou']:.3f}, instance F1 {test['f1']:.3f}, "
           f"merged {test['merged']}, split {test['split']}")
