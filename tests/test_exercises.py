@@ -12,6 +12,7 @@ imported modules stay loaded), so torch is imported once. nbclient runs the cell
 
 import ast
 import copy
+import hashlib
 import json
 import re
 import sys
@@ -25,8 +26,8 @@ from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from unet_lib.exercises import (
-    EXERCISE_TAG, NOTEBOOK_GLOB, RAISES_TAG, SOLUTION_TAG, ExerciseError, exercise_edition,
-    exercise_section, generate, main, make_skeleton, render, same_notebook,
+    EXERCISE_TAG, NOTEBOOK_GLOB, RAISES_TAG, SOLUTION_TAG, STAMP_KEY, ExerciseError, content_digest,
+    exercise_edition, exercise_section, generate, main, make_skeleton, render, same_notebook,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -318,30 +319,213 @@ def test_main_writes_checks_and_removes_stale_files(tmp_path, capsys):
     assert (out / "99_toy.ipynb").read_text(encoding="utf8") == generate(notebooks, out)[out / "99_toy.ipynb"]
     assert "in place of `raise NotImplementedError`" in (out / "99_toy.ipynb").read_text(encoding="utf8")
     assert main(args + ["--check"]) == 0
-    (out / "98_gone.ipynb").write_text("{}", encoding="utf8")
+    nbformat.write(_toy_solution_notebook(), notebooks / "98_gone.ipynb")   # generated, then its solution goes
+    assert main(args) == 0 and (out / "98_gone.ipynb").exists()
+    (notebooks / "98_gone.ipynb").unlink()
     assert main(args + ["--check"]) == 1
     assert main(args) == 0 and not (out / "98_gone.ipynb").exists()
-    learner = nbformat.read(out / "99_toy.ipynb", as_version=4)   # a learner solves it and runs it
-    learner.cells[5].source = CROP
-    nbformat.write(learner, out / "99_toy.ipynb")
-    nbformat.write(_toy_solution_notebook(), notebooks / "99_toy.ipynb")   # an instructor edits
-    capsys.readouterr()
-    assert main(args) == 3
-    assert re.search(r"99_toy.ipynb \(the exercise in cell 6 has been filled in\): regenerating would "
-                     r"overwrite this work.*--force", capsys.readouterr().err)
-    assert (out / "99_toy.ipynb").read_text(encoding="utf8") != generate(notebooks, out)[out / "99_toy.ipynb"]
-    learner.cells[5].source = make_skeleton(CROP)
-    learner.cells[6].outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran")]
-    nbformat.write(learner, out / "99_toy.ipynb")
-    assert main(args) == 3 and "(it has outputs)" in capsys.readouterr().err
-    assert main(args + ["--force"]) == 0
-    assert (out / "99_toy.ipynb").read_text(encoding="utf8") == generate(notebooks, out)[out / "99_toy.ipynb"]
     nb = _toy_solution_notebook()
     nb.cells[4].source = "x = 1\n" + CROP
     nbformat.write(nb, notebooks / "99_toy.ipynb")
     capsys.readouterr()
     assert main(args) == 2
     assert re.search(r"error: notebooks/99_toy.ipynb, cell 5 .* exactly one function", capsys.readouterr().err)
+
+
+# -- never lose work: every misuse leaves every notebook byte-identical ------------------------
+
+def _hashes(*folders):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for f in folders if f.exists()
+            for p in sorted(f.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def course(tmp_path, monkeypatch):
+    """A course folder with two solution notebooks and their generated exercise editions."""
+    notebooks, out = tmp_path / "notebooks", tmp_path / "exercises"
+    notebooks.mkdir()
+    nbformat.write(_toy_solution_notebook(), notebooks / "01_toy.ipynb")
+    nbformat.write(_toy_solution_notebook(), notebooks / "02_toy.ipynb")
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    return notebooks, out
+
+
+def _instructor_edits(notebooks):
+    nb = nbformat.read(notebooks / "01_toy.ipynb", as_version=4)
+    nb.cells[3].source += "\n\nA clearer hint."
+    nbformat.write(nb, notebooks / "01_toy.ipynb")
+
+
+def test_the_stamp_records_what_was_generated(course):
+    notebooks, out = course
+    nb = nbformat.read(out / "01_toy.ipynb", as_version=4)
+    assert nb.metadata[STAMP_KEY] == {"source": "notebooks/01_toy.ipynb", "sha256": content_digest(nb)}
+    executed = copy.deepcopy(nb)
+    _executed(executed.cells[2])
+    executed.metadata["widgets"] = {"state": {}}
+    assert content_digest(executed) == content_digest(nb)   # outputs and metadata do not count
+
+
+def test_regenerating_after_an_instructor_edit_still_works(course, capsys):
+    notebooks, out = course
+    _instructor_edits(notebooks)
+    assert main([]) == 0
+    assert "A clearer hint." in (out / "01_toy.ipynb").read_text(encoding="utf8")
+    assert main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("change,why", [
+    (lambda nb: nb.cells.insert(5, new_markdown_cell("my notes: the crop keeps the centre")),
+     r"its cells were changed after the generator wrote it \(cells? (5, )?6 not in the new edition\)"),
+    (lambda nb: setattr(nb.cells[5], "source", nb.cells[5].source.replace(
+        "    raise NotImplementedError", "    top = 1  # my start\n    raise NotImplementedError")),
+     r"its cells were changed after the generator wrote it \(cells? (5, )?6 not in"),
+    (lambda nb: _executed(nb.cells[2]), r"it has outputs"),
+])
+@pytest.mark.parametrize("instructor_edit", [False, True])
+def test_a_learners_changes_are_never_overwritten(course, capsys, change, why, instructor_edit):
+    notebooks, out = course
+    learner = nbformat.read(out / "01_toy.ipynb", as_version=4)
+    change(learner)
+    nbformat.write(learner, out / "01_toy.ipynb")
+    if instructor_edit:
+        _instructor_edits(notebooks)
+    before = _hashes(notebooks, out)
+    code = main([])
+    if not instructor_edit and "outputs" in why:   # nothing new to write: the outputs stay, no error
+        assert code == 0 and "kept exercises/01_toy.ipynb" in capsys.readouterr().out
+        assert _hashes(notebooks, out) == before
+        return
+    assert code == 3
+    err = capsys.readouterr().err
+    assert re.search(r"exercises/01_toy.ipynb: " + why, err)
+    assert "Nothing was written" in err and "cp exercises/01_toy.ipynb" in err and "--discard-changes" in err
+    assert _hashes(notebooks, out) == before
+    assert main(["--discard-changes"]) == 0 and "(discarding its changes)" in capsys.readouterr().out
+    assert main(["--check"]) == 0
+
+
+def test_a_learners_changed_notebook_is_not_removed_when_its_solution_goes(course, capsys):
+    notebooks, out = course
+    learner = nbformat.read(out / "02_toy.ipynb", as_version=4)
+    learner.cells.append(new_markdown_cell("my notes"))
+    nbformat.write(learner, out / "02_toy.ipynb")
+    (notebooks / "02_toy.ipynb").unlink()
+    before = _hashes(notebooks, out)
+    assert main([]) == 3 and "exercises/02_toy.ipynb: its cells were changed" in capsys.readouterr().err
+    assert _hashes(notebooks, out) == before
+    assert main(["--discard-changes"]) == 0 and not (out / "02_toy.ipynb").exists()
+
+
+def test_files_the_generator_did_not_write_are_never_removed(course, capsys):
+    notebooks, out = course
+    nbformat.write(_toy_solution_notebook(), out / "07_mine.ipynb")   # no stamp
+    (out / "08_notes.ipynb").write_text("{}", encoding="utf8")
+    before = _hashes(out)
+    for flags in ([], ["--discard-changes"]):
+        assert main(flags) == 0
+        err = capsys.readouterr().err
+        assert "left alone exercises/07_mine.ipynb: it has no generator stamp" in err and "08_notes" in err
+    assert _hashes(out) == before
+
+
+@pytest.mark.parametrize("flags", [[], ["--discard-changes"], ["--check"]])
+@pytest.mark.parametrize("out_arg", ["notebooks", "notebooks/", "./notebooks/../notebooks", "notebooks/sub",
+                                     "link_to_notebooks", "link_to_notebooks/inner"])
+def test_out_may_not_be_the_solutions_folder(course, capsys, flags, out_arg):
+    notebooks, out = course
+    (notebooks.parent / "link_to_notebooks").symlink_to(notebooks, target_is_directory=True)
+    for p in notebooks.glob("*.ipynb"):   # solutions with their outputs cleared, as nbstripout leaves them
+        nb = nbformat.read(p, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(nb, p)
+    before = _hashes(notebooks, out)
+    assert main(["--out", out_arg, *flags]) == 2
+    assert re.search(r"error: --out .* is the solution notebooks folder notebooks or inside it \(resolved: .*"
+                     r"the exercise editions would replace the solutions", capsys.readouterr().err)
+    assert _hashes(notebooks, out) == before
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda root: None, r"the solution notebooks folder notebook does not exist \(resolved: .*\); run from the "
+                        r"repository root or pass --notebooks"),
+    (lambda root: (root / "notebook").mkdir(), r"the solution notebooks folder notebook holds no notebooks named "
+                                               r"\[0-9\]\[0-9\]_\*.ipynb"),
+    (lambda root: (root / "notebook").write_text("x"), r"the solution notebooks folder notebook is a file"),
+])
+def test_a_missing_or_empty_solutions_folder_is_an_error(course, capsys, make, match):
+    notebooks, out = course
+    make(notebooks.parent)
+    before = _hashes(notebooks, out)
+    assert main(["--notebooks", "notebook"]) == 2
+    assert re.search("error: " + match, capsys.readouterr().err)
+    assert _hashes(notebooks, out) == before
+    assert main(["--notebooks", "notebook", "--discard-changes"]) == 2
+    assert _hashes(notebooks, out) == before
+
+
+def test_run_from_the_wrong_folder_is_an_error(course, capsys, monkeypatch):
+    notebooks, out = course
+    monkeypatch.chdir(notebooks)
+    before = _hashes(notebooks, out)
+    assert main([]) == 2 and "notebooks does not exist" in capsys.readouterr().err
+    assert _hashes(notebooks, out) == before
+
+
+@pytest.mark.parametrize("content", ['{"cells": [', "", "\x00\x01 not json", '{"nbformat": 4}'])
+def test_a_corrupt_solution_notebook_is_named(course, capsys, content):
+    notebooks, out = course
+    (notebooks / "03_broken.ipynb").write_text(content, encoding="utf8")
+    before = _hashes(notebooks, out)
+    assert main([]) == 2
+    assert re.search(r"error: notebooks/03_broken.ipynb cannot be read as a notebook \(\w+.*\); the solution "
+                     r"notebook is damaged or was saved half-way: restore it", capsys.readouterr().err)
+    assert _hashes(notebooks, out) == before
+    with pytest.raises(ExerciseError, match=r"03_broken.ipynb cannot be read as a notebook"):
+        generate(notebooks, out)
+
+
+def test_a_corrupt_exercise_notebook_is_kept(course, capsys):
+    notebooks, out = course
+    (out / "01_toy.ipynb").write_text('{"cells": [{"cell_type": "markdown", "source": "my no', encoding="utf8")
+    _instructor_edits(notebooks)
+    before = _hashes(notebooks, out)
+    assert main([]) == 3
+    assert re.search(r"exercises/01_toy.ipynb: it cannot be read as a notebook \(\w+\)", capsys.readouterr().err)
+    assert _hashes(notebooks, out) == before
+    assert main(["--discard-changes"]) == 0 and main(["--check"]) == 0
+
+
+def test_a_failed_write_leaves_the_old_file(course, monkeypatch):
+    notebooks, out = course
+    _instructor_edits(notebooks)
+    before = _hashes(notebooks, out)
+    import unet_lib.atomic
+
+    def disk_full(f):
+        raise OSError(28, "No space left on device")
+
+    real = unet_lib.atomic.atomic_writer
+
+    def failing_writer(path):
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            with real(path) as f:
+                f.write(b'{"cells": [')
+                disk_full(f)
+                yield f
+        return cm()
+
+    monkeypatch.setattr(unet_lib.atomic, "atomic_writer", failing_writer)
+    with pytest.raises(OSError, match="No space left"):
+        main([])
+    assert _hashes(notebooks, out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["01_toy.ipynb", "02_toy.ipynb"]   # no temp files
 
 
 # -- the course's own notebooks ----------------------------------------------------------------

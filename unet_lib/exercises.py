@@ -16,6 +16,14 @@ exercise edition is the same notebook with
 Run ``python -m unet_lib.exercises`` (``make exercises``) after editing a notebook;
 ``python -m unet_lib.exercises --check`` exits with status 1 when ``exercises/`` is out of date.
 
+Never lose work: each exercise edition carries a stamp in its metadata, the SHA-256 of its
+cells' types and sources as generated (``content_digest``). Regenerating overwrites or removes
+a file only when it still matches its stamp (or already holds the new content) and has no
+outputs; a file that a learner changed (a new cell, a half-written exercise, outputs), a file
+that cannot be read, and a file without a stamp are left as they are, and the command names
+them and says how to keep them or discard them (``--discard-changes``). ``--out`` may not be
+the solutions folder or lie inside it, and a missing or empty solutions folder is an error.
+
 ``exercise_section`` selects what CI executes of an exercise edition: the exercise cells, the
 cells after them, and only those earlier cells that they need by name (usually the imports), so
 that CI does not train a network a second time; see tests/test_exercises.py.
@@ -24,6 +32,7 @@ that CI does not train a network a second time; see tests/test_exercises.py.
 import argparse
 import ast
 import copy
+import hashlib
 import json
 import re
 import sys
@@ -33,9 +42,12 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from .atomic import atomic_write
+
 __all__ = [
-    "ExerciseError", "SOLUTION_TAG", "EXERCISE_TAG", "RAISES_TAG",
-    "make_skeleton", "exercise_edition", "render", "same_notebook", "generate", "exercise_section", "main",
+    "ExerciseError", "SOLUTION_TAG", "EXERCISE_TAG", "RAISES_TAG", "STAMP_KEY",
+    "make_skeleton", "exercise_edition", "content_digest", "render", "same_notebook", "generate",
+    "exercise_section", "main",
 ]
 
 SOLUTION_TAG = "solution"            # on a solution cell in notebooks/
@@ -43,6 +55,7 @@ EXERCISE_TAG = "exercise"            # on the same cell, now a skeleton, in exer
 RAISES_TAG = "raises-exception"      # Jupyter's tag for a cell that is expected to fail
 BANNER_ID = "exercise-edition"       # a fixed cell id keeps the generated files reproducible
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+STAMP_KEY = "unet_lib_exercise"      # notebook metadata: {"source": ..., "sha256": content_digest}
 
 _Def = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
@@ -196,8 +209,17 @@ def exercise_edition(nb: NotebookNode, source_name: str = "the solution notebook
     if not all("id" in c for c in cells):   # nbformat < 4.5 has no cell ids
         del banner["id"]
     cells.insert(at, banner)
+    # the stamp: what the generator wrote, so that a later run can tell a learner's changes apart
+    nb.metadata[STAMP_KEY] = {"source": source_name, "sha256": content_digest(nb)}
     nbformat.validate(nb)
     return nb
+
+
+def content_digest(nb: NotebookNode) -> str:
+    """SHA-256 of what a learner could change in ``nb``: every cell's type and source, in order.
+    Outputs, execution counts and metadata (the stamp included) do not count."""
+    cells = [[cell.get("cell_type"), cell.get("source")] for cell in nb.get("cells", [])]
+    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).hexdigest()
 
 
 def render(nb: NotebookNode) -> str:
@@ -218,9 +240,17 @@ def same_notebook(text_a: str, text_b: str) -> bool:
 def generate(notebooks_dir: Path | str = "notebooks", out_dir: Path | str = "exercises") -> dict[Path, str]:
     """The exercise editions of ``notebooks_dir/NN_*.ipynb``: {path in ``out_dir``: file text}."""
     notebooks_dir, out_dir = Path(notebooks_dir), Path(out_dir)
+    if not notebooks_dir.is_dir():
+        what = "is a file" if notebooks_dir.exists() else "does not exist"
+        raise ExerciseError(f"the solution notebooks folder {notebooks_dir} {what} (resolved: "
+                            f"{notebooks_dir.resolve()}); run from the repository root or pass --notebooks")
+    paths = sorted(notebooks_dir.glob(NOTEBOOK_GLOB))
+    if not paths:
+        raise ExerciseError(f"the solution notebooks folder {notebooks_dir} holds no notebooks named "
+                            f"{NOTEBOOK_GLOB} (resolved: {notebooks_dir.resolve()}); is it the right folder?")
     editions = {}
-    for path in sorted(notebooks_dir.glob(NOTEBOOK_GLOB)):
-        nb = nbformat.read(path, as_version=4)
+    for path in paths:
+        nb = _read_notebook(path, "solution notebook")
         source_name = f"{notebooks_dir.name}/{path.name}"
         editions[out_dir / path.name] = render(exercise_edition(nb, source_name))
     return editions
@@ -292,57 +322,125 @@ def exercise_section(nb: NotebookNode) -> tuple[NotebookNode, list[int]]:
 
 # -- command line ------------------------------------------------------------------------------
 
-def _learner_work(path: Path) -> str | None:
-    """Why ``path`` looks worked on by a learner (outputs, or an exercise that is no longer a
-    skeleton), or None for a pristine generated file."""
+def _read_notebook(path: Path, what: str) -> NotebookNode:
+    """``path`` read as a notebook, or an ``ExerciseError`` naming it (nbformat's own errors,
+    such as ``NotJSONError``, do not say which file)."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as error:   # NotJSONError, UnicodeDecodeError, KeyError, OSError...
+        first = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
+        raise ExerciseError(f"{path} cannot be read as a notebook ({type(error).__name__}{': ' if first else ''}"
+                            f"{first}); the {what} is damaged or was saved half-way: restore it "
+                            f"(e.g. `git checkout -- {path}`) or repair it in an editor") from None
+
+
+def _status(path: Path, new_text: str | None) -> tuple[str, str]:
+    """What the generator may do with the existing file ``path``, given ``new_text``, what would
+    replace it (None when its solution notebook is gone), and why:
+
+    * ``"replace"``: it still holds what the generator wrote (its stamp matches its cells), or
+      already the new cells, and has no outputs;
+    * ``"keep"``: it already holds the new cells, with outputs: nothing to update, so left as is;
+    * ``"changed"``: a learner's changes, outputs, or a damaged file: never touched without
+      ``--discard-changes``;
+    * ``"foreign"``: no stamp, so not (provably) written by this generator.
+    """
     try:
         nb = nbformat.read(path, as_version=4)
-    except Exception:   # not a notebook we can read: nothing of value to protect
-        return None
-    for i, cell in enumerate(nb.cells):
-        if EXERCISE_TAG in cell.metadata.get("tags", []) and 'raise NotImplementedError("Exercise `' not in cell.source:
-            return f"the exercise in cell {i + 1} has been filled in"
-    if any(cell.get("outputs") for cell in nb.cells):
-        return "it has outputs"
-    return None
+    except Exception as error:   # damaged, or saved half-way: the learner may still want what is in it
+        # no stamp can be read either: overwritten only with --discard-changes, never removed
+        return ("changed" if new_text is not None else "foreign"), \
+            f"it cannot be read as a notebook ({type(error).__name__})"
+    has_outputs = any(cell.get("outputs") for cell in nb.cells)
+    digest = content_digest(nb)
+    new = nbformat.reads(new_text, as_version=4) if new_text is not None else None
+    if new is not None and digest == content_digest(new):
+        return ("keep", "it holds the new cells already, and your outputs") if has_outputs else ("replace", "")
+    stamp = nb.metadata.get(STAMP_KEY)
+    if not isinstance(stamp, dict) or "sha256" not in stamp:
+        return "foreign", "it has no generator stamp: not written by this generator, or older than the stamp"
+    if stamp["sha256"] != digest:
+        ours = {(c.cell_type, c.source) for c in new.cells} if new is not None else set()
+        cells = [str(i + 1) for i, c in enumerate(nb.cells) if (c.cell_type, c.source) not in ours]
+        where = (f" (cell{'s' * (len(cells) > 1)} {', '.join(cells[:8])}{'...' * (len(cells) > 8)} not in the "
+                 f"new edition)") if cells and new is not None else ""
+        return "changed", f"its cells were changed after the generator wrote it{where}"
+    if has_outputs:
+        return "changed", "it has outputs"
+    return "replace", ""
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()   # symlinks too
+    return path == folder or folder in path.parents
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m unet_lib.exercises [--check]``: write (or check) the exercise editions."""
+    """``python -m unet_lib.exercises [--check] [--discard-changes]``: write (or check) the
+    exercise editions. Exit status: 0 done (or up to date), 1 out of date (``--check``), 2 an
+    error in the arguments or a notebook, 3 refused to overwrite changed files."""
     parser = argparse.ArgumentParser(prog="python -m unet_lib.exercises", description=__doc__.split("\n")[0])
     parser.add_argument("--notebooks", default="notebooks", help="solution notebooks (default: notebooks)")
     parser.add_argument("--out", default="exercises", help="exercise editions (default: exercises)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if out of date")
-    parser.add_argument("--force", action="store_true", help="overwrite exercise notebooks that hold a learner's work")
+    parser.add_argument("--discard-changes", action="store_true",
+                        help="overwrite (or remove) exercise notebooks that were changed after the generator wrote "
+                             "them, e.g. a learner's work; files without the generator's stamp are never removed")
     args = parser.parse_args(argv)
+    notebooks, out = Path(args.notebooks), Path(args.out)
+    if _is_inside(out, notebooks):
+        print(f"error: --out {out} is the solution notebooks folder {notebooks} or inside it (resolved: "
+              f"{out.resolve()}); the exercise editions would replace the solutions. Use --out exercises",
+              file=sys.stderr)
+        return 2
+    if out.exists() and not out.is_dir():
+        print(f"error: --out {out} is a file, not a folder", file=sys.stderr)
+        return 2
     try:
-        editions = generate(args.notebooks, args.out)
+        editions = generate(notebooks, out)
     except ExerciseError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    stale = [p for p in sorted(out.glob(NOTEBOOK_GLOB)) if p not in editions]
+    present = sorted(out.glob(NOTEBOOK_GLOB)) if out.is_dir() else []
+    stale = [p for p in present if p not in editions]
     changed = [p for p, text in editions.items()
-               if not p.exists() or not same_notebook(p.read_text(encoding="utf8"), text)]
+               if not p.exists() or not same_notebook(p.read_text(encoding="utf8", errors="replace"), text)]
     if args.check:
         for p in changed + stale:
             print(f"out of date: {p}", file=sys.stderr)
         if changed or stale:
             print("run `make exercises` and commit exercises/", file=sys.stderr)
         return 1 if changed or stale else 0
-    worked_on = [f"{p} ({why})" for p in changed + stale if p.exists() and (why := _learner_work(p))]
-    if worked_on and not args.force:
-        print(f"error: {'; '.join(worked_on)}: regenerating would overwrite this work. Save it elsewhere "
-              f"(or commit it), then run `python -m unet_lib.exercises --force`", file=sys.stderr)
+
+    status = {p: _status(p, editions.get(p)) for p in changed + stale if p.exists()}
+    reasons = {p: why for p, (kind, why) in status.items() if kind != "replace"}
+    kept = [p for p in changed if status.get(p, ("",))[0] == "keep"]
+    # a file without the stamp is overwritten only with --discard-changes, and never removed
+    foreign = [p for p in stale if status[p][0] == "foreign"]
+    protected = [p for p in reasons if p not in foreign and p not in kept]
+    if protected and not args.discard_changes:
+        listing = "\n".join(f"  {p}: {reasons[p]}" for p in protected)
+        print(f"error: regenerating would overwrite or remove work that the generator did not write:\n{listing}\n"
+              f"Nothing was written. To keep it, copy it elsewhere first (e.g. `cp {protected[0]} "
+              f"~/{protected[0].name}`); to discard it, run again with --discard-changes, which overwrites "
+              f"(or removes) exactly the files listed", file=sys.stderr)
         return 3
     out.mkdir(parents=True, exist_ok=True)
+    for p in kept:
+        print(f"kept {p}: {reasons[p]}")
+    changed = [p for p in changed if p not in kept]
     for p in changed:
-        p.write_text(editions[p], encoding="utf8")
-        print(f"wrote {p}")
+        atomic_write(p, editions[p])
+        print(f"wrote {p}" + (" (discarding its changes)" if p in reasons else ""))
+    removed = 0
     for p in stale:   # its solution notebook is gone
+        if p in foreign:
+            print(f"left alone {p}: {reasons[p]}; its solution notebook is not in {notebooks}/", file=sys.stderr)
+            continue
         p.unlink()
-        print(f"removed {p}")
-    print(f"{len(editions)} exercise notebooks in {out}/, {len(changed) + len(stale)} changed")
+        removed += 1
+        print(f"removed {p}" + (" (discarding its changes)" if p in reasons else ""))
+    print(f"{len(editions)} exercise notebooks in {out}/, {len(changed) + removed} changed")
     return 0
 
 
