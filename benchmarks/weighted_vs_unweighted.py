@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from unet_lib.atomic import atomic_write
 from unet_lib.data import ToyCells
 from unet_lib.train import COURSE_MODEL, COURSE_TRAIN, evaluate, train_course_model
 
@@ -54,7 +55,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "runs": runs,
     }
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write(args.out, json.dumps(result, indent=1) + "\n")   # a killed run never leaves half a file
     print(f"wrote {args.out}")
 
 
