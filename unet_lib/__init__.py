@@ -8,7 +8,7 @@ One module per topic, in the order of the course: blocks, model (notebooks 01-04
 # The function unet_lib.augment.augment is not exported here: a package attribute of that name
 # would hide the module unet_lib.augment.
 from .augment import AugmentConfig, Augmented, elastic_deform, elastic_displacement, upsample_displacement
-from .baselines import otsu_instances, otsu_threshold
+from .baselines import classical_instances, otsu_instances, otsu_threshold, remove_small_objects, seeded_watershed
 from .blocks import DoubleConv, Down, OutConv, Up, center_crop
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import (ToyCells, draw_cells, instances_to_mask, load_real_nuclei, percentile_normalize, separate_touching,
@@ -40,5 +40,6 @@ __all__ = [
     # feature-map explorer (09)
     "FeatureMapExplorer", "feature_maps", "unet_layers",
     # real nuclei and a classical baseline (10)
-    "load_real_nuclei", "percentile_normalize", "otsu_threshold", "otsu_instances",
+    "load_real_nuclei", "percentile_normalize", "otsu_threshold", "otsu_instances", "classical_instances",
+    "remove_small_objects", "seeded_watershed",
 ]
