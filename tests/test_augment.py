@@ -168,3 +168,44 @@ def test_augmented_keeps_the_datasets_weight_map_settings():
 def test_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: augment(np.full((8, 8), 200, np.uint8), np.zeros((8, 8), int), np.random.default_rng()), TypeError, r"image must be floating point in \[0, 1\], got uint8.*/ 255"),
+    (lambda: augment(np.full((8, 8), 200.0), np.zeros((8, 8), int), np.random.default_rng()), ValueError, r"image must hold values in \[0, 1\], got 64 pixels outside, from 200 to 200; images in 0..255\? divide by 255"),
+    (lambda: augment(np.where(np.eye(8) > 0, np.nan, 0.5), np.zeros((8, 8), int), np.random.default_rng()), ValueError, r"image must be finite, got 8 NaN values among its 64"),
+    (lambda: augment(np.zeros((8, 8)), np.zeros((8, 8), int), np.random.default_rng(), config={"flip": False}), TypeError, r"config must be an AugmentConfig or None, got \{'flip': False\} \(dict\); build one with AugmentConfig\(\*\*settings\)"),
+    (lambda: augment(np.zeros((8, 8)), np.zeros((8, 8), int), np.random.default_rng(), AugmentConfig(elastic=2.0)), ValueError, r"config.elastic must be a finite number in \[0, 1\], got 2.0"),
+    (lambda: augment(np.zeros((0, 0)), np.zeros((0, 0), int), np.random.default_rng()), ValueError, r"instances must not be empty"),
+    (lambda: elastic_displacement((8, "8"), np.random.default_rng()), TypeError, r"shape\[1\] must be an integer >= 1, got '8' \(str\)"),
+    (lambda: Augmented(ToyCells(1, size=32, radius=(4.0, 8.0)), seed=-1), ValueError, r"seed must be an integer in \[0, 18446744073709551615\], got -1"),
+    (lambda: Augmented(ToyCells(1, size=32, radius=(4.0, 8.0)))[0.0], TypeError, r"index must be an integer, got 0.0"),
+])
+def test_more_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_augmented_refuses_masks_it_would_replace():
+    base = ToyCells(2, size=32, n_cells=(2, 3), radius=(4.0, 8.0))
+    five = [dict(s, mask=s["mask"] * 5) for s in (base[0], base[1])]   # labels 0 and 5
+    with pytest.raises(ValueError, match=r"dataset\[0\]\['mask'\] is not the mask of its instances.*labels \[0, 5\].*augment=False"):
+        Augmented(five)[0]
+    custom = [dict(base[0], weight_map=torch.ones(32, 32))]
+    with pytest.raises(ValueError, match=r"dataset\[0\]\['weight_map'\] is not Eq. 2 of its instances with w0=10.0"):
+        Augmented(custom)[0]
+    assert Augmented(custom, w0=0.0, class_weights=(1.0, 1.0))[0]["weight_map"].eq(1).all()   # settings that match
+
+
+@pytest.mark.parametrize("big", [2**53 + 1, 2**62 + 3, 2**64 - 1])
+def test_elastic_deform_keeps_any_integer_id(big):
+    dtype = np.uint64 if big >= 2**63 else np.int64
+    if big >= 2**63:   # ids above int64 are refused up front, by name
+        with pytest.raises(ValueError, match=r"ids above 2\*\*63 - 1"):
+            augment(np.zeros((16, 16)), np.full((16, 16), big, dtype), np.random.default_rng(0))
+        return
+    instances = np.zeros((16, 16), dtype)
+    instances[2:9, 2:9], instances[9:14, 9:14] = big, big + 2
+    _, displacement = elastic_displacement((16, 16), np.random.default_rng(0), sigma=3.0)
+    _, warped = elastic_deform(np.zeros((16, 16)), instances, displacement)
+    assert set(np.unique(warped)) <= {0, big, big + 2} and warped.dtype == dtype

@@ -134,3 +134,36 @@ def test_double_conv_rejects_unknown_padding(kwargs, match):
 def test_up_rejects_unknown_upsampling():
     with pytest.raises(ValueError, match=r"upsampling='nearest' is not supported; use one of 'transpose', 'bilinear'"):
         Up(4, 2, upsampling="nearest")
+
+
+# -- property tests (hypothesis) ---------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(H=st.integers(1, 20), W=st.integers(1, 20), data=st.data(), channels_last=st.booleans())
+def test_property_center_crop_equals_the_index_oracle(H, W, data, channels_last):
+    h, w = data.draw(st.integers(1, H)), data.draw(st.integers(1, W))
+    x = torch.randn(2, 3, H, W)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = center_crop(x, (h, w))
+    assert out.shape == (2, 3, h, w)
+    np.testing.assert_array_equal(out.numpy(), numpy_center_crop(x.numpy(), h, w))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: center_crop(torch.zeros(4, 4), 2.5), TypeError, r"size must be an integer, got 2.5"),
+    (lambda: center_crop(torch.zeros(4, 4), (2, "a")), TypeError, r"size\[1\] must be an integer, got 'a' \(str\)"),
+    (lambda: center_crop(np.zeros((4, 4)), 2), TypeError, r"x must be a torch.Tensor, got ndarray .*torch.from_numpy"),
+    (lambda: center_crop(torch.zeros(4), 2), ValueError, r"x must have at least 2 dimensions"),
+    (lambda: DoubleConv(0, 2), ValueError, "in_channels must be an integer >= 1, got 0"),
+    (lambda: DoubleConv(1, 2.0), TypeError, "out_channels must be an integer >= 1, got 2.0"),
+    (lambda: DoubleConv(1, 2, batch_norm="yes"), TypeError, "batch_norm must be True or False, got 'yes'"),
+    (lambda: Up(1, 2), ValueError, "in_channels must be an integer >= 2"),
+    (lambda: OutConv(4, 0), ValueError, "num_classes must be an integer >= 1, got 0"),
+])
+def test_more_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

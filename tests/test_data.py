@@ -164,3 +164,27 @@ def test_ground_truth_rejects_bad_labels():
         instances_to_mask(np.zeros((4, 4), np.float64))
     with pytest.raises(ValueError, match="negative ids"):
         targets_from_instances(np.array([[0, -3]]))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: ToyCells(2, n_cells=5), TypeError, r"n_cells must be a pair \(min, max\) of two integers, got 5"),
+    (lambda: ToyCells(2, seed=-1), ValueError, r"seed must be an integer in \[0, .*got -1; numpy and torch generators"),
+    (lambda: ToyCells(2, seed=None), TypeError, r"seed must be an integer in \[0, .*got None"),
+    (lambda: ToyCells(2, w0="10"), TypeError, r"w0 must be a finite number >= 0, got '10' \(str\)"),
+    (lambda: ToyCells(2, class_weights=[1, "a"]), TypeError, r"class_weights must be"),
+    (lambda: ToyCells(2)[1.0], TypeError, r"index must be an integer, got 1.0; ToyCells is indexed one sample at a time"),
+    (lambda: ToyCells(2)["0"], TypeError, r"index must be an integer, got '0' \(str\)"),
+    (lambda: ToyCells(2)[0:1], TypeError, r"index must be an integer, got slice"),
+    (lambda: ToyCells(2)[torch.tensor(0.0)], TypeError, r"index must be an integer, got tensor of shape \(\), dtype torch.float32"),
+    (lambda: draw_cells(64, 0), TypeError, r"rng must be a numpy.random.Generator .* got 0"),
+    (lambda: draw_cells(64.0, np.random.default_rng()), TypeError, r"size must be an integer >= 16, got 64.0"),
+])
+def test_more_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_a_0d_integer_tensor_is_an_index():
+    data = ToyCells(2, size=32, radius=(4.0, 8.0))
+    assert torch.equal(data[torch.tensor(1)]["image"], data[1]["image"])
+    assert torch.equal(data[np.int64(-1)]["image"], data[1]["image"])

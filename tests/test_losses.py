@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -79,3 +80,35 @@ def test_bad_reduction():
     logits, mask = make_batch()
     with pytest.raises(ValueError, match="reduction='max' is not supported"):
         weighted_cross_entropy(logits, mask, reduction="max")
+
+
+# -- property tests (hypothesis) ---------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(B=st.integers(1, 3), K=st.integers(1, 4), H=st.integers(1, 6), W=st.integers(1, 6),
+       scale=st.floats(0.1, 50.0), seed=st.integers(0, 2**31))
+def test_property_unit_weights_equal_torch_cross_entropy(B, K, H, W, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    logits = scale * torch.randn(B, K, H, W, generator=g, dtype=torch.float64)
+    mask = torch.randint(0, K, (B, H, W), generator=g)
+    ours = weighted_cross_entropy(logits, mask, torch.ones(B, H, W, dtype=torch.float64))
+    torch.testing.assert_close(ours, F.cross_entropy(logits, mask), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("args, error, match", [
+    ((torch.randn(0, 2, 5, 7), torch.zeros(0, 5, 7, dtype=torch.long)), ValueError, r"logits must not be empty.*empty batch"),
+    ((torch.randn(1, 2, 5, 7), torch.zeros(1, 5, 7, dtype=torch.uint8)), TypeError, r"mask must hold integer class indices \(torch.int64\), got torch.uint8; use mask.long\(\)"),
+    ((torch.zeros(1, 2, 5, 7, dtype=torch.long), torch.zeros(1, 5, 7, dtype=torch.long)), TypeError, r"logits must be a floating-point tensor, got torch.int64"),
+    ((torch.randn(1, 2, 5, 7), torch.full((1, 5, 7), 5)), ValueError, r"num_classes=2.*labels 5 have no class"),
+    ((torch.randn(1, 2, 5, 7), torch.full((1, 5, 7), -1)), ValueError, r"labels -1 have no class"),
+    ((torch.randn(1, 2, 5, 7), torch.zeros(1, 5, 7, dtype=torch.long), np.ones((1, 5, 7), np.float32)), TypeError, r"weight_map must be a torch.Tensor \(B, H, W\), got ndarray of shape \(1, 5, 7\).*torch.from_numpy"),
+    ((torch.randn(1, 2, 5, 7), torch.zeros(1, 5, 7, dtype=torch.long), torch.full((1, 5, 7), float("nan"))), ValueError, r"weight_map must be finite, got 35 NaN values among its 35 \(the first at \(0, 0, 0\)\)"),
+    ((torch.randn(1, 2, 5, 7), torch.zeros(1, 5, 7, dtype=torch.long), torch.full((1, 5, 7), float("inf"))), ValueError, "35 infinite values"),
+    ((torch.randn(1, 2, 5, 7), torch.zeros(1, 5, 7, dtype=torch.long), -torch.ones(1, 5, 7)), ValueError, r"weight_map must be >= 0, got 35 negative values \(min -1\)"),
+])
+def test_more_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        weighted_cross_entropy(*args)

@@ -162,3 +162,15 @@ def test_rand_error_ignores_true_background_and_splits_missed_pixels():
 def test_rand_error_errors():
     with pytest.raises(ValueError, match="no foreground pixels"):
         rand_error(np.ones((3, 3), int), np.zeros((3, 3), int))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: instance_scores(np.array([[1, 1, -1, 2]]), np.array([[1, 1, -1, 2]])), ValueError, r"pred_instances must hold labels >= 0 \(0 = background\), got 1 negative value \(min -1\)"),
+    (lambda: iou(np.ones((2, 2), complex), np.ones((2, 2), int)), TypeError, r"pred must have a real \(bool, integer or float\) dtype, got complex128"),
+    (lambda: pixel_error(np.zeros((0, 0), int), np.zeros((0, 0), int)), ValueError, r"pred must not be empty, got shape \(0, 0\)"),
+    (lambda: dice("mask.png", np.zeros((2, 2), int)), TypeError, r"pred must be a numpy array or torch tensor \(H, W\) or \(N, H, W\), got 'mask.png' \(str\)"),
+    (lambda: instance_scores(np.zeros((2, 2), int), np.zeros((2, 2), int), threshold="0.5"), TypeError, r"threshold must be a finite number in \(0, 1\], got '0.5' \(str\)"),
+])
+def test_more_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

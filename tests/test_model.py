@@ -348,3 +348,25 @@ def test_receptive_field_refuses_a_meta_model():
         receptive_field(model, 26)
     with pytest.raises(TypeError, match=r"receptive_field measures a unet_lib.UNet, got Conv2d"):
         receptive_field(nn.Conv2d(1, 1, 3), 26)
+
+
+# -- property test (hypothesis): the size arithmetic agrees with running the network ---------
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(depth=st.integers(0, 3), padding=st.sampled_from(["valid", "same"]), n=st.integers(1, 80))
+def test_property_output_size_agrees_with_a_forward_pass(depth, padding, n):
+    model = UNet(depth=depth, base_channels=1, padding=padding)
+    try:
+        expected = model.output_size(n)
+    except ValueError:
+        expected = None                       # the arithmetic says invalid: the network must not run
+    if expected is None:
+        with pytest.raises((ValueError, RuntimeError)):
+            with torch.no_grad():
+                model(torch.zeros(1, 1, n, n))
+    else:
+        with torch.no_grad():
+            assert model(torch.zeros(1, 1, n, n)).shape == (1, 2, expected, expected)

@@ -88,3 +88,22 @@ def test_percentile_normalize_hand_worked():
 def test_percentile_normalize_errors(image, low, high, match):
     with pytest.raises(ValueError, match=match):
         percentile_normalize(image, low, high)
+
+
+def test_load_real_nuclei_names_a_corrupt_file(tmp_path):
+    for name in REAL_NUCLEI_FILES.values():
+        (tmp_path / name).write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"dsb2018_img2d.npz could not be read as a .npz file holding the array 'image'"):
+        load_real_nuclei(data_dir=tmp_path)
+    np.savez(tmp_path / REAL_NUCLEI_FILES["image"], other=np.zeros(3))
+    with pytest.raises(ValueError, match=r"dsb2018_img2d.npz could not be read .*'image'"):
+        load_real_nuclei(data_dir=tmp_path)
+
+
+def test_percentile_normalize_counts_nan_pixels():
+    image = np.arange(16.0).reshape(4, 4)
+    image[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"image must be finite, got 1 NaN value among its 16 \(the first at \(1, 2\)\)"):
+        percentile_normalize(image)
+    with pytest.raises(TypeError, match=r"low must be a finite number, got '1' \(str\)"):
+        percentile_normalize(np.arange(16.0), low="1")

@@ -158,3 +158,52 @@ def test_predict_labels_is_the_argmax_of_overlap_tile_probabilities():
     assert labels.shape == (70, 90) and labels.dtype == torch.int64 and labels.device.type == "cpu"
     assert torch.equal(labels, predict_tiled(model, image).argmax(0))
     assert torch.equal(predict_labels(model, image.numpy()[0]), labels)       # (H, W) numpy works too
+
+
+# -- property tests (hypothesis) ---------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+_TINY = {}
+
+
+def _tiny(depth: int, padding: str) -> UNet:
+    """One tiny model per (depth, padding), built once: hypothesis draws the sizes."""
+    if (depth, padding) not in _TINY:
+        torch.manual_seed(depth)
+        _TINY[depth, padding] = UNet(depth=depth, base_channels=1, padding=padding, batch_norm=False).eval()
+    return _TINY[depth, padding]
+
+
+@settings(max_examples=15, deadline=None)
+@given(depth=st.integers(1, 2), padding=st.sampled_from(["valid", "same"]), H=st.integers(1, 40),
+       W=st.integers(1, 40), data=st.data(), seed=st.integers(0, 2**31))
+def test_property_overlap_tile_equals_whole_image(depth, padding, H, W, data, seed):
+    model = _tiny(depth, padding)
+    step = 2**depth
+    if padding == "valid":
+        tile = data.draw(st.sampled_from([n for n in model.valid_input_sizes(1, 80) if model.output_size(n) >= step]))
+    else:
+        tile = data.draw(st.sampled_from([n for n in range(step, 81, step) if n - 2 * context_margin(model) >= step]))
+    image = torch.rand(1, H, W, generator=torch.Generator().manual_seed(seed))
+    probs = predict_tiled(model, image, tile_size=tile)
+    with torch.no_grad():
+        whole = padded_forward(model, image[None]).softmax(1)[0]
+    assert probs.shape == (model.num_classes, H, W) and torch.isfinite(probs).all()
+    torch.testing.assert_close(probs, whole, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m: mirror_pad(torch.zeros(1, 0, 0), 1, 1, 1, 1), ValueError, r"x must have H, W >= 1 .* got shape \(1, 0, 0\)"),
+    (lambda m: mirror_pad(torch.zeros(3, 3), 1.5, 1, 1, 1), TypeError, "top must be an integer, got 1.5"),
+    (lambda m: padded_forward(m, torch.zeros(1, 1, 0, 0)), ValueError, r"x must have H, W >= 1"),
+    (lambda m: padded_forward(m, torch.full((1, 1, 8, 8), float("nan"))), ValueError, r"x must be finite, got 64 NaN values among its 64"),
+    (lambda m: predict_tiled(m, np.zeros((0, 0), np.float32)), ValueError, r"image must have H, W >= 1"),
+    (lambda m: predict_tiled(m, "cells.png"), TypeError, r"image must be a numpy array or torch tensor .* got 'cells.png' \(str\)"),
+    (lambda m: predict_tiled(m, np.where(np.eye(8) > 0, np.nan, 0.5).astype(np.float32)), ValueError, r"image must be finite, got 8 NaN values among its 64 \(the first at \(0, 0\)\)"),
+    (lambda m: predict_tiled(m.apply(lambda l: l.weight.data.fill_(float("nan")) if isinstance(l, torch.nn.Conv2d) else None), torch.rand(1, 20, 20)), ValueError, r"model has non-finite weights .*inc.0.weight.*diverged"),
+    (lambda m: predict_naive_tiles(m, torch.rand(1, 20, 20), True), ValueError, "tile_size must be a positive int"),
+])
+def test_more_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call(UNet(depth=1, base_channels=1, batch_norm=False).eval())

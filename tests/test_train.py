@@ -186,3 +186,54 @@ def test_the_course_models_receptive_field_is_the_number_the_course_states():
     # train.py's COURSE_MODEL comment and notebooks 01 and 07 say 92 px, measured by this function
     from unet_lib.model import receptive_field
     assert receptive_field(UNet(**{**COURSE_MODEL, "base_channels": 1}), 220)[0] == 92
+
+
+def test_fit_stops_at_the_first_non_finite_loss():
+    with pytest.raises(FloatingPointError, match=r"training stopped at epoch \d+, step \d+ of \d+: the loss is (nan|inf).*"
+                                                  r"learning rate too high for SGD \(lr=1e\+12\)"):
+        fit(_model(), _data(2), None, _config(optimizer="sgd", lr=1e12, epochs=3, batch_size=1, augment=False, cosine=False))
+
+
+def test_fit_refuses_nan_images_and_masks_beyond_num_classes():
+    nan = [dict(s) for s in (_data(2)[0], _data(2)[1])]
+    nan[1]["image"] = nan[1]["image"].clone()
+    nan[1]["image"][0, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match=r"train_data\[1\]\['image'\] must be finite, got 1 NaN value among its 1296 "
+                                         r"\(the first at \(0, 3, 4\)\)"):
+        fit(_model(), nan, None, _config(augment=False))
+    five = [dict(s, mask=s["mask"] * 5) for s in (_data(2)[0], _data(2)[1])]
+    with pytest.raises(ValueError, match=r"train_data\[0\]\['mask'\] has labels \[5\] .* num_classes=2"):
+        fit(_model(), five, None, _config(augment=False))
+    with pytest.raises(ValueError, match=r"dataset\[\d\]\['mask'\] is not the mask of its instances.*augment=False"):
+        fit(_model(num_classes=6), five, None, _config(augment=True))   # 6 classes: augmentation would train on 0/1
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(lr=float("inf")), ValueError, "lr must be a finite number > 0, got inf"),
+    (dict(lr="0.01"), TypeError, r"lr must be a finite number > 0, got '0.01' \(str\)"),
+    (dict(momentum=1.5), ValueError, r"momentum must be a finite number in \[0, 1\], got 1.5"),
+    (dict(seed=-1), ValueError, r"seed must be an integer in \[0, .*got -1"),
+    (dict(seed=None), TypeError, r"seed must be an integer in \[0, .*got None"),
+    (dict(augment="no"), TypeError, "augment must be True or False, got 'no'"),
+    (dict(batch_size=2.0), TypeError, "batch_size must be an integer >= 1, got 2.0"),
+    (dict(device="gpu0"), ValueError, r"device='gpu0' is not a torch device"),
+])
+def test_train_config_is_checked_up_front(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fit(_model(), _data(1), None, _config(**kwargs))
+
+
+def test_evaluate_and_train_step_check_their_arguments():
+    from unet_lib.train import train_step
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        evaluate(_model(), _data(1), batch_size=0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sample = _data(1)[0]
+    batch = {k: v[None] for k, v in sample.items()}
+    with pytest.raises(TypeError, match=r"batch must be a dict with 'image', 'mask', 'weight_map', got \['image'\]"):
+        train_step(model, opt, {"image": batch["image"]})
+    with pytest.raises(ValueError, match=r"mask values must be class indices in \[0, 1\] .*num_classes=2.*labels 7"):
+        train_step(model, opt, dict(batch, mask=batch["mask"] * 7))
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got 0.1"):
+        train_step(model, 0.1, batch)

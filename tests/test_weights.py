@@ -188,3 +188,39 @@ def test_scipy_edt_agrees_with_our_distances():
     instances = random_cells((33, 29), n_cells=1, rng=np.random.default_rng(9))
     d1, _ = two_nearest_distances(instances)
     np.testing.assert_allclose(d1, ndimage.distance_transform_edt(instances == 0))
+
+
+# -- property tests (hypothesis): the fast weight map equals the naive one on any label image ----
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+from hypothesis.extra.numpy import arrays   # noqa: E402
+
+# any ids (small, huge, gaps), all background, one cell; sizes from 1x1 up
+label_images = st.tuples(st.integers(1, 14), st.integers(1, 14)).flatmap(
+    lambda shape: arrays(np.int64, shape, elements=st.sampled_from([0, 0, 0, 1, 2, 7, 2**40, 2**62])))
+
+
+@settings(max_examples=25, deadline=None)
+@given(instances=label_images, w0=st.floats(0.5, 20.0), sigma=st.floats(1.0, 8.0))
+def test_property_border_term_equals_naive(instances, w0, sigma):
+    fast = border_term(instances, w0=w0, sigma=sigma, tolerance=1e-6)
+    np.testing.assert_allclose(fast, border_term_naive(instances, w0=w0, sigma=sigma), atol=1e-5)
+    w = unet_weight_map(instances, w0=w0, sigma=sigma, tolerance=1e-6)
+    assert w.shape == instances.shape and w.dtype == np.float32 and np.all(np.isfinite(w)) and np.all(w > 0)
+    np.testing.assert_allclose(w - class_weight_map((instances > 0).astype(np.int64)), fast, atol=1e-5)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: unet_weight_map(np.zeros((0, 0), np.int64)), ValueError, r"instances must not be empty, got shape \(0, 0\)"),
+    (lambda: unet_weight_map(np.array([[1, 0, 2]]), w0="10"), TypeError, r"w0 must be a finite number >= 0, got '10' \(str\)"),
+    (lambda: unet_weight_map(np.array([[1, 0, 2]]), class_weights=[1, "a"]), TypeError, r"class_weights must be .*class_weights\[1\]"),
+    (lambda: unet_weight_map(np.array([[1, 0, 2]]), class_weights={0: 1, 1: 2}), TypeError, r"class_weights must be .* got \{0: 1, 1: 2\} \(dict\)"),
+    (lambda: unet_weight_map(np.array([[1, 0, 2]]), class_weights=(1.0, float("nan"))), ValueError, r"class_weights\[1\] must be a finite number"),
+    (lambda: unet_weight_map(np.array([[1, 0, 2]]), sigma=float("inf")), ValueError, "sigma must be a finite number > 0, got inf"),
+    (lambda: unet_weight_map(np.array([[1, 0, 2**63 + 5]], np.uint64)), ValueError, r"ids above 2\*\*63 - 1"),
+    (lambda: unet_weight_map("cells.png"), TypeError, "instances must be a numpy array or torch tensor"),
+    (lambda: two_nearest_distances(np.array([[1, 0, 2]]), max_distance=-1), ValueError, "max_distance must be a number > 0"),
+])
+def test_more_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

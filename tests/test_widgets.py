@@ -372,3 +372,16 @@ def test_channel_view_frames_the_image(explorer):
     assert white[top, left:right].all() and white[bottom - 1, left:right].all()
     assert white[top:bottom, left].all() and white[top:bottom, right - 1].all()
     assert "white frame" in explorer.stats.value
+
+
+def test_explorer_names_the_layers_and_refuses_empty_or_nan_images():
+    model = UNet(depth=1, base_channels=1)
+    explorer = FeatureMapExplorer(model, torch.rand(1, 1, 20, 20))
+    with pytest.raises(TraitError, match=r"Invalid selection: layer 'bottleneck' is not a layer of this U-Net; "
+                                         r"choose one of inc, downs\[0\], ups\[0\], outc"):
+        explorer.layer_dropdown.value = "bottleneck"
+    with pytest.raises(ValueError, match=r"images\[0\] must have H, W >= 1 .* got shape \(1, 0, 0\)"):
+        FeatureMapExplorer(model, torch.zeros(1, 1, 0, 0))
+    with pytest.raises(ValueError, match=r"image must be finite, got 1 NaN value among its 400"):
+        feature_maps(model, torch.rand(1, 20, 20).index_put_((torch.tensor(0), torch.tensor(3), torch.tensor(4)),
+                                                            torch.tensor(float("nan"))))

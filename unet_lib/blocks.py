@@ -82,7 +82,8 @@ def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
         h = w = check_int("size", size, hint="give an int or a pair (h, w)")
     H, W = x.shape[-2:]
     if h > H or w > W or h < 1 or w < 1:
-        raise ValueError(f"cannot crop a {H}x{W} map to {h}x{w}; the target must be between 1x1 and {H}x{W}")
+        raise ValueError(f"size={size!r}: cannot crop a {H}x{W} map to {h}x{w}; the target must be between 1x1 "
+                         f"and {H}x{W}")
     top, left = (H - h) // 2, (W - w) // 2
     if _is_channels_last(x):
         return _ChannelsLastCrop.apply(x, top, left, h, w)    # the same crop, kept channels_last

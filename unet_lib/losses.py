@@ -34,7 +34,7 @@ Reduction = Literal["mean", "sum", "none"]
 
 
 def _check_shapes(logits: torch.Tensor, mask: torch.Tensor, weight_map: torch.Tensor | None) -> None:
-    check_tensor("logits", logits, 4, "(B, K, H, W) tensor of raw scores")
+    check_tensor("logits", logits, 4, "(B, K, H, W) tensor of raw scores", nonempty=False)
     if not isinstance(mask, torch.Tensor) or mask.ndim != 3:
         hint = "add the batch dimension with mask[None]" if getattr(mask, "ndim", 0) == 2 else ""
         check_tensor("mask", mask, 3, "(B, H, W) tensor of class indices", nonempty=False, hint=hint)

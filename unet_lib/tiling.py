@@ -17,9 +17,11 @@ same 2x2 windows as it would on the whole image, and the stitched prediction equ
 prediction of the whole mirror-padded image up to float rounding.
 """
 
+import numpy as np
 import torch
 
 from .model import UNet
+from .validate import check_finite, check_instance, check_int, check_parameters_finite, check_spatial, check_tensor
 
 __all__ = ["mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_labels", "predict_naive_tiles"]
 
@@ -41,6 +43,11 @@ def mirror_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) ->
 
     Like ``F.pad(mode="reflect")``, but any pad width works, also wider than the image.
     """
+    check_tensor("x", x, dims="(..., H, W)", nonempty=False)
+    check_spatial("x", x)
+    for name, value in (("top", top), ("bottom", bottom), ("left", left), ("right", right)):
+        check_int(name, value, hint=f"pad widths are whole pixels, got top={top}, bottom={bottom}, left={left}, "
+                                    f"right={right}")
     if min(top, bottom, left, right) < 0:
         raise ValueError(f"pad widths must be >= 0, got top={top}, bottom={bottom}, left={left}, right={right}")
     h, w = x.shape[-2:]
@@ -85,8 +92,12 @@ def padded_forward(model: UNet, x: torch.Tensor) -> torch.Tensor:
     evaluation feed whole toy images to a valid-padding net; gradients flow through. ``x`` is
     moved to the model's device; the logits stay there.
     """
+    check_instance("model", model, UNet, "a unet_lib.UNet")
+    check_tensor("x", x, dims="(B, C, H, W)", nonempty=False)
     if x.ndim != 4:
         raise ValueError(f"padded_forward expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+    check_spatial("x", x)
+    check_finite("x", x, "a NaN pixel spreads to every output pixel it is context for; replace them first")
     x = x.to(next(model.parameters()).device)
     h, w = x.shape[-2:]
     m = context_margin(model)
@@ -96,6 +107,16 @@ def padded_forward(model: UNet, x: torch.Tensor) -> torch.Tensor:
     logits = model(x)                                          # (B, K, out_h, out_w) or (B, K, in_h, in_w)
     top = m - offset
     return logits[..., top : top + h, top : top + w]           # (B, K, H, W)
+
+
+def _check_predict_args(model: UNet, image) -> None:
+    """A UNet with finite weights and an image (numpy or torch) that is not empty and finite:
+    otherwise the "probabilities" are NaN and argmax says background everywhere."""
+    check_instance("model", model, UNet, "a unet_lib.UNet")
+    check_parameters_finite("model", model)
+    check_instance("image", image, (torch.Tensor, np.ndarray), "a numpy array or torch tensor (H, W) or (C, H, W)")
+    check_spatial("image", image)
+    check_finite("image", image, "replace them first, e.g. np.nan_to_num(image)")
 
 
 def _as_chw(model: UNet, image) -> torch.Tensor:
@@ -153,6 +174,7 @@ def predict_tiled(model: UNet, image, tile_size: int | None = None) -> torch.Ten
     image is mirrored at its borders. The model runs in eval mode (BatchNorm uses its running
     statistics) and is left in the mode it was in.
     """
+    _check_predict_args(model, image)
     image = _as_chw(model, image)
     _, h, w = image.shape
     tile, out, stride = _tile_geometry(model, tile_size, h, w)
@@ -199,8 +221,9 @@ def predict_naive_tiles(model: UNet, image, tile_size: int) -> torch.Tensor:
     its own borders. Returns (K, H, W) probabilities. The tiles' borders see mirrored instead
     of real context, which shows as seams in the prediction.
     """
+    _check_predict_args(model, image)
     image = _as_chw(model, image)
-    if not isinstance(tile_size, int) or tile_size < 1:
+    if not isinstance(tile_size, int) or isinstance(tile_size, bool) or tile_size < 1:
         raise ValueError(f"tile_size must be a positive int, got {tile_size!r}")
     _, h, w = image.shape
     param = next(model.parameters())

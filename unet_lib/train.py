@@ -184,7 +184,7 @@ def train_step(model: UNet, optimizer: torch.optim.Optimizer, batch: dict, weigh
     if not np.isfinite(value):   # stop here: one step with a NaN gradient makes every weight NaN
         lr = optimizer.param_groups[0].get("lr")
         raise NonFiniteLossError(f"the loss is {value} (not finite); the weights were not updated. Likely causes: "
-                                 f"a learning rate too high for {type(optimizer).__name__} (lr={lr}), so the "
+                                 f"a learning rate too high for {type(optimizer).__name__} (lr={lr:g}), so the "
                                  f"weights diverged; or an input or weight map with NaN or inf values")
     optimizer.step()
     return value

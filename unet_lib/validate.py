@@ -35,7 +35,7 @@ import torch
 __all__ = [
     "describe", "check_int", "check_number", "check_bool", "check_choice", "check_seed", "check_probability",
     "check_pair", "check_instance", "check_rng", "check_array", "check_labels", "check_image", "check_tensor",
-    "check_finite", "count_nonfinite", "check_index",
+    "check_finite", "count_nonfinite", "check_index", "check_parameters_finite", "check_spatial",
 ]
 
 Kind = Literal["integer", "float", "real", "bool"]
@@ -164,7 +164,7 @@ def check_index(name: str, value, length: int, what: str) -> int:
     if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point() \
             and value.dtype != torch.bool:
         value = int(value)
-    if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__"):
+    if isinstance(value, (bool, np.bool_, torch.Tensor, np.ndarray)) or not hasattr(value, "__index__"):
         raise TypeError(f"{name} must be an integer, got {describe(value)}; {what} is indexed one sample at a time")
     value = operator.index(value)
     if not -length <= value < length:
@@ -178,7 +178,7 @@ def count_nonfinite(x) -> tuple[int, int, tuple[int, ...] | None]:
     """(number of NaN, number of +-inf, index of the first non-finite value or None) of a numpy
     array or torch tensor of any real dtype (integers are always finite)."""
     if isinstance(x, torch.Tensor):
-        if not (x.is_floating_point() or x.is_complex()):
+        if not (x.is_floating_point() or x.is_complex()) or x.is_meta:   # meta: shapes only, no values
             return 0, 0, None
         bad = ~torch.isfinite(x)
         if not bool(bad.any()):
@@ -317,3 +317,21 @@ def check_tensor(name: str, value, ndim: int | None = None, dims: str = "", kind
     if finite:
         check_finite(name, value, hint)
     return value
+
+
+def check_spatial(name: str, x) -> None:
+    """Refuse an array or tensor whose last two (H, W) dimensions are missing or empty: there is
+    nothing to mirror, pad or predict."""
+    shape = tuple(x.shape)
+    if len(shape) < 2 or 0 in shape[-2:] or 0 in shape:
+        raise ValueError(f"{name} must have H, W >= 1 (and no empty dimension), got shape {shape}")
+
+
+def check_parameters_finite(name: str, module: torch.nn.Module) -> None:
+    """Refuse a network with NaN or infinite weights (a diverged training run): its output would
+    be NaN "probabilities", and argmax would call every pixel background."""
+    for pname, param in module.named_parameters():
+        nan, inf, _ = count_nonfinite(param.detach())
+        if nan or inf:
+            raise ValueError(f"{name} has non-finite weights ({nan} NaN, {inf} inf in {pname}); it diverged in "
+                             f"training (learning rate too high, or NaN in the inputs): retrain or load a checkpoint")

@@ -22,10 +22,12 @@ import ipywidgets as widgets
 import matplotlib
 import numpy as np
 import torch
+import traitlets
 from PIL import Image as PILImage   # Pillow: a dependency of matplotlib
 
 from .model import UNet, named_blocks
 from .tiling import context_margin, padded_forward
+from .validate import check_finite, check_spatial
 
 __all__ = ["Layer", "FeatureMaps", "unet_layers", "feature_maps", "feature_maps_batch", "FeatureMapExplorer",
            "image_box", "draw_box"]
@@ -141,6 +143,8 @@ def _check_image(image, in_channels: int, what: str) -> torch.Tensor:
     if not image.is_floating_point():
         raise TypeError(f"{what} must be a float tensor, got {image.dtype}; "
                         f"convert with image.float() (divide by 255 if it holds 0..255)")
+    check_spatial(what, image)
+    check_finite(what, image, "a NaN pixel spreads through every feature map; replace them (torch.nan_to_num)")
     return image.detach().to("cpu", torch.float32)
 
 
@@ -243,6 +247,18 @@ def draw_box(rgb: np.ndarray, box: tuple[float, float, float, float], scale: int
 
 # -- the widget ----------------------------------------------------------------------------------
 
+class _LayerDropdown(widgets.Dropdown):
+    """A Dropdown of layer names whose error for a name that is not a layer lists the names."""
+
+    @traitlets.validate("value")
+    def _validate_value(self, proposal):
+        try:
+            return super()._validate_value(proposal)
+        except traitlets.TraitError:
+            raise traitlets.TraitError(f"Invalid selection: layer {proposal.value!r} is not a layer of this U-Net; "
+                                       f"choose one of {', '.join(map(str, self._options_values))}") from None
+
+
 class FeatureMapExplorer(widgets.VBox):
     """An ipywidgets explorer of a U-Net's feature maps; display it as a cell's last expression.
 
@@ -290,7 +306,7 @@ class FeatureMapExplorer(widgets.VBox):
 
         self.image_slider = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="image",
                                               continuous_update=True, disabled=len(self.images) == 1)
-        self.layer_dropdown = widgets.Dropdown(options=[(l.label, l.name) for l in self.layers], value=layer,
+        self.layer_dropdown = _LayerDropdown(options=[(l.label, l.name) for l in self.layers], value=layer,
                                                description="layer", layout=widgets.Layout(width="28em"))
         self.channel_slider = widgets.IntSlider(value=0, min=0, max=0, description="channel", continuous_update=True)
         self.input_title, self.fmap_title, self.pred_title = widgets.HTML(), widgets.HTML(), widgets.HTML()
