@@ -1,0 +1,417 @@
+"""Export a trained U-Net for use outside this library: ONNX (onnxruntime, Fiji, napari, ...)
+and TorchScript.
+
+B, C, K, H, W = batch, channels (in_channels), classes (num_classes), height, width.
+
+Command line::
+
+    python -m unet_lib.export MODEL.pt --onnx unet.onnx [--torchscript unet_ts.pt] [--logits] [--force]
+
+What is exported
+----------------
+Input ``image``: (B, C, H, W) float32, normalised as the metadata says. Batch, height and width
+are dynamic; height and width must each be a valid input size of the network (the metadata's
+``valid_input_sizes``: ``n = min_input_size + k * 2**depth``). An invalid size fails inside the
+model (onnxruntime reports a ``Concat`` whose dimensions do not match) rather than giving a
+silently shifted answer.
+
+Output ``probs`` (the default): (B, K, H_out, W_out) softmax probabilities over axis 1, what a
+Fiji or napari user wants to look at; ``argmax`` over axis 1 is the label map. With ``--logits``
+the output is ``logits``, the network's raw class scores (``probs = softmax(logits, axis=1)``),
+for those who want to combine or calibrate them. For ``padding="valid"`` (the paper's) the output is
+smaller than the input: output pixel (0, 0) is input pixel (``output_offset``, ``output_offset``).
+
+Metadata (ONNX ``metadata_props``; a ``metadata.json`` inside the TorchScript file), all strings:
+``output``, ``output_description``, ``in_channels``, ``num_classes``, ``depth``,
+``base_channels``, ``padding``, ``upsampling``, ``batch_norm``, ``context_margin``,
+``min_input_size``, ``input_size_step``, ``valid_input_sizes``, ``output_size``,
+``output_offset``, ``suggested_tile_size``, ``normalization``,
+``normalization_low_percentile``, ``normalization_high_percentile``,
+``normalization_description``, ``normalization_source``, ``source_checkpoint``,
+``source_checkpoint_sha256``.
+
+Run the exported model outside this library (numpy and onnxruntime only; ``image`` is a raw
+(C, H, W) array of any size, e.g. ``image[None]`` for a grey (H, W) image)::
+
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession("unet.onnx")
+    meta = session.get_modelmeta().custom_metadata_map   # every value is a string
+    margin, offset = int(meta["context_margin"]), int(meta["output_offset"])
+    first, step = int(meta["min_input_size"]), int(meta["input_size_step"])
+    low = float(meta["normalization_low_percentile"])
+    high = float(meta["normalization_high_percentile"])
+
+    def valid_size(n):   # the smallest valid input side that holds n pixels and their context
+        return first + max(0, -(-(n + 2 * margin - first) // step)) * step
+
+    def predict(image):
+        \"\"\"(C, H, W) raw image -> (K, H, W) probabilities (or logits, see meta["output"]).\"\"\"
+        lo, hi = np.percentile(image, [low, high], axis=(1, 2), keepdims=True)
+        x = np.clip((image - lo) / (hi - lo), 0, 1).astype(np.float32)   # each channel to [0, 1]
+        _, h, w = x.shape
+        pad = [(0, 0), (margin, valid_size(h) - h - margin), (margin, valid_size(w) - w - margin)]
+        x = np.pad(x, pad, mode="reflect")                     # mirror the borders for context
+        out = session.run(None, {"image": x[None]})[0][0]      # (K, H_out, W_out)
+        top = margin - offset                                  # image pixel (0, 0) in the output
+        return out[:, top : top + h, top : top + w]            # (K, H, W)
+
+    labels = predict(image).argmax(0)                          # (H, W) class per pixel
+
+For an image too large for memory in one piece, run tiles of ``suggested_tile_size`` as
+``unet_lib.tiling.predict_tiled`` does (overlapping by twice the context margin).
+
+How: torch's legacy, TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``), on a
+copy of the network whose crops are constants (``_ExportedUNet``; ``UNet.forward`` itself checks
+sizes with Python ints, which neither exporter can trace). It runs offline in under a second for
+the course model and needs no package beyond torch (``onnx`` adds the metadata). The newer
+``dynamo=True`` exporter (torch's default) exported the same copy correctly too, with derived
+dimensions (``H = 2**depth * k + first``), but needs ``onnxscript`` and took about 50 s (on a busy
+2-core machine, against 1 s); switch to it when torch removes the legacy one. Every export is checked against PyTorch with onnxruntime on two
+valid sizes before a file is written, and files are written atomically (``unet_lib.atomic``).
+"""
+
+import argparse
+import copy
+import hashlib
+import io
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import atomic_write
+from .model import UNet
+from .tiling import _tile_geometry, context_margin
+from .validate import check_bool, check_instance, check_number, check_parameters_finite
+
+__all__ = ["export_metadata", "onnx_bytes", "torchscript_bytes", "export_onnx", "export_torchscript", "main"]
+
+# The normalisation the course applies to real images (unet_lib.data.percentile_normalize, per
+# channel in unet_lib.files); checkpoints do not record one yet, so an export records these.
+DEFAULT_LOW, DEFAULT_HIGH = 1.0, 99.8
+OPSET = 17                  # onnxruntime >= 1.11, and the ONNX readers of Fiji and napari plugins
+INPUT_NAME = "image"
+TOLERANCE = 1e-4            # onnxruntime vs PyTorch: probabilities, or logits relative to their scale
+
+
+# -- the network as it is exported ------------------------------------------------------------
+
+@torch.no_grad()
+def _crop_margins(model: UNet) -> tuple[int, ...]:
+    """The pixels that each ``Up`` block crops from every side of its skip, in ``model.ups``
+    order, measured by running ``model``'s own forward (in eval mode, on the CPU) on inputs of
+    the two smallest valid sizes.
+
+    For valid input sizes each margin is the same at every size (the skip is larger than the
+    upsampled map by a fixed amount); measured at two sizes to be sure."""
+    found = []
+    for n in (model.min_input_size(), model.min_input_size() + 2**model.depth):
+        margins: list[int] = []
+        skip_sides: list[int] = []
+        pre = [up.register_forward_pre_hook(lambda _, args: skip_sides.append(args[1].shape[-1]))
+               for up in model.ups]
+        post = [up.up.register_forward_hook(
+                    lambda _, __, out: margins.append((skip_sides[-1] - out.shape[-1]) // 2))
+                for up in model.ups]
+        try:
+            model(torch.zeros(1, model.in_channels, n, n))
+        finally:
+            for handle in pre + post:
+                handle.remove()
+        found.append(tuple(margins))
+    if found[0] != found[1]:
+        raise RuntimeError(f"this UNet crops its skips by {found[0]} px at input size {model.min_input_size()} "
+                           f"but by {found[1]} px one step up; an export with dynamic sizes needs fixed margins")
+    return found[0]
+
+
+class _ExportedUNet(nn.Module):
+    """``model``'s forward in eval mode, with constant crops, and optionally the softmax.
+
+    It re-states ``UNet.forward`` (the test compares the two) because that forward checks its
+    input sizes with Python ints, and ``center_crop`` computes its offsets from them: the
+    TorchScript tracer hands such code 0-d tensors and ``torch.export`` symbolic ints, which
+    the checks refuse. Here every crop is a constant slice ``skip[..., c:-c, c:-c]``, so the
+    graph holds no size arithmetic and works for every valid size. Dropout is left out: it is
+    the identity in eval mode.
+    """
+
+    def __init__(self, model: UNet, probabilities: bool):
+        """``model``: a CPU float32 UNet in eval mode (see ``_prepared``)."""
+        super().__init__()
+        self.unet, self.margins, self.probabilities = model, _crop_margins(model), probabilities
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        unet = self.unet
+        x = unet.inc(x)                                      # (B, 64, H - 4, W - 4) for the paper's net
+        skips = []
+        for down in unet.downs:                              # contracting path
+            skips.append(x)
+            x = down(x)                                      # (B, C, H, W) -> (B, 2C, H/2 - 4, W/2 - 4)
+        for up, skip, c in zip(unet.ups, reversed(skips), self.margins):   # expansive path
+            x = up.up(x)                                     # (B, C, H, W) -> (B, C/2, 2H, 2W)
+            if c:
+                skip = skip[..., c:-c, c:-c]                 # (B, C/2, 2H + 2c, 2W + 2c) -> (B, C/2, 2H, 2W)
+            x = up.conv(torch.cat([skip, x], dim=1))         # (B, C/2, 2H - 4, 2W - 4)
+        logits = unet.outc(x)                                # (B, K, H_out, W_out)
+        return logits.softmax(1) if self.probabilities else logits
+
+
+def _prepared(model: UNet, probabilities: bool) -> _ExportedUNet:
+    """A CPU float32 copy of ``model`` in eval mode (BatchNorm with its running statistics),
+    wrapped for export; ``model`` itself is left as it was."""
+    check_instance("model", model, UNet, "a unet_lib.UNet (it knows its size arithmetic)")
+    check_bool("probabilities", probabilities)
+    check_parameters_finite("model", model)
+    return _ExportedUNet(copy.deepcopy(model).cpu().float().eval(), probabilities).eval()
+
+
+def _example_sizes(model: UNet) -> tuple[int, int]:
+    """Two valid input sizes whose outputs are at least 8 px: the export's example and check."""
+    step, n = 2**model.depth, model.min_input_size()
+    while model.output_size(n) < 8:
+        n += step
+    return n, n + step
+
+
+# -- metadata ----------------------------------------------------------------------------------
+
+def export_metadata(model: UNet, probabilities: bool = True, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH,
+                    normalization_source: str = "unet_lib defaults; the checkpoint records none",
+                    checkpoint: str | Path | None = None) -> dict[str, str]:
+    """What a user of the exported file needs to know, as {key: string} (ONNX metadata values are
+    strings): the output, the network's shape, its size rule, tiling and the normalisation."""
+    check_instance("model", model, UNet, "a unet_lib.UNet")
+    check_bool("probabilities", probabilities)
+    low, high = check_number("low", low), check_number("high", high)
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low:g}, high={high:g}")
+    first, step = model.min_input_size(), 2**model.depth
+    margin = context_margin(model)
+    offset = margin if model.padding == "valid" else 0
+    shape = "(B, num_classes, H_out, W_out)"
+    meta = {
+        "output": "probs" if probabilities else "logits",
+        "output_description": (f"probs: {shape} softmax probabilities over axis 1; argmax over axis 1 is the "
+                               f"label map" if probabilities else
+                               f"logits: {shape} raw class scores; probs = softmax(logits, axis=1), argmax over "
+                               f"axis 1 is the label map"),
+        "in_channels": str(model.in_channels),
+        "num_classes": str(model.num_classes),
+        "depth": str(model.depth),
+        "base_channels": str(model.config["base_channels"]),
+        "padding": model.padding,
+        "upsampling": model.config["upsampling"],
+        "batch_norm": str(model.config["batch_norm"]),
+        "context_margin": str(margin),
+        "min_input_size": str(first),
+        "input_size_step": str(step),
+        "valid_input_sizes": f"n = {first} + k*{step} (k = 0, 1, 2, ...; {step} = 2**depth), for H and W each",
+        "output_size": f"n_out = n - {2 * offset}" if offset else "n_out = n",
+        "output_offset": str(offset),
+        "suggested_tile_size": str(_tile_geometry(model, None, 10**6, 10**6)[0]),
+        "normalization": "percentile",
+        "normalization_low_percentile": f"{low:g}",
+        "normalization_high_percentile": f"{high:g}",
+        "normalization_description": ("per channel: x = clip((image - p_low) / (p_high - p_low), 0, 1) as float32, "
+                                      "p_low and p_high the low and high percentiles of that channel "
+                                      "(unet_lib.data.percentile_normalize)"),
+        "normalization_source": normalization_source,
+    }
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        meta["source_checkpoint"] = checkpoint.name
+        meta["source_checkpoint_sha256"] = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    return meta
+
+
+# -- ONNX ----------------------------------------------------------------------------------------
+
+def _onnx_modules():
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError(f"exporting to ONNX needs the packages onnx and onnxruntime ({error}); "
+                          f"install them with `python -m pip install -r requirements.txt`") from None
+    return onnx, onnxruntime
+
+
+def _check_close(name: str, got: np.ndarray, expected: np.ndarray, probabilities: bool) -> float:
+    """The largest difference; a RuntimeError when it is over ``TOLERANCE`` (relative for logits)."""
+    if got.shape != expected.shape:
+        raise RuntimeError(f"the {name} export gives shape {got.shape}, PyTorch {expected.shape}; nothing was written")
+    err = float(np.abs(got - expected).max())
+    scale = 1.0 if probabilities else max(1.0, float(np.abs(expected).max()))
+    if not err <= TOLERANCE * scale:
+        raise RuntimeError(f"the {name} export differs from PyTorch by up to {err:.3g} (tolerance "
+                           f"{TOLERANCE * scale:.3g}); nothing was written")
+    return err
+
+
+def _check_export(run, wrapped: _ExportedUNet, name: str) -> None:
+    """Run the export (``run``: numpy (B, C, H, W) -> numpy output) and PyTorch on seeded inputs
+    of two valid sizes, batch 2, and refuse a difference over the tolerance."""
+    generator = torch.Generator().manual_seed(0)
+    unet = wrapped.unet
+    for n, m in zip(_example_sizes(unet), reversed(_example_sizes(unet))):   # two sizes, H != W
+        x = torch.rand(2, unet.in_channels, n, m, generator=generator)
+        with torch.no_grad():
+            logits = unet(x)                                 # the library's own forward, with its checks
+        expected = (logits.softmax(1) if wrapped.probabilities else logits).numpy()
+        _check_close(name, run(x.numpy()), expected, wrapped.probabilities)
+
+
+def onnx_bytes(model: UNet, probabilities: bool = True, metadata: dict[str, str] | None = None) -> bytes:
+    """``model`` as an ONNX file in memory: input ``image`` (B, C, H, W), output ``probs`` (or
+    ``logits``) (B, K, H_out, W_out), batch, height and width dynamic, ``metadata`` (default
+    ``export_metadata(model, probabilities)``) in ``metadata_props``. Checked against PyTorch
+    with onnxruntime; a ``RuntimeError`` if they differ."""
+    onnx, onnxruntime = _onnx_modules()
+    wrapped = _prepared(model, probabilities)
+    metadata = export_metadata(model, probabilities) if metadata is None else metadata
+    output = "probs" if probabilities else "logits"
+    n, m = _example_sizes(wrapped.unet)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # the legacy exporter announces its deprecation on every call (see the module docstring)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        torch.onnx.export(wrapped, (torch.zeros(1, model.in_channels, n, m),), buffer, dynamo=False,
+                          opset_version=OPSET, input_names=[INPUT_NAME], output_names=[output],
+                          dynamic_axes={INPUT_NAME: {0: "B", 2: "H", 3: "W"}, output: {0: "B", 2: "H_out", 3: "W_out"}})
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.producer_name = "unet_lib"
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=str(value))
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    _check_export(lambda x: session.run(None, {INPUT_NAME: x})[0], wrapped, "ONNX")
+    return data
+
+
+def torchscript_bytes(model: UNet, probabilities: bool = True, metadata: dict[str, str] | None = None) -> bytes:
+    """``model`` as a TorchScript file in memory (``torch.jit.load`` reads it; deepImageJ runs
+    it), the same network as ``onnx_bytes``, with ``metadata`` as the extra file
+    ``metadata.json``. Checked against PyTorch; a ``RuntimeError`` if they differ."""
+    wrapped = _prepared(model, probabilities)
+    metadata = export_metadata(model, probabilities) if metadata is None else metadata
+    n, m = _example_sizes(wrapped.unet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit is deprecated, still what deepImageJ reads
+        # check_trace=False: torch's own re-run check; _check_export below compares with PyTorch
+        traced = torch.jit.trace(wrapped, torch.zeros(1, model.in_channels, n, m), check_trace=False)
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={"metadata.json": json.dumps(metadata, indent=1)})
+        loaded = torch.jit.load(io.BytesIO(buffer.getvalue()))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return loaded(torch.from_numpy(x)).numpy()
+
+    _check_export(run, wrapped, "TorchScript")
+    return buffer.getvalue()
+
+
+# -- writing files ---------------------------------------------------------------------------------
+
+def _describe_existing(path: Path) -> str:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+    kind = ("a zip archive (a torch or TorchScript file?)" if head.startswith(b"PK\x03\x04") else
+            "an ONNX model?" if path.suffix == ".onnx" else "a file")
+    return f"{kind}, {size:,} bytes"
+
+
+def _check_target(path: str | Path, overwrite: bool, what: str = "path") -> Path:
+    """Refuse a folder, and an existing file unless ``overwrite``: no command overwrites work it
+    did not create."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder; give a file name inside it, e.g. {path / 'unet.onnx'}")
+    if path.exists() and not overwrite:
+        how = "--force" if what.startswith("--") else "overwrite=True"
+        raise FileExistsError(f"{what} {path} exists ({_describe_existing(path)}); no command overwrites work it did "
+                              f"not create: give another file name, or replace it on purpose with {how}")
+    return path
+
+
+def export_onnx(model: UNet, path: str | Path, probabilities: bool = True, metadata: dict[str, str] | None = None,
+                overwrite: bool = False) -> Path:
+    """Write ``onnx_bytes(model, probabilities, metadata)`` to ``path`` atomically. An existing
+    file is replaced only with ``overwrite=True``. Returns the path."""
+    path = _check_target(path, check_bool("overwrite", overwrite))
+    return atomic_write(path, onnx_bytes(model, probabilities, metadata))
+
+
+def export_torchscript(model: UNet, path: str | Path, probabilities: bool = True,
+                       metadata: dict[str, str] | None = None, overwrite: bool = False) -> Path:
+    """Write ``torchscript_bytes(model, probabilities, metadata)`` to ``path`` atomically. An
+    existing file is replaced only with ``overwrite=True``. Returns the path."""
+    path = _check_target(path, check_bool("overwrite", overwrite))
+    return atomic_write(path, torchscript_bytes(model, probabilities, metadata))
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m unet_lib.export MODEL.pt --onnx OUT.onnx [--torchscript OUT.pt]``: export a
+    checkpoint. Exit status: 0 written; 1 an export differs from PyTorch, 2 an error in the
+    arguments (in both cases nothing is written)."""
+    parser = argparse.ArgumentParser(prog="python -m unet_lib.export",
+                                     description="Export a unet_lib checkpoint to ONNX and/or TorchScript.")
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by unet_lib (e.g. data/unet_toycells.pt)")
+    parser.add_argument("--onnx", type=Path, help="write an ONNX model here (e.g. unet.onnx)")
+    parser.add_argument("--torchscript", type=Path, help="write a TorchScript model here (e.g. unet_ts.pt)")
+    parser.add_argument("--logits", action="store_true",
+                        help="output the raw logits instead of softmax probabilities")
+    parser.add_argument("--force", action="store_true", help="replace output files that exist")
+    args = parser.parse_args(argv)
+
+    from .checkpoint import load_checkpoint   # checkpoint imports train; only the command line needs it
+
+    def fail(message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+    targets = [(flag, path) for flag, path in (("--onnx", args.onnx), ("--torchscript", args.torchscript)) if path]
+    if not targets:
+        return fail("nothing to do: give --onnx OUT.onnx and/or --torchscript OUT.pt")
+    if args.onnx and args.torchscript and args.onnx.resolve() == args.torchscript.resolve():
+        return fail(f"--onnx and --torchscript are the same file {args.onnx}; give two file names")
+    try:
+        model = load_checkpoint(args.checkpoint).model
+        for flag, path in targets:   # every output checked before anything is written
+            if path.resolve() == args.checkpoint.resolve():
+                return fail(f"{flag} {path} is the checkpoint being exported; give another file name")
+            _check_target(path, args.force, what=flag)
+        metadata = export_metadata(model, probabilities=not args.logits, checkpoint=args.checkpoint)
+        exports = [(path, (onnx_bytes if flag == "--onnx" else torchscript_bytes)(model, not args.logits, metadata))
+                   for flag, path in targets]
+    except (OSError, ValueError, TypeError, ImportError) as error:
+        return fail(str(error))
+    except RuntimeError as error:   # an export that does not match PyTorch
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for path, data in exports:   # all exported and checked: write them
+        atomic_write(path, data)
+        print(f"wrote {path} ({len(data) / 1e6:.2f} MB)")
+    print(f"input 'image': (B, {metadata['in_channels']}, H, W) float32, H and W valid sizes "
+          f"({metadata['valid_input_sizes'].split(' (')[0]}); output '{metadata['output']}'; "
+          f"normalisation: {metadata['normalization_low_percentile']}-{metadata['normalization_high_percentile']} "
+          f"percentiles per channel to [0, 1]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
