@@ -262,3 +262,15 @@ def test_a_save_killed_midway_keeps_the_old_checkpoint(tmp_path, good):
     assert load_checkpoint(good).config == _config()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "good.pt"]
     assert all(name.startswith(".good.pt.") and name.endswith(".tmp") for name in leftovers)
+
+
+def test_written_files_get_the_mode_a_plain_open_would_give(tmp_path):
+    import os
+    from unet_lib.atomic import atomic_write
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "out.json", "{}")
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
+    assert path.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == ["out.json"]

@@ -25,7 +25,11 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise IsADirectoryError(f"{path} is a folder; give a file name inside it, e.g. {path / 'model.pt'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
