@@ -1,4 +1,4 @@
-"""Overlap-tile inference: segment an image of any size with a fixed-size network (Sec. 2, Fig. 2).
+"""Overlap-tile inference: segment an image of any size with a fixed-size network (Sec. 1, Fig. 2).
 
 B, C, H, W = batch, channels, height, width. K = num_classes.
 
@@ -6,7 +6,7 @@ B, C, H, W = batch, channels, height, width. K = num_classes.
 > overlap-tile strategy (see Figure 2). To predict the pixels in the border region of the
 > image, the missing context is extrapolated by mirroring the input image. This tiling
 > strategy is important to apply the network to large images, since otherwise the resolution
-> would be limited by the GPU memory." (Sec. 2)
+> would be limited by the GPU memory." (Sec. 1)
 
 A valid-padding U-Net's output is the centre of its input: ``margin`` pixels on each side
 only provide context. So to predict an H x W region we feed it with ``margin`` more pixels on
