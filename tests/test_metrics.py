@@ -174,3 +174,19 @@ def test_rand_error_errors():
 def test_more_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_confusion_matrix_and_class_scores_by_hand():
+    from unet_lib.metrics import class_scores, confusion_matrix
+    mask = np.array([[0, 1, 1], [2, 2, 0]])
+    pred = np.array([[0, 1, 2], [2, 0, 0]])
+    confusion = confusion_matrix(pred, mask, 4)
+    # rows: true 0 (2 px, both right), true 1 (one right, one as 2), true 2 (one right, one as 0); class 3 absent
+    assert confusion.tolist() == [[2, 0, 0, 0], [0, 1, 1, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+    ious, dices = class_scores(confusion)
+    assert ious[:3] == [2 / 3, 1 / 2, 1 / 3] and np.isnan(ious[3])
+    assert dices[:3] == [4 / 5, 2 / 3, 1 / 2] and np.isnan(dices[3])
+    with pytest.raises(ValueError, match=r"classes 0..2 \(num_classes=3\), found 3"):
+        confusion_matrix(pred + 1, mask, 3)
+    with pytest.raises(ValueError, match="square"):
+        class_scores(np.zeros((2, 3), int))

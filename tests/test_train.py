@@ -237,3 +237,132 @@ def test_evaluate_and_train_step_check_their_arguments():
         train_step(model, opt, dict(batch, mask=batch["mask"] * 7))
     with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got 0.1"):
         train_step(model, 0.1, batch)
+
+
+# -- #13: datasets that draw on access, images of different sizes, K classes, hands-off training ----
+
+class _Drawing(torch.utils.data.Dataset):
+    """ToyCells samples that change with every access, as ImageFolder(tile_size=...) does."""
+
+    draws_on_access = True
+
+    def __init__(self, n=4):
+        self.source, self.accesses = _data(n), 0
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, i):
+        self.accesses += 1
+        return self.source[i]
+
+
+def test_fit_asks_a_dataset_that_draws_on_access_anew_every_epoch():
+    data = _Drawing(4)
+    fit(_model(), data, None, _config(epochs=3, augment=False))
+    assert data.accesses == 4 + 3 * 4          # one check of every sample, then every epoch
+
+
+def test_fit_still_checks_the_first_draw_of_a_dataset_that_draws_on_access():
+    class Bad(_Drawing):
+        def __getitem__(self, i):
+            sample = dict(super().__getitem__(i))
+            sample["mask"] = sample["mask"] * 3
+            return sample
+    with pytest.raises(ValueError, match=r"train_data\[0\]\['mask'\] has labels"):
+        fit(_model(), Bad(2), None, _config())
+
+
+def _classes(n=3, k=3, sizes=((36, 36), (44, 40), (37, 52)), seed=0):
+    """K-class samples of different sizes, no instances: class = instance id mod K-1, plus 1."""
+    samples = []
+    for i in range(n):
+        h, w = sizes[i % len(sizes)]
+        toy = ToyCells(1, size=max(h, w), seed=seed + i, n_cells=(2, 4), radius=(4.0, 7.0))[0]
+        inst = toy["instances"][:h, :w]
+        mask = torch.where(inst > 0, inst % (k - 1) + 1, 0)
+        samples.append({"image": toy["image"][:, :h, :w].contiguous(), "mask": mask,
+                        "instances": torch.zeros_like(mask), "weight_map": torch.ones(h, w)})
+    return samples
+
+
+def test_evaluate_scores_images_of_different_sizes_as_pooled_counts():
+    model = _model()
+    data = _data(3)
+    sizes = [(36, 36), (30, 33), (25, 36)]
+    samples = [{k: (v[..., :h, :w] if v.ndim >= 2 else v) for k, v in s.items()}
+               for s, (h, w) in zip((data[i] for i in range(3)), sizes)]
+    scores = evaluate(model, samples)
+    model.eval()
+    with torch.no_grad():
+        preds = [padded_forward(model, s["image"][None])[0].argmax(0).numpy() for s in samples]
+    masks = [s["mask"].numpy() for s in samples]
+    flat_pred, flat_mask = np.concatenate([p.ravel() for p in preds]), np.concatenate([m.ravel() for m in masks])
+    assert scores["iou"] == pytest.approx(iou(flat_pred[None], flat_mask[None]), abs=1e-12)
+    assert scores["pixel_error"] == pytest.approx(float((flat_pred != flat_mask).mean()), abs=1e-12)
+    pooled = sum((instance_scores(label_instances(p), s["instances"].numpy()) for p, s in zip(preds, samples)),
+                 start=instance_scores(np.zeros((1, 1), int), np.zeros((1, 1), int)))
+    assert scores["f1"] == pooled.f1 and scores["merged"] == pooled.merged
+
+
+def test_evaluate_with_three_classes_adds_class_scores_and_a_confusion_matrix():
+    model = _model(num_classes=3)
+    samples = _classes()
+    scores = evaluate(model, samples, weighted=False, batch_size=2)
+    assert "f1" not in scores and "rand_error" not in scores        # class maps: no instances
+    confusion = np.array(scores["confusion"])
+    assert confusion.shape == (3, 3) and confusion.sum() == sum(s["mask"].numel() for s in samples)
+    model.eval()
+    with torch.no_grad():
+        pred = np.concatenate([padded_forward(model, s["image"][None])[0].argmax(0).numpy().ravel() for s in samples])
+    mask = np.concatenate([s["mask"].numpy().ravel() for s in samples])
+    for c in range(3):   # oracle: the definition, pixel by pixel
+        p, t = pred == c, mask == c
+        union = (p | t).sum()
+        expected = (p & t).sum() / union if union else float("nan")
+        assert scores["class_iou"][c] == pytest.approx(expected, nan_ok=True)
+        assert confusion[c].sum() == t.sum() and confusion[:, c].sum() == p.sum()
+    assert scores["mean_iou"] == pytest.approx(np.nanmean(scores["class_iou"][1:]))
+    assert scores["mean_dice"] == pytest.approx(np.nanmean(scores["class_dice"][1:]))
+
+
+def test_fit_on_three_classes_records_mean_iou_and_no_instance_scores():
+    history = fit(_model(num_classes=3), _classes(), _classes(seed=5), _config(augment=False, batch_size=1))
+    assert {"val_mean_iou", "val_mean_dice", "val_iou", "val_loss"} <= set(history)
+    assert "val_f1" not in history
+
+
+def test_fit_stops_when_the_time_budget_runs_out_and_says_so():
+    history = fit(_model(), _data(4), _data(2, seed=1), _config(epochs=50, batch_size=1, max_minutes=1e-6))
+    assert history["epoch"] == [1] and history["out_of_time"] == [1.0]
+    assert len(history["val_f1"]) == 1
+
+
+def test_fit_stops_early_and_keeps_the_best_weights():
+    model = _model()
+    # lr so high that the scores cannot keep improving: patience ends the run
+    history = fit(model, _data(4), _data(2, seed=1), _config(epochs=30, lr=0.5, optimizer="sgd", patience=2,
+                                                            keep_best=True, cosine=False))
+    assert "stopped_early" in history and history["epoch"][-1] < 30
+    best = int(history["best_epoch"][0])
+    assert history["val_f1"][best - 1] == max(history["val_f1"])
+    assert history["epoch"][-1] == best + 2 or history["epoch"][-1] == 30
+    scores = evaluate(model, _data(2, seed=1))
+    assert scores["f1"] == history["val_f1"][best - 1]     # the restored weights are the best epoch's
+
+
+def test_fit_monitor_must_name_a_validation_score():
+    with pytest.raises(ValueError, match="monitor='val_mean_iou' is not a validation score"):
+        fit(_model(), _data(2), _data(2, seed=1), _config(patience=1, monitor="val_mean_iou"))
+    with pytest.raises(ValueError, match="monitor must be None or the name of a validation score"):
+        fit(_model(), _data(2), None, _config(monitor="f1"))
+    with pytest.raises(ValueError, match="need val_data"):
+        fit(_model(), _data(2), None, _config(patience=1))
+
+
+def test_fit_with_amp_on_the_cpu_warns_and_trains_as_without():
+    a, b = _model(), _model()
+    h1 = fit(a, _data(2), None, _config(epochs=1, device="cpu"))
+    with pytest.warns(UserWarning, match="amp=True has no effect on 'cpu'"):
+        h2 = fit(b, _data(2), None, _config(epochs=1, amp=True, device="cpu"))
+    assert h1["train_loss"] == h2["train_loss"]

@@ -4,10 +4,10 @@ C, H, W = channels, height, width. K = num_classes.
 
 ``images/cell_01.tif`` pairs with ``masks/cell_01.png``: the stem (the name without its extension)
 is the key, the formats may differ. ``ImageFolder`` reads every pair once, checks it, keeps it in
-memory and gives the same sample dict as ``unet_lib.data.ToyCells``. (Today ``fit`` computes each
-sample once, so it sees one tile per image, and its augmentation takes one channel and instance
-masks; ``evaluate`` needs images of one size. Class maps and several channels: train with
-``TrainConfig(augment=False)``.)
+memory and gives the same sample dict as ``unet_lib.data.ToyCells``. With ``tile_size`` it says
+``draws_on_access``, so ``fit`` asks it for new tiles every epoch instead of computing each sample
+once; ``evaluate`` scores whole images of any sizes. ``fit``'s augmentation takes one channel and
+instance masks: class maps and several channels train with ``TrainConfig(augment=False)``.
 
 Images
 ------
@@ -544,6 +544,12 @@ class ImageFolder(Dataset):
 
     def __len__(self) -> int:
         return len(self.stems)
+
+    @property
+    def draws_on_access(self) -> bool:
+        """True with ``tile_size``: every access draws a new random tile, so ``fit`` must not
+        compute the samples once and keep them."""
+        return self.tile_size is not None
 
     def subset(self, stems: Sequence[str], tile_size: int | None = None) -> "ImageFolder":
         """The same dataset restricted to ``stems`` (e.g. one side of ``split_by_image``), with

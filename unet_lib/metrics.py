@@ -31,7 +31,7 @@ from scipy import ndimage
 
 from .validate import check_array, check_number
 
-__all__ = ["iou", "dice", "pixel_error", "rand_error", "label_instances", "InstanceScores",
+__all__ = ["iou", "dice", "pixel_error", "rand_error", "label_instances", "InstanceScores", "confusion_matrix", "class_scores",
            "instance_scores"]
 
 
@@ -225,3 +225,35 @@ def instance_scores(pred_instances, instances, threshold: float = 0.5) -> Instan
     pieces = np.bincount(home_of_pred, minlength=n_true + 1)
     split = int((pieces[1:] >= 2).sum())
     return InstanceScores(tp=tp, fp=n_pred - tp, fn=n_true - tp, merged=merged, split=split)
+
+
+def confusion_matrix(pred, mask, num_classes: int) -> np.ndarray:
+    """Counts of (true class, predicted class): int64 (K, K), row t = pixels of class t in
+    ``mask``, column p = pixels predicted as p. ``pred`` and ``mask`` are class maps (H, W) or
+    (N, H, W) with values in [0, K); add the matrices of several images to pool them."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    pred, mask = _pair(pred, mask, binary=False)
+    top = max(int(pred.max()), int(mask.max()))
+    if top >= num_classes:
+        raise ValueError(f"pred and mask must hold classes 0..{num_classes - 1} (num_classes={num_classes}), "
+                         f"found {top}")
+    flat = mask.astype(np.int64).ravel() * num_classes + pred.astype(np.int64).ravel()
+    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def class_scores(confusion) -> tuple[list[float], list[float]]:
+    """Per-class IoU and Dice from a (K, K) confusion matrix (rows true, columns predicted):
+    IoU_c = n_cc / (true_c + predicted_c - n_cc), Dice_c = 2 n_cc / (true_c + predicted_c).
+    A class absent from both truth and prediction scores NaN (nothing to find, nothing found:
+    left out of a mean with ``np.nanmean``)."""
+    confusion = np.asarray(confusion)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or confusion.dtype.kind not in "iu":
+        raise ValueError(f"confusion must be a square (K, K) matrix of integer counts, got shape "
+                         f"{confusion.shape} and dtype {confusion.dtype}")
+    hit = np.diag(confusion).astype(np.float64)                  # (K,)
+    total = confusion.sum(1) + confusion.sum(0)                  # (K,) true_c + predicted_c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ious = np.where(total > 0, hit / (total - hit), np.nan)
+        dices = np.where(total > 0, 2 * hit / total, np.nan)
+    return [float(x) for x in ious], [float(x) for x in dices]

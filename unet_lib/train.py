@@ -19,6 +19,7 @@ that the later notebooks load so that they never retrain.
 import argparse
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,7 +31,8 @@ from tqdm.auto import tqdm
 
 from .augment import Augmented
 from .losses import weighted_cross_entropy
-from .metrics import InstanceScores, instance_scores, iou, label_instances, pixel_error, rand_error
+from .metrics import (InstanceScores, class_scores, confusion_matrix, instance_scores, label_instances,
+                      rand_error)
 from .model import UNet
 from .tiling import padded_forward
 from .validate import (check_bool, check_choice, check_finite, check_instance, check_int, check_number, check_seed,
@@ -68,13 +70,20 @@ class TrainConfig:
     channels_last: bool | None = None                    # None: on the CPU, where it is faster
     device: str | None = None                            # None: "cuda" when present, else "cpu"
     progress: bool = True                                # a tqdm progress bar with the running loss
+    # Training a user can leave alone (defaults: off, as the course trains). None = no limit.
+    max_minutes: float | None = None                     # wall-clock budget, checked after every step
+    patience: int | None = None                          # stop after this many epochs without a better `monitor`
+    monitor: str | None = None                           # e.g. "val_f1", "val_mean_iou", "val_loss"; None: see fit
+    keep_best: bool = False                              # restore the weights of the best epoch at the end
+    amp: bool = False                                    # mixed precision on CUDA (torch.autocast); no-op on CPU
+    num_workers: int = 0                                 # DataLoader worker processes (0: the notebooks' setting)
 
 
 class _Cached(Dataset):
     """The samples of a dataset, computed once (``ToyCells`` draws on every access)."""
 
-    def __init__(self, dataset: Dataset):
-        self.samples = [dataset[i] for i in range(len(dataset))]
+    def __init__(self, dataset: Dataset, samples: list | None = None):
+        self.samples = samples if samples is not None else [dataset[i] for i in range(len(dataset))]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -96,8 +105,16 @@ def _check_config(config: TrainConfig) -> None:
         check_int(name, getattr(config, name), min=1)
     check_number("lr", config.lr, positive=True, hint="the course uses 2e-3 with Adam; try 0.01 with SGD")
     check_number("momentum", config.momentum, min=0.0, max=1.0, hint="SGD's momentum; the paper uses 0.99")
-    for name in ("cosine", "weighted", "augment", "progress"):
+    for name in ("cosine", "weighted", "augment", "progress", "keep_best", "amp"):
         check_bool(name, getattr(config, name))
+    if config.max_minutes is not None:
+        check_number("max_minutes", config.max_minutes, positive=True, hint="a wall-clock budget in minutes, or None")
+    if config.patience is not None:
+        check_int("patience", config.patience, min=1, hint="epochs without improvement before stopping, or None")
+    if config.monitor is not None and not (isinstance(config.monitor, str) and config.monitor.startswith("val_")):
+        raise ValueError(f"monitor must be None or the name of a validation score such as 'val_f1', 'val_mean_iou' "
+                         f"or 'val_loss', got {config.monitor!r}")
+    check_int("num_workers", config.num_workers, min=0, hint="DataLoader worker processes; 0 loads in the main process")
     check_seed("seed", config.seed)
     if config.channels_last is not None:
         check_bool("channels_last", config.channels_last)
@@ -128,9 +145,9 @@ def _check_batch(batch, weighted: bool) -> None:
                  hint="one NaN pixel makes the loss NaN and then every weight; replace them (torch.nan_to_num)")
 
 
-def _check_samples(data: "_Cached", name: str, num_classes: int) -> None:
+def _check_samples(samples: list, name: str, num_classes: int) -> None:
     """Every sample's image finite and mask labels in [0, num_classes), before any training."""
-    for i, sample in enumerate(data.samples):
+    for i, sample in enumerate(samples):
         if not isinstance(sample, dict) or "image" not in sample or "mask" not in sample:
             found = sorted(sample) if isinstance(sample, dict) else describe(sample)
             raise TypeError(f"{name}[{i}] must be a dict with 'image', 'mask', 'weight_map' and 'instances', "
@@ -158,7 +175,8 @@ def _to_model(model: UNet, images: torch.Tensor, channels_last: bool) -> torch.T
 
 
 def train_step(model: UNet, optimizer: torch.optim.Optimizer, batch: dict, weighted: bool = True,
-               channels_last: bool = False) -> float:
+               channels_last: bool = False, amp: bool = False,
+               scaler: "torch.amp.GradScaler | None" = None) -> float:
     """One optimisation step on ``batch`` (a dict with ``image`` (B, C, H, W), ``mask`` (B, H, W)
     and ``weight_map`` (B, H, W)); returns the loss before the step as a float.
 
@@ -166,6 +184,9 @@ def train_step(model: UNet, optimizer: torch.optim.Optimizer, batch: dict, weigh
     (or w = 1) -> zero the old gradients -> backward -> optimizer step. Raises
     ``NonFiniteLossError`` instead of stepping when the loss is NaN or infinite, and
     ``ValueError`` for an image with NaN or mask labels outside [0, num_classes).
+
+    ``amp``: the forward pass in bfloat16 (float16 with ``scaler`` where the GPU lacks bfloat16)
+    under ``torch.autocast``, on CUDA only; the loss in float32. Ignored for a model on the CPU.
     """
     _check_model(model)
     check_instance("optimizer", optimizer, torch.optim.Optimizer, "a torch.optim.Optimizer")
@@ -176,29 +197,65 @@ def train_step(model: UNet, optimizer: torch.optim.Optimizer, batch: dict, weigh
     images = batch["image"].to(param.device, param.dtype)               # (B, C, H, W)
     mask = batch["mask"].to(param.device)                               # (B, H, W)
     weight_map = batch["weight_map"].to(param.device) if weighted else None
-    logits = _to_model(model, images, channels_last)                    # (B, K, H, W)
+    if amp and images.is_cuda:
+        dtype = torch.float16 if scaler is not None else torch.bfloat16
+        with torch.autocast(device_type="cuda", dtype=dtype):
+            logits = _to_model(model, images, channels_last)            # (B, K, H, W) half precision
+        logits = logits.float()                                         # the loss in float32
+    else:
+        logits = _to_model(model, images, channels_last)                # (B, K, H, W)
     loss = weighted_cross_entropy(logits, mask, weight_map)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is not None and amp and images.is_cuda:
+        scaler.scale(loss).backward()
+    else:
+        loss.backward()
     value = loss.item()
     if not np.isfinite(value):   # stop here: one step with a NaN gradient makes every weight NaN
         lr = optimizer.param_groups[0].get("lr")
         raise NonFiniteLossError(f"the loss is {value} (not finite); the weights were not updated. Likely causes: "
                                  f"a learning rate too high for {type(optimizer).__name__} (lr={lr:g}), so the "
                                  f"weights diverged; or an input or weight map with NaN or inf values")
-    optimizer.step()
+    if scaler is not None and amp and images.is_cuda:
+        scaler.step(optimizer)   # skips the step when the scaled gradients overflowed float16
+        scaler.update()
+    else:
+        optimizer.step()
     return value
 
 
+def _batches(data: Dataset, batch_size: int):
+    """Consecutive samples of ``data`` in batches of at most ``batch_size``, a new batch where
+    the image size changes (whole images of different sizes cannot be stacked): (start, samples)."""
+    batch, start = [], 0
+    for i in range(len(data)):
+        sample = data[i]
+        if batch and (len(batch) == batch_size or sample["image"].shape != batch[0]["image"].shape):
+            yield start, batch
+            batch, start = [], i
+        batch.append(sample)
+    if batch:
+        yield start, batch
+
+
 @torch.no_grad()
-def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int = 8) -> dict[str, float]:
+def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int = 8) -> dict:
     """Score ``model`` on every sample of ``data`` (dicts with image, instances, mask, weight_map).
 
     Returns plain floats: ``loss`` (the training loss, weighted or not), pixel-level ``iou``
-    (pooled over all pixels) and ``pixel_error``, the mean ``rand_error`` per image, and the
-    instance counts pooled over all images: ``precision``, ``recall``, ``f1``, ``merged`` and
-    ``split`` (see ``unet_lib.metrics``). Predicted cells are the connected components of the
-    predicted foreground; the true cells are ``instances``. The model is left in its mode.
+    (of the foreground, classes > 0, pooled over all pixels) and ``pixel_error`` (the fraction
+    of pixels of the wrong class), the mean ``rand_error`` per image, and the instance counts
+    pooled over all images: ``precision``, ``recall``, ``f1``, ``merged`` and ``split`` (see
+    ``unet_lib.metrics``). Predicted cells are the connected components of the predicted
+    foreground; the true cells are ``instances``. The rand error and the instance scores are
+    left out when no sample has instances (class maps). For a model with K > 2 classes it adds
+    ``class_iou`` and ``class_dice`` (lists of K floats, NaN for a class absent from both truth
+    and prediction), ``mean_iou`` and ``mean_dice`` (their mean over the classes 1..K-1, the
+    background left out, NaN classes skipped) and ``confusion`` (K x K pixel counts, rows the
+    true class, columns the predicted one), all pooled over the images.
+
+    Images may differ in size: each image is scored on its own and the counts are pooled. The
+    model is left in its mode.
     """
     _check_model(model)
     if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
@@ -208,38 +265,54 @@ def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int 
     if len(data) == 0:
         raise ValueError("evaluate needs at least one sample, got an empty dataset")
     param = next(model.parameters())
+    k = model.num_classes
     was_training = model.training
     model.eval()
-    losses, preds, masks, instances = [], [], [], []
+    loss, pixels, wrong, inter, union = 0.0, 0, 0, 0, 0
+    rand_errors, scores, has_instances = [], InstanceScores(), False
+    confusion = np.zeros((k, k), np.int64)
     try:
-        for start in range(0, len(data), batch_size):
-            batch = [data[i] for i in range(start, min(start + batch_size, len(data)))]
+        for start, batch in _batches(data, batch_size):
             images = torch.stack([b["image"] for b in batch]).to(param.device, param.dtype)   # (B, C, H, W)
             check_finite(f"the image of data[{start}:{start + len(batch)}]", images,
                          "a NaN pixel gives NaN logits; replace them (torch.nan_to_num)")
             mask = torch.stack([b["mask"] for b in batch]).to(param.device)                 # (B, H, W)
             weight_map = torch.stack([b["weight_map"] for b in batch]).to(param.device) if weighted else None
             logits = padded_forward(model, images)                                          # (B, K, H, W)
-            losses.append(weighted_cross_entropy(logits, mask, weight_map, reduction="sum").item())
-            preds.append(logits.argmax(1).cpu().numpy())                                    # (B, H, W)
-            masks.append(mask.cpu().numpy())
-            instances.append(torch.stack([b["instances"] for b in batch]).numpy())
+            loss += weighted_cross_entropy(logits, mask, weight_map, reduction="sum").item()
+            preds, masks = logits.argmax(1).cpu().numpy(), mask.cpu().numpy()              # (B, H, W)
+            pixels += masks.size
+            wrong += int((preds != masks).sum())
+            inter += int(((preds > 0) & (masks > 0)).sum())
+            union += int(((preds > 0) | (masks > 0)).sum())
+            if k > 2:
+                confusion += confusion_matrix(preds, masks, k)
+            for pred, sample in zip(preds, batch):                                         # (H, W) each
+                true = sample["instances"].numpy()
+                if not true.any():
+                    continue
+                has_instances = True
+                pred_instances = label_instances(pred > 0)
+                rand_errors.append(rand_error(pred_instances, true))
+                scores = scores + instance_scores(pred_instances, true)
     finally:
         model.train(was_training)
-    pred, mask, true = np.concatenate(preds), np.concatenate(masks), np.concatenate(instances)
-    pred_instances = label_instances(pred)
-    scores: InstanceScores = instance_scores(pred_instances, true)
-    return {
-        "loss": sum(losses) / mask.size,
-        "iou": iou(pred, mask),
-        "pixel_error": pixel_error(pred, mask),
-        "rand_error": float(np.mean([rand_error(p, t) for p, t in zip(pred_instances, true) if t.any()] or [0.0])),
-        "precision": scores.precision,
-        "recall": scores.recall,
-        "f1": scores.f1,
-        "merged": scores.merged,
-        "split": scores.split,
+    # pooled counts: the same numbers as scoring all pixels at once (iou, pixel_error)
+    result = {
+        "loss": loss / pixels,
+        "iou": 1.0 if union == 0 else float(np.int64(inter) / np.int64(union)),
+        "pixel_error": float(wrong / pixels),
     }
+    if has_instances:   # class maps have no instances: no cells to match
+        result.update(rand_error=float(np.mean(rand_errors)), precision=scores.precision, recall=scores.recall,
+                      f1=scores.f1, merged=scores.merged, split=scores.split)
+    if k > 2:
+        ious, dices = class_scores(confusion)
+        with warnings.catch_warnings():   # all foreground classes absent: NaN, said by the NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result.update(class_iou=ious, class_dice=dices, mean_iou=float(np.nanmean(ious[1:])),
+                          mean_dice=float(np.nanmean(dices[1:])), confusion=confusion.tolist())
+    return result
 
 
 def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: TrainConfig | None = None
@@ -247,8 +320,11 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     """Train ``model`` in place on ``train_data`` and return the history.
 
     ``train_data`` and ``val_data``: datasets of dicts with ``image`` (C, H, W), ``instances``
-    (H, W), ``mask`` (H, W) and ``weight_map`` (H, W), such as ``ToyCells``. The samples are
-    computed once; with ``config.augment`` every epoch sees new augmentations of them
+    (H, W), ``mask`` (H, W) and ``weight_map`` (H, W), such as ``ToyCells`` or
+    ``unet_lib.files.ImageFolder``. The samples are computed once, except for a training set
+    with ``draws_on_access = True`` (an ImageFolder with ``tile_size``: a new random tile per
+    access), whose first draw of each sample is checked and which is then asked anew every
+    epoch; validation images may differ in size. With ``config.augment`` every epoch sees new augmentations of them
     (``unet_lib.augment.Augmented``: flips, 90-degree rotations, the paper's elastic
     deformation; mask and weight map are recomputed from the augmented instances with the
     dataset's ``w0``, ``sigma`` and ``class_weights``). Images are
@@ -257,8 +333,20 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     The history has one entry per epoch in each list: ``epoch``, ``train_loss`` (mean over the
     epoch's steps), ``seconds`` (since the start), and ``val_loss``, ``val_iou``, ``val_f1``,
     ``val_merged`` and ``val_split`` (``evaluate`` on ``val_data``; absent when it is None).
+    For class maps (no instances in ``val_data``) the instance scores are left out; for K > 2
+    classes ``val_mean_iou`` and ``val_mean_dice`` are added.
     Seeded by ``config.seed`` through explicit generators: the same seed, model initialisation
     and machine give the same result. The model ends in eval mode, on its training device.
+
+    Training that can be left alone (all off by default): ``max_minutes`` stops after the step
+    that exceeds the budget, records that epoch (validated) and ``out_of_time`` = [epoch];
+    ``patience`` stops after that many epochs without a better ``monitor`` (default: ``val_f1``
+    for instances, ``val_mean_iou`` for K > 2 classes, else ``val_iou``; ``*_loss`` is better
+    lower) and records ``stopped_early`` = [epoch]; with ``patience`` or ``keep_best`` the
+    history holds ``best_epoch`` = [epoch], and ``keep_best`` restores that epoch's weights at
+    the end. ``amp`` runs the forward pass in bfloat16 on CUDA (warns and does nothing on the
+    CPU). ``num_workers`` > 0 loads in persistent worker processes (each holds its own copy of a
+    dataset's access counts, so random tiles and augmentations are drawn per worker).
     """
     config = config or TrainConfig()
     _check_config(config)
@@ -277,20 +365,53 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     if channels_last:
         model.to(memory_format=torch.channels_last)
     target_kwargs = getattr(train_data, "target_kwargs", None) or {}
-    train_data = _Cached(train_data)
+    # Datasets that give the same sample on every access (ToyCells draws it anew: same seed, same
+    # sample, at a cost) are computed once. One that draws a new sample per access (ImageFolder
+    # with tile_size: a new random tile) is left alone, so every epoch sees new tiles; its first
+    # draw of each sample is still checked below.
+    if getattr(train_data, "draws_on_access", False):
+        train_samples = [train_data[i] for i in range(len(train_data))]
+    else:
+        train_data = _Cached(train_data)
+        train_samples = train_data.samples
     val_data = _Cached(val_data) if val_data is not None else None
     # refuse now what would otherwise fail (or train on NaN) in the middle of an epoch
-    _check_samples(train_data, "train_data", model.num_classes)
+    _check_samples(train_samples, "train_data", model.num_classes)
     if val_data is not None:
         if len(val_data) == 0:
             raise ValueError("val_data is empty; pass None to train without validation")
-        _check_samples(val_data, "val_data", model.num_classes)
+        _check_samples(val_data.samples, "val_data", model.num_classes)
+    val_keys = ["loss", "iou", "f1", "merged", "split"]
+    if val_data is not None:
+        if not any(torch.as_tensor(sample["instances"]).any() for sample in val_data.samples):
+            val_keys = ["loss", "iou"]                      # class maps: no cells, no instance scores
+        if model.num_classes > 2:
+            val_keys += ["mean_iou", "mean_dice"]
+    monitor = config.monitor
+    if (config.patience is not None or config.keep_best) and monitor is None:
+        # instance masks: the instance F1; class maps: the mean IoU of the classes (the IoU for K = 2)
+        monitor = ("val_f1" if "f1" in val_keys else "val_mean_iou" if "mean_iou" in val_keys else "val_iou")
+    if monitor is not None:
+        if val_data is None:
+            raise ValueError(f"early stopping and keep_best need val_data to monitor {monitor!r}; pass val_data "
+                             f"or set patience=None, keep_best=False")
+        if monitor.removeprefix("val_") not in val_keys:
+            raise ValueError(f"monitor={monitor!r} is not a validation score of this data; choose one of "
+                             f"{', '.join('val_' + k for k in val_keys)}")
+    if config.amp and device.type != "cuda":
+        warnings.warn(f"amp=True has no effect on {device.type!r}: mixed precision is used on CUDA only; "
+                      f"training runs in float32", stacklevel=2)
+    use_amp = config.amp and device.type == "cuda"
+    # bfloat16 needs no loss scaling; float16 (GPUs without bfloat16) does
+    scaler = (torch.amp.GradScaler("cuda") if use_amp and not torch.cuda.is_bf16_supported() else None)
     if config.augment:
         # the weight map recomputed after each deformation with the dataset's w0, sigma, class_weights
         train_data = Augmented(train_data, seed=config.seed, **target_kwargs)
-    loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True, num_workers=0,
+    workers = dict(num_workers=config.num_workers, persistent_workers=config.num_workers > 0,
+                   pin_memory=device.type == "cuda" and config.num_workers > 0)
+    loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True,
                         drop_last=len(train_data) >= config.batch_size,
-                        generator=torch.Generator().manual_seed(config.seed))
+                        generator=torch.Generator().manual_seed(config.seed), **workers)
     if config.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     else:
@@ -302,7 +423,11 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
 
     history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "seconds": []}
     if val_data is not None:
-        history.update(val_loss=[], val_iou=[], val_f1=[], val_merged=[], val_split=[])
+        history.update({f"val_{key}": [] for key in val_keys})
+    lower_is_better = monitor is not None and monitor.endswith("loss")
+    best, best_epoch, best_state, stale = None, None, None, 0
+    budget = None if config.max_minutes is None else 60.0 * config.max_minutes
+    out_of_time = False
     start = time.perf_counter()
     bar = tqdm(total=config.epochs * len(loader), disable=not config.progress, desc="training", unit="step")
     for epoch in range(1, config.epochs + 1):
@@ -310,7 +435,7 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
         total, steps = 0.0, 0
         for step, batch in enumerate(loader, start=1):
             try:
-                loss = train_step(model, optimizer, batch, config.weighted, channels_last)
+                loss = train_step(model, optimizer, batch, config.weighted, channels_last, use_amp, scaler)
             except NonFiniteLossError as error:
                 raise NonFiniteLossError(f"training stopped at epoch {epoch}, step {step} of {len(loader)}: "
                                          f"{error}") from None
@@ -319,14 +444,36 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
             total, steps = total + loss, steps + 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{total / steps:.3f}")
+            if budget is not None and time.perf_counter() - start > budget:
+                out_of_time = True   # the epoch ends here; it is recorded and validated as a whole one
+                break
         history["epoch"].append(epoch)
         history["train_loss"].append(total / steps)
         if val_data is not None:
             scores = evaluate(model, val_data, weighted=config.weighted)
-            for key in ("loss", "iou", "f1", "merged", "split"):
+            for key in val_keys:
                 history[f"val_{key}"].append(scores[key])
         history["seconds"].append(time.perf_counter() - start)
+        if monitor is not None:
+            value = history[monitor][-1]
+            better = best is None or (value < best if lower_is_better else value > best)
+            if better:
+                best, best_epoch, stale = value, epoch, 0
+                if config.keep_best:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+            if config.patience is not None and stale >= config.patience:
+                history["stopped_early"] = [float(epoch)]   # the last epoch trained
+                break
+        if out_of_time:
+            history["out_of_time"] = [float(epoch)]         # max_minutes ran out during this epoch
+            break
     bar.close()
+    if monitor is not None:
+        history["best_epoch"] = [float(best_epoch)]
+        if config.keep_best and best_state is not None:
+            model.load_state_dict(best_state)
     model.eval()
     return history
 
