@@ -126,7 +126,7 @@ def test_forward_rejects_non_tensor():
     (dict(upsampling="nearest"), r"upsampling='nearest' is not supported"),
 ])
 def test_constructor_rejects_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         UNet(**kwargs)
 
 
@@ -246,11 +246,11 @@ def test_valid_input_sizes_of_a_huge_range_is_an_error_not_minutes():
 
 
 @pytest.mark.parametrize("args,error,match", [
-    (("a",), TypeError, r"lo must be an int \(an input side length in pixels\), got 'a' \(a str\)"),
-    ((1, 100.0), TypeError, r"hi must be an int .*got 100.0 \(a float\)"),
-    ((True, 100), TypeError, r"lo must be an int .*got True \(a bool\)"),
-    ((0, 100), ValueError, r"lo must be >= 1 .*got 0"),
-    ((-5, 100), ValueError, r"lo must be >= 1 .*got -5"),
+    (("a",), TypeError, r"lo must be an integer >= 1, got 'a' \(str\); an input side length in pixels"),
+    ((1, 100.0), TypeError, r"hi must be an integer >= 1, got 100.0; an input side length"),
+    ((True, 100), TypeError, r"lo must be an integer >= 1, got True; an input side length"),
+    ((0, 100), ValueError, r"lo must be an integer >= 1, got 0"),
+    ((-5, 100), ValueError, r"lo must be an integer >= 1, got -5"),
     ((300, 200), ValueError, r"hi must be >= lo, got lo=300, hi=200"),
 ])
 def test_valid_input_sizes_rejects_bad_bounds(args, error, match):
@@ -285,18 +285,18 @@ def test_absurd_sizes_are_refused_before_allocating(kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
-    (dict(batch_norm="no"), TypeError, r"batch_norm must be True or False, got 'no' \(a str\)"),
-    (dict(batch_norm=1), TypeError, r"batch_norm must be True or False, got 1 \(a int\)"),
-    (dict(depth=True), ValueError, r"depth must be an integer >= 0, got True \(a bool\)"),
-    (dict(base_channels=False), ValueError, r"base_channels must be an integer >= 1, got False \(a bool\)"),
-    (dict(base_channels=8.0), ValueError, r"base_channels must be an integer >= 1, got 8.0 \(a float\)"),
-    (dict(depth=2.5), ValueError, r"depth must be an integer >= 0, got 2.5 \(a float\)"),
-    (dict(in_channels="3"), ValueError, r"in_channels must be an integer >= 1, got '3' \(a str\)"),
+    (dict(batch_norm="no"), TypeError, r"batch_norm must be True or False, got 'no' \(str\)"),
+    (dict(batch_norm=1), TypeError, r"batch_norm must be True or False, got 1"),
+    (dict(depth=True), TypeError, r"depth must be an integer >= 0, got True"),
+    (dict(base_channels=False), TypeError, r"base_channels must be an integer >= 1, got False"),
+    (dict(base_channels=8.0), TypeError, r"base_channels must be an integer >= 1, got 8.0"),
+    (dict(depth=2.5), TypeError, r"depth must be an integer >= 0, got 2.5"),
+    (dict(in_channels="3"), TypeError, r"in_channels must be an integer >= 1, got '3' \(str\)"),
     (dict(dropout=1.0), ValueError, r"dropout must be in \[0, 1\) .*got 1.0"),
-    (dict(dropout=-0.1), ValueError, r"dropout must be in \[0, 1\) .*got -0.1"),
-    (dict(dropout=float("nan")), ValueError, r"dropout must be in \[0, 1\) .*got nan"),
-    (dict(dropout="0.5"), TypeError, r"dropout must be a float in \[0, 1\), got '0.5' \(a str\)"),
-    (dict(dropout=True), TypeError, r"dropout must be a float in \[0, 1\), got True \(a bool\)"),
+    (dict(dropout=-0.1), ValueError, r"dropout must be a number >= 0, got -0.1; the probability of zeroing"),
+    (dict(dropout=float("nan")), ValueError, r"dropout must be a number >= 0, got nan"),
+    (dict(dropout="0.5"), TypeError, r"dropout must be a number >= 0, got '0.5' \(str\)"),
+    (dict(dropout=True), TypeError, r"dropout must be a number >= 0, got True"),
 ])
 def test_constructor_rejects_wrong_types(kwargs, error, match):
     with pytest.raises(error, match=match):

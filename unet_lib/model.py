@@ -13,7 +13,8 @@ import math
 import torch
 from torch import nn
 
-from .blocks import DoubleConv, Down, OutConv, Padding, Up, Upsampling, _check_choice
+from .blocks import DoubleConv, Down, OutConv, Padding, Up, Upsampling
+from .validate import check_bool, check_choice, check_int, check_number
 
 __all__ = ["UNet", "named_blocks", "block_shapes", "cut_skips", "receptive_field"]
 
@@ -58,17 +59,6 @@ def _valid_sizes_rule(depth: int, padding: Padding) -> tuple[int, int]:
     for _ in range(depth):
         n = 2 * (n + shrink)   # undo the level's DoubleConv, then its pooling
     return n + shrink, step    # undo the first DoubleConv
-
-
-def _check_int(name: str, value: object, least: int) -> int:
-    """``value`` as a plain int >= ``least``; a bool, a float or a str is an error (``True``
-    would silently mean 1). NumPy integers are accepted and converted."""
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r} (a {type(value).__name__})")
-    value = int(value.__index__())
-    if value < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    return value
 
 
 # A U-Net larger than this is an error, not a model: 1e9 float32 parameters are 4 GB of
@@ -138,16 +128,16 @@ class UNet(nn.Module):
         left out when 0), as ``UNet.config`` holds them. Raises ``ValueError`` or ``TypeError``
         naming the argument, and ``ValueError`` when the network would have more than
         ``MAX_PARAMETERS`` parameters, before anything is allocated."""
-        _check_choice("padding", padding, ("valid", "same"))
-        _check_choice("upsampling", upsampling, ("transpose", "bilinear"))
-        ints = {name: _check_int(name, value, least) for name, value, least in [
+        check_choice("padding", padding, ("valid", "same"))
+        check_choice("upsampling", upsampling, ("transpose", "bilinear"))
+        # a bool, a float or a str is an error (``True`` would silently mean 1)
+        ints = {name: check_int(name, value, min=least) for name, value, least in [
             ("in_channels", in_channels, 1), ("num_classes", num_classes, 1),
             ("depth", depth, 0), ("base_channels", base_channels, 1)]}
-        if not isinstance(batch_norm, bool):
-            # `if batch_norm:` would take any non-empty string, 'no' included, as True
-            raise TypeError(f"batch_norm must be True or False, got {batch_norm!r} (a {type(batch_norm).__name__})")
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-            raise TypeError(f"dropout must be a float in [0, 1), got {dropout!r} (a {type(dropout).__name__})")
+        # `if batch_norm:` would take any non-empty string, 'no' included, as True
+        batch_norm = check_bool("batch_norm", batch_norm)
+        dropout = check_number("dropout", dropout, min=0.0, finite=False,
+                               hint="the probability of zeroing a feature; the paper's is 0.5")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1) (the probability of zeroing a feature; the paper's "
                              f"is 0.5), got {dropout!r}")
@@ -230,12 +220,8 @@ class UNet(nn.Module):
         ``min_input_size() + k * 2**depth`` (188, 204, 220, ... for the paper's net; the multiples
         of ``2**depth`` for ``padding="same"``). At most a million of them, so that a typo in
         ``hi`` is an error rather than gigabytes of list."""
-        for name, value in (("lo", lo), ("hi", hi)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int (an input side length in pixels), got {value!r} "
-                                f"(a {type(value).__name__})")
-        if lo < 1:
-            raise ValueError(f"lo must be >= 1 (an input side length in pixels), got {lo}")
+        lo = check_int("lo", lo, min=1, hint="an input side length in pixels")
+        hi = check_int("hi", hi, min=1, hint="an input side length in pixels")
         if hi < lo:
             raise ValueError(f"hi must be >= lo, got lo={lo}, hi={hi}")
         first, step = _valid_sizes_rule(self.depth, self.padding)
