@@ -274,3 +274,17 @@ def test_written_files_get_the_mode_a_plain_open_would_give(tmp_path):
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644
     assert path.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_meta_is_stored_and_read_back_and_older_files_read_as_empty(tmp_path):
+    meta = dict(mask_kind="classes", num_classes=3, low=1.0, high=99.8, channel_axis=None, tile_size=36,
+                val_images=("a", "b"))
+    path = save_checkpoint(tmp_path / "m.pt", _model(), TrainConfig(), {"epoch": [1]}, meta)
+    assert load_checkpoint(path).meta == {**meta, "val_images": ["a", "b"]}
+    plain = save_checkpoint(tmp_path / "plain.pt", _model(), TrainConfig(), {"epoch": [1]})
+    assert load_checkpoint(plain).meta == {}
+    assert load_checkpoint(COURSE_CHECKPOINT).meta == {}
+    with pytest.raises(ValueError, match=r"meta\['norm'\] must be a plain value"):
+        save_checkpoint(tmp_path / "bad.pt", _model(), TrainConfig(), {"epoch": [1]}, {"norm": torch.zeros(2)})
+    with pytest.raises(TypeError, match="meta must be a dict"):
+        save_checkpoint(tmp_path / "bad.pt", _model(), TrainConfig(), {"epoch": [1]}, ["not", "a", "dict"])

@@ -35,11 +35,38 @@ _PROBE_MIN_OUTPUT = 8   # probe with an input whose output is at least 8x8: 64 p
 
 
 class Checkpoint(NamedTuple):
-    """What ``load_checkpoint`` returns: the model (eval mode, CPU), its TrainConfig, its history."""
+    """What ``load_checkpoint`` returns: the model (eval mode, CPU), its TrainConfig, its history,
+    and ``meta``: what prediction needs beyond the network ({} for files without it), e.g. the
+    normalisation percentiles and the mask kind of ``python -m unet_lib.train --images``."""
 
     model: UNet
     config: TrainConfig
     history: dict[str, list[float]]
+    meta: dict | None = None
+
+
+_META_VALUES = (str, int, float, bool, type(None))
+
+
+def _check_meta(meta: object, where: str = "meta") -> dict:
+    """``meta`` as a dict of str keys and plain values (str, int, float, bool, None, or lists
+    and tuples of them), which a safe load (weights_only=True) reads back; tuples become lists."""
+    if not isinstance(meta, dict):
+        raise TypeError(f"{where} must be a dict of plain values (str, numbers, bools, None, lists of them), "
+                        f"got {type(meta).__name__}")
+    checked = {}
+    for key, value in meta.items():
+        if not isinstance(key, str):
+            raise ValueError(f"{where} keys must be strings, got {key!r}")
+        if isinstance(value, list | tuple):
+            if not all(isinstance(v, _META_VALUES) for v in value):
+                raise ValueError(f"{where}[{key!r}] must hold plain values (str, numbers, bools, None), got {value!r:.100}")
+            value = list(value)
+        elif not isinstance(value, _META_VALUES):
+            raise ValueError(f"{where}[{key!r}] must be a plain value (str, number, bool, None or a list of them), "
+                             f"got {type(value).__name__}")
+        checked[key] = value
+    return checked
 
 
 # -- the probe -------------------------------------------------------------------------------
@@ -169,9 +196,11 @@ def _describe_unreadable(path: Path, error: BaseException) -> str:
 
 # -- save and load ---------------------------------------------------------------------------
 
-def save_checkpoint(path: str | Path, model: UNet, config: TrainConfig, history: dict) -> Path:
+def save_checkpoint(path: str | Path, model: UNet, config: TrainConfig, history: dict,
+                    meta: dict | None = None) -> Path:
     """Save weights, the model's constructor arguments, the training config, the history and
-    the probe (see the module docstring), atomically. Returns the path.
+    the probe (see the module docstring), atomically. Returns the path. ``meta``: optional plain
+    values that prediction needs (normalisation, mask kind, tile size); stored only when given.
 
     ``history`` is what ``fit`` returns: {name: [number per epoch]}. ``path`` is a file name;
     its folder is created.
@@ -182,6 +211,7 @@ def save_checkpoint(path: str | Path, model: UNet, config: TrainConfig, history:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     history = _check_history(history)
+    meta = _check_meta(meta) if meta is not None else None
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"path {path} is a folder; give a file name inside it, e.g. {path / 'model.pt'}")
@@ -199,6 +229,8 @@ def save_checkpoint(path: str | Path, model: UNet, config: TrainConfig, history:
         "history": history,
         "probe": {"input_size": size, "seed": _PROBE_SEED, "logits": _probe(rebuilt, size)},
     }
+    if meta is not None:
+        saved["meta"] = meta
     return atomic_write(path, lambda f: torch.save(saved, f))
 
 
@@ -226,7 +258,8 @@ def _check_probe(model: UNet, probe: object, path: Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load a checkpoint written by ``save_checkpoint``: ``Checkpoint(model, config, history)``.
+    """Load a checkpoint written by ``save_checkpoint``: ``Checkpoint(model, config, history, meta)``
+    (``meta`` is {} for a file saved without it, such as the course's).
 
     The model is rebuilt from the constructor arguments stored with the weights, on the CPU, in
     eval mode, after checking that they describe a network of sensible size. Raises
@@ -271,4 +304,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     model.eval()
     if version >= 2:
         _check_probe(model, saved.get("probe"), path)
-    return Checkpoint(model, config, history)
+    try:
+        meta = _check_meta(saved.get("meta", {}), where=f"{path}: meta")
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+    return Checkpoint(model, config, history, meta)

@@ -13,7 +13,10 @@ BatchNorm it trains the course model in under a minute on a CPU).
 
 The course model (``COURSE_MODEL``, ``COURSE_TRAIN``, ``course_data``) is trained from the
 command line with ``python -m unet_lib.train``, which writes ``COURSE_CHECKPOINT``, the file
-that the later notebooks load so that they never retrain.
+that the later notebooks load so that they never retrain. With ``--images DIR --masks DIR --out
+MODEL.pt`` (console script ``unet-train``) it trains on your own images instead
+(``unet_lib.files.ImageFolder``) and stores what ``python -m unet_lib.predict`` needs in the
+checkpoint's ``meta``.
 """
 
 import argparse
@@ -526,29 +529,235 @@ def train_course_model(config: TrainConfig = COURSE_TRAIN, data_seed: int = 0, m
     return model, history
 
 
+def _positive(kind):
+    """An argparse type: a number of ``kind`` > 0 (argparse names the flag in its message)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1) (the fraction of images kept for validation), got {text}")
+    return value
+
+
+def _device_arg(parser: argparse.ArgumentParser, device: str | None) -> str | None:
+    if device is None:
+        return None
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        parser.error(f"argument --device: {device!r} is not a torch device; use cpu, cuda or cuda:N")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"argument --device: {device!r} asked for, but torch sees no CUDA GPU here; use --device cpu")
+    return device
+
+
+def _check_tile(parser: argparse.ArgumentParser, model: UNet, tile: int) -> None:
+    """A tile must be a valid input size of the model (the prediction tiles are input tiles)."""
+    try:
+        model.output_size(tile)
+    except ValueError as error:
+        parser.error(f"argument --tile: {error}")
+
+
+_FOLDER_FLAGS = ("masks", "classes", "max_minutes", "tile", "val_fraction", "depth", "base_channels", "batch_norm",
+                 "device", "resume", "patience", "workers", "force", "batch_size")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m unet_lib.train``: train the course model and write the course checkpoint."""
-    parser = argparse.ArgumentParser(prog="python -m unet_lib.train", description=main.__doc__)
-    parser.add_argument("--out", type=Path, default=COURSE_CHECKPOINT, help="where to write the checkpoint")
-    parser.add_argument("--epochs", type=int, default=COURSE_TRAIN.epochs)
+    """``python -m unet_lib.train``: train the course model and write the course checkpoint; with
+    ``--images DIR --masks DIR --out MODEL.pt``, train a U-Net on your own images instead."""
+    parser = argparse.ArgumentParser(
+        prog="python -m unet_lib.train", description=main.__doc__,
+        epilog="Your own images: images and masks are paired by file name (see unet_lib.files). Instance masks "
+               "(a distinct id per object; without --classes) train with the paper's weight map and elastic "
+               "augmentation for 1-channel images; class maps (--classes K) and multi-channel images train without "
+               "augmentation for now. Each epoch draws one random --tile x --tile tile per training image; the "
+               "best epoch's weights (by the validation F1 for instances, the mean IoU of classes 1..K-1 for class "
+               "maps) are kept. Predict with `python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR`.")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"where to write the checkpoint (default without --images: {COURSE_CHECKPOINT})")
+    parser.add_argument("--epochs", type=_positive(int), default=None,
+                        help=f"default: {COURSE_TRAIN.epochs} for the course model, 50 with --images")
     parser.add_argument("--seed", type=int, default=0, help="model initialisation, shuffling, augmentation")
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default=COURSE_TRAIN.optimizer)
-    parser.add_argument("--lr", type=float, default=COURSE_TRAIN.lr)
+    parser.add_argument("--lr", type=_positive(float), default=COURSE_TRAIN.lr)
     parser.add_argument("--unweighted", action="store_true", help="w(x) = 1 instead of the weight map")
+    own = parser.add_argument_group("your own images")
+    own.add_argument("--images", type=Path, help="folder of images (TIFF, PNG, JPEG)")
+    own.add_argument("--masks", type=Path, help="folder of masks with the images' names (TIFF, PNG)")
+    own.add_argument("--classes", type=int, default=None, metavar="K",
+                     help="masks are class maps with values 0..K-1 (K >= 2); absent: instance masks")
+    own.add_argument("--max-minutes", type=_positive(float), default=None, help="stop training after this long")
+    own.add_argument("--tile", type=_positive(int), default=None,
+                     help="training tile side: a valid input size of the model (default: the smallest >= 128)")
+    own.add_argument("--val-fraction", type=_fraction, default=0.2,
+                     help="fraction of the images (whole images) kept for validation; 0: none (default 0.2)")
+    own.add_argument("--depth", type=_positive(int), default=3, help="poolings on the contracting path (default 3)")
+    own.add_argument("--base-channels", type=_positive(int), default=16, help="channels at the top (default 16)")
+    own.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True,
+                     help="BatchNorm after each convolution (not in the paper; default on)")
+    own.add_argument("--batch-size", type=_positive(int), default=4, help="tiles per step (default 4)")
+    own.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when present)")
+    own.add_argument("--resume", type=Path, default=None, metavar="CKPT",
+                     help="continue training this checkpoint (its network; a fresh optimizer)")
+    own.add_argument("--patience", type=_positive(int), default=None,
+                     help="stop after this many epochs without a better validation score (default: off)")
+    own.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    own.add_argument("--force", action="store_true", help="overwrite an existing --out")
     args = parser.parse_args(argv)
-    config = dataclasses.replace(COURSE_TRAIN, epochs=args.epochs, seed=args.seed, optimizer=args.optimizer,
+    if args.images is None:
+        given = [f"--{name.replace('_', '-')}" for name in _FOLDER_FLAGS
+                 if getattr(args, name) != parser.get_default(name)]
+        if given:
+            parser.error(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} --images (your own images); "
+                         f"without --images this trains the course model on toy cells")
+        _main_course(args)
+    else:
+        _main_folder(parser, args)
+
+
+def _main_course(args: argparse.Namespace) -> None:
+    """The course model on toy cells, written to ``COURSE_CHECKPOINT`` (unchanged since notebook 07)."""
+    out = args.out if args.out is not None else COURSE_CHECKPOINT
+    epochs = args.epochs if args.epochs is not None else COURSE_TRAIN.epochs
+    config = dataclasses.replace(COURSE_TRAIN, epochs=epochs, seed=args.seed, optimizer=args.optimizer,
                                  lr=args.lr, weighted=not args.unweighted)
     torch.manual_seed(args.seed)
     model, history = train_course_model(config, model_seed=args.seed)
     from .data import ToyCells
     test = evaluate(model, ToyCells(32, seed=2000), weighted=config.weighted)
     from .checkpoint import save_checkpoint   # checkpoint imports this module
-    save_checkpoint(args.out, model.cpu(), config, history)
+    save_checkpoint(out, model.cpu(), config, history)
     print(f"trained {history['epoch'][-1]} epochs in {history['seconds'][-1]:.0f} s; held-out toy cells "
           f"(ToyCells(32, seed=2000)): IoU {test['iou']:.3f}, instance F1 {test['f1']:.3f}, "
           f"merged {test['merged']}, split {test['split']}")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+def _print_summary(info: dict, train: list, val: list) -> None:
+    sizes = ", ".join(f"{size} x{n}" for size, n in info["sizes"].items())
+    print(f"found {info['images']} image/mask pairs: {info['in_channels']} channel(s), sizes {sizes}, "
+          f"pixels {', '.join(f'{d} x{n}' for d, n in info['dtypes'].items())}")
+    if info["mask_kind"] == "instances":
+        lo, hi = info["objects_per_image"]
+        print(f"instance masks: {info['objects']} objects ({lo} to {hi} per image)"
+              + (f"; {len(info['binary_masks'])} binary masks labelled into components" if info["binary_masks"] else ""))
+    else:
+        print(f"class maps, K = {info['num_classes']}: class fractions {info['class_fractions']}")
+    print(f"training on {len(train)} image(s), validating on {len(val)}" + (f" ({', '.join(val[:5])}"
+          f"{', ...' if len(val) > 5 else ''})" if val else " (no validation: --val-fraction 0)"))
+
+
+def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Train on ``--images``/``--masks`` and write ``--out`` with what prediction needs."""
+    from .checkpoint import load_checkpoint, save_checkpoint   # checkpoint imports this module
+    from .files import ImageFolder, split_by_image
+    if args.masks is None:
+        parser.error("argument --masks: required with --images (the folder of masks named like the images)")
+    if args.out is None:
+        parser.error("argument --out: required with --images (the checkpoint to write, e.g. model.pt)")
+    if args.classes is not None and args.classes < 2:
+        parser.error(f"argument --classes: K must be >= 2 (background and at least one class), got {args.classes}")
+    if args.workers < 0:
+        parser.error(f"argument --workers: must be >= 0, got {args.workers}")
+    resuming_out = args.resume is not None and args.resume.resolve() == args.out.resolve()
+    if args.out.exists() and not (args.force or resuming_out):
+        parser.error(f"argument --out: {args.out} exists; this command does not overwrite what it may not have "
+                     f"written: pass --force to overwrite it, --resume {args.out} to continue training it, or "
+                     f"another --out")
+    if args.resume is not None and not args.resume.is_file():
+        parser.error(f"argument --resume: no checkpoint at {args.resume}")
+    device = _device_arg(parser, args.device)
+    # the network: a new one, or the resumed checkpoint's
+    prior_history, prior_meta = None, {}
+    if args.resume is not None:
+        try:
+            model, _, prior_history, prior_meta = load_checkpoint(args.resume)
+        except ValueError as error:
+            raise SystemExit(f"error: --resume {args.resume}: {error}") from None
+    else:
+        try:
+            UNet.check_config(num_classes=args.classes or 2, depth=args.depth, base_channels=args.base_channels)
+        except (TypeError, ValueError) as error:
+            parser.error(f"argument --depth/--base-channels: {error}")
+        model = None
+    depth = model.depth if model is not None else args.depth
+    probe = model if model is not None else UNet(depth=depth, base_channels=1)   # size arithmetic only
+    tile = args.tile if args.tile is not None else probe.valid_input_sizes(128, 128 + 2**depth)[0]
+    _check_tile(parser, probe, tile)
+    mask_kind = "classes" if args.classes is not None else "instances"
+    try:
+        data = ImageFolder(args.images, args.masks, mask_kind, num_classes=args.classes, seed=args.seed)
+        train_stems, val_stems = split_by_image(data, args.val_fraction, seed=args.seed)
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
+        raise SystemExit(f"error: {error}") from None
+    _print_summary(data.summary(), train_stems, val_stems)
+    if model is None:
+        torch.manual_seed(args.seed)   # the He initialisation draws from torch's generator
+        model = UNet(in_channels=data.in_channels, num_classes=data.num_classes, depth=args.depth,
+                     base_channels=args.base_channels, padding="valid", upsampling="transpose",
+                     batch_norm=args.batch_norm)
+    elif (model.in_channels, model.num_classes) != (data.in_channels, data.num_classes) or \
+            prior_meta.get("mask_kind", mask_kind) != mask_kind:
+        raise SystemExit(f"error: --resume {args.resume} is a model for {model.in_channels}-channel images and "
+                         f"{model.num_classes} classes ({prior_meta.get('mask_kind', 'unknown')} masks), the data "
+                         f"is {data.in_channels}-channel {mask_kind} with {data.num_classes} classes")
+    augment = mask_kind == "instances" and data.in_channels == 1
+    if not augment:
+        print("augmentation off: it takes 1-channel images with instance masks for now")
+    config = TrainConfig(epochs=args.epochs or 50, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                         weighted=not args.unweighted, augment=augment, seed=args.seed, device=device,
+                         max_minutes=args.max_minutes, patience=args.patience if val_stems else None,
+                         keep_best=bool(val_stems), num_workers=args.workers)
+    train_data = data.subset(train_stems, tile_size=tile)
+    val_data = data.subset(val_stems) if val_stems else None
+    history = fit(model, train_data, val_data, config)
+    if prior_history:   # one history: the earlier epochs, then these
+        done, took = prior_history["epoch"][-1], prior_history["seconds"][-1]
+        shift = {"epoch": done, "seconds": took, "best_epoch": done, "stopped_early": done, "out_of_time": done}
+        history = {key: [v + shift.get(key, 0) for v in history[key]] for key in history}
+        for key, values in prior_history.items():
+            if key in history and key not in ("best_epoch", "stopped_early", "out_of_time"):
+                history[key] = values + history[key]
+    epochs = len(history["epoch"]) - (len(prior_history["epoch"]) if prior_history else 0)
+    why = ("the time budget ran out" if "out_of_time" in history else
+           f"no better validation score for {args.patience} epochs" if "stopped_early" in history else
+           f"{config.epochs} epochs done")
+    print(f"trained {epochs} epoch(s) in {history['seconds'][-1]:.0f} s ({why})")
+    meta = dict(data="unet_lib.files.ImageFolder", mask_kind=mask_kind, num_classes=data.num_classes,
+                in_channels=data.in_channels, low=data.low, high=data.high, channel_axis=data.channel_axis,
+                tile_size=tile, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
+                train_images=list(train_stems), val_images=list(val_stems))
+    if val_data is not None:
+        scores = evaluate(model, val_data, weighted=config.weighted)
+        best = f" (the weights of epoch {history['best_epoch'][0]:.0f}, the best)" if "best_epoch" in history else ""
+        shown = [k for k in ("loss", "iou", "mean_iou", "mean_dice", "f1", "precision", "recall", "merged", "split")
+                 if k in scores]
+        print(f"validation ({len(val_stems)} image(s)){best}: "
+              + ", ".join(f"{k} {scores[k]:.3f}" if isinstance(scores[k], float) else f"{k} {scores[k]}"
+                          for k in shown))
+        if "class_iou" in scores:
+            print("  IoU per class: " + ", ".join(f"{c}: {v:.3f}" for c, v in enumerate(scores["class_iou"])))
+    path = save_checkpoint(args.out, model.cpu(), config, history, meta)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); predict with: python -m unet_lib.predict {path} "
+          f"IMAGES_DIR --out OUT_DIR")
 
 
 if __name__ == "__main__":
-    main()
+    # run the package's copy of this module, not this __main__ copy: its TrainConfig is the class
+    # that unet_lib.checkpoint checks for
+    from unet_lib.train import main as package_main
+    package_main()

@@ -1,0 +1,189 @@
+"""The command lines for your own images (#13): python -m unet_lib.train --images and
+python -m unet_lib.predict, called in-process as main(argv) on tiny generated folders."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from unet_lib import predict, train
+from unet_lib.checkpoint import load_checkpoint
+from unet_lib.data import draw_cells
+from unet_lib.model import UNet
+
+SIZES = [(40, 50), (43, 48), (46, 46), (49, 44)]             # odd and even, none square but one
+TINY = ["--depth", "1", "--base-channels", "4", "--tile", "36", "--device", "cpu", "--seed", "0"]
+
+
+def _cells(seed, h, w):
+    image, instances = draw_cells(max(h, w), np.random.default_rng(seed), n_cells=(3, 5), radius=(4.0, 7.0))
+    return image[:h, :w], instances[:h, :w]
+
+
+@pytest.fixture
+def instance_folder(tmp_path):
+    """images/*.tif (uint16) and masks/*.png (instance ids) of four sizes."""
+    for d in ("images", "masks"):
+        (tmp_path / d).mkdir()
+    for i, (h, w) in enumerate(SIZES):
+        image, instances = _cells(i, h, w)
+        tifffile.imwrite(tmp_path / "images" / f"cell_{i}.tif", (image * 60000).astype(np.uint16))
+        tifffile.imwrite(tmp_path / "masks" / f"cell_{i}.tif", instances.astype(np.uint16))
+    return tmp_path
+
+
+@pytest.fixture
+def class_folder(tmp_path):
+    """images/*.tif and masks/*.tif with 3 classes: background, and cells of two kinds."""
+    for d in ("images", "masks"):
+        (tmp_path / d).mkdir()
+    for i, (h, w) in enumerate(SIZES):
+        image, instances = _cells(10 + i, h, w)
+        classes = np.where(instances > 0, instances % 2 + 1, 0).astype(np.uint8)
+        tifffile.imwrite(tmp_path / "images" / f"img_{i}.tif", image.astype(np.float32))
+        tifffile.imwrite(tmp_path / "masks" / f"img_{i}.tif", classes)
+    return tmp_path
+
+
+def _train(folder, out, *extra):
+    train.main(["--images", str(folder / "images"), "--masks", str(folder / "masks"), "--out", str(out),
+                "--epochs", "1", "--val-fraction", "0.5", *TINY, *extra])
+
+
+def test_instance_round_trip(instance_folder, capsys):
+    model_path = instance_folder / "model.pt"
+    _train(instance_folder, model_path)
+    printed = capsys.readouterr().out
+    assert "found 4 image/mask pairs: 1 channel(s)" in printed and "instance masks:" in printed
+    assert "validation (2 image(s))" in printed and f"wrote {model_path}" in printed
+    checkpoint = load_checkpoint(model_path)
+    assert checkpoint.meta["mask_kind"] == "instances" and checkpoint.meta["tile_size"] == 36
+    assert (checkpoint.meta["low"], checkpoint.meta["high"], checkpoint.meta["in_channels"]) == (1.0, 99.8, 1)
+    assert checkpoint.history["epoch"] == [1.0] and "best_epoch" in checkpoint.history
+    out = instance_folder / "pred"
+    predict.main([str(model_path), str(instance_folder / "images"), "--out", str(out), "--device", "cpu"])
+    for i, (h, w) in enumerate(SIZES):
+        labels = tifffile.imread(out / f"cell_{i}.tif")
+        assert labels.shape == (h, w) and labels.dtype == np.uint16
+        # instance labels: 1..n, each a connected component
+        assert set(np.unique(labels)) == set(range(int(labels.max()) + 1))
+    assert json.loads((out / predict.MANIFEST).read_text())["written"] == sorted(f"cell_{i}.tif" for i in range(4))
+
+
+def test_three_class_round_trip_with_probabilities(class_folder, capsys):
+    model_path = class_folder / "model.pt"
+    _train(class_folder, model_path, "--classes", "3")
+    printed = capsys.readouterr().out
+    assert "class maps, K = 3" in printed and "augmentation off" in printed and "mean_iou" in printed
+    checkpoint = load_checkpoint(model_path)
+    assert checkpoint.model.num_classes == 3 and checkpoint.meta["mask_kind"] == "classes"
+    assert "val_mean_iou" in checkpoint.history and "val_f1" not in checkpoint.history
+    out = class_folder / "pred"
+    predict.main([str(model_path), str(class_folder / "images"), "--out", str(out), "--probabilities"])
+    for i, (h, w) in enumerate(SIZES):
+        classes = tifffile.imread(out / f"img_{i}.tif")
+        probs = tifffile.imread(out / f"img_{i}_probs.tif")
+        assert classes.shape == (h, w) and classes.max() <= 2
+        assert probs.shape == (3, h, w) and probs.dtype == np.float32
+        np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)
+        np.testing.assert_array_equal(probs.argmax(0), classes)
+
+
+def test_predicts_an_image_whose_size_is_not_a_valid_input_size(instance_folder, tmp_path):
+    model_path = instance_folder / "model.pt"
+    _train(instance_folder, model_path)
+    h, w = 41, 47
+    with pytest.raises(ValueError, match="not valid"):
+        UNet(depth=1, base_channels=4).output_size((h, w))
+    (tmp_path / "odd").mkdir()
+    image, _ = _cells(7, h, w)
+    tifffile.imwrite(tmp_path / "odd" / "odd.tif", image.astype(np.float32))
+    predict.main([str(model_path), str(tmp_path / "odd"), "--out", str(tmp_path / "odd_pred")])
+    assert tifffile.imread(tmp_path / "odd_pred" / "odd.tif").shape == (h, w)
+
+
+def test_train_refuses_to_overwrite_an_out_it_did_not_write(instance_folder, capsys):
+    out = instance_folder / "model.pt"
+    out.write_text("someone's notes")
+    with pytest.raises(SystemExit) as exit_info:
+        _train(instance_folder, out)
+    assert exit_info.value.code == 2
+    assert "argument --out" in capsys.readouterr().err and out.read_text() == "someone's notes"
+    _train(instance_folder, out, "--force")
+    assert load_checkpoint(out).history["epoch"] == [1.0]
+    # --resume of the same file continues it: one history over both runs
+    _train(instance_folder, out, "--resume", str(out))
+    assert load_checkpoint(out).history["epoch"] == [1.0, 2.0]
+
+
+def test_predict_refuses_to_overwrite_files_it_did_not_write(instance_folder, capsys):
+    model_path = instance_folder / "model.pt"
+    _train(instance_folder, model_path)
+    out = instance_folder / "pred"
+    out.mkdir()
+    (out / "cell_1.tif").write_bytes(b"not ours")
+    args = [str(model_path), str(instance_folder / "images"), "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(args)
+    assert exit_info.value.code == 2 and "cell_1.tif, which this command did not write" in capsys.readouterr().err
+    assert (out / "cell_1.tif").read_bytes() == b"not ours"
+    predict.main(args + ["--force"])
+    predict.main(args)                                       # its own files: rewritten without --force
+    assert tifffile.imread(out / "cell_1.tif").shape == SIZES[1]
+
+
+@pytest.mark.parametrize("argv, flag, message", [
+    (["--tile", "37"], "--tile", "nearest valid sizes: 36, 38"),
+    (["--epochs", "0"], "--epochs", "must be > 0"),
+    (["--val-fraction", "1.5"], "--val-fraction", r"must be in \[0, 1\)"),
+    (["--classes", "1"], "--classes", "K must be >= 2"),
+    (["--max-minutes", "soon"], "--max-minutes", "'soon' is not a number"),
+    (["--device", "gpu7"], "--device", "not a torch device"),
+])
+def test_train_bad_arguments_name_the_flag(instance_folder, capsys, argv, flag, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--images", str(instance_folder / "images"), "--masks", str(instance_folder / "masks"),
+                    "--out", str(instance_folder / "m.pt"), "--depth", "1", *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"argument {flag}" in err
+    assert re.search(message, err)
+
+
+def test_train_folder_flags_without_images_are_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--masks", "masks", "--tile", "36"])
+    assert exit_info.value.code == 2 and "--masks, --tile need --images" in capsys.readouterr().err
+
+
+def test_train_with_images_needs_masks_and_out(instance_folder, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--images", str(instance_folder / "images"), "--out", str(instance_folder / "m.pt")])
+    assert exit_info.value.code == 2 and "argument --masks: required with --images" in capsys.readouterr().err
+
+
+def test_train_data_errors_exit_with_the_library_message(instance_folder):
+    (instance_folder / "masks" / "cell_3.tif").unlink()
+    with pytest.raises(SystemExit, match="1 image in .* without a mask"):
+        _train(instance_folder, instance_folder / "m.pt")
+
+
+def test_predict_bad_tile_names_the_flag(instance_folder, capsys):
+    model_path = instance_folder / "model.pt"
+    _train(instance_folder, model_path)
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(model_path), str(instance_folder / "images"), "--out", str(instance_folder / "p"),
+                      "--tile", "37"])
+    assert exit_info.value.code == 2 and "argument --tile" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(instance_folder / "missing.pt"), str(instance_folder / "images"), "--out", "p"])
+    assert exit_info.value.code == 2 and "no checkpoint at" in capsys.readouterr().err
+
+
+def test_predict_help_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "unet_lib.predict", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "IMAGES_DIR" in result.stdout and "--probabilities" in result.stdout
