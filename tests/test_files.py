@@ -595,3 +595,16 @@ def test_index_errors(tmp_path):
     ds = ImageFolder(*pair(tmp_path))
     with pytest.raises(IndexError, match=r"index 1 is out of range for ImageFolder of length 1"):
         ds[1]
+
+
+def test_tiles_drawn_in_dataloader_workers_differ_between_workers(tmp_path):
+    images, masks = {}, {}
+    for i in range(2):
+        image, instances = cells(i, 60, 60)
+        images[f"c{i}.tif"], masks[f"c{i}.tif"] = image.astype(np.float32), instances.astype(np.uint16)
+    folder(tmp_path, images, masks)
+    data = ImageFolder(tmp_path / "images", tmp_path / "masks", tile_size=20)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2, sampler=[0, 0])   # worker 0, then 1
+    first, second = [batch["image"] for batch in loader]
+    assert not torch.equal(first, second)                        # both are access 0 of image 0, in two workers
+    assert torch.equal(data[0]["image"], data.subset(data.stems, tile_size=20)[0]["image"])   # main process: as before

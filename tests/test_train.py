@@ -366,3 +366,10 @@ def test_fit_with_amp_on_the_cpu_warns_and_trains_as_without():
     with pytest.warns(UserWarning, match="amp=True has no effect on 'cpu'"):
         h2 = fit(b, _data(2), None, _config(epochs=1, amp=True, device="cpu"))
     assert h1["train_loss"] == h2["train_loss"]
+
+
+def test_fit_loads_in_worker_processes():
+    history = fit(_model(), _data(2), None, _config(epochs=2, augment=False, num_workers=1))
+    assert history["epoch"] == [1, 2] and all(np.isfinite(history["train_loss"]))
+    with pytest.raises(ValueError, match="num_workers"):
+        fit(_model(), _data(2), None, _config(num_workers=-1))

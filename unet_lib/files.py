@@ -46,7 +46,8 @@ a mask resized with interpolation).
 Training and evaluation
 -----------------------
 With ``tile_size`` every access draws a random tile_size x tile_size tile (access k of image i from
-``np.random.default_rng([seed, i, k])``, as ``unet_lib.augment.Augmented`` counts); an image
+``np.random.default_rng([seed, i, k])``, as ``unet_lib.augment.Augmented`` counts; in DataLoader
+worker w, which counts its own accesses, from ``[seed, i, k, w + 1]``); an image
 smaller than a tile is mirrored up to the tile's size (``unet_lib.tiling.mirror_pad``; image and
 targets alike, so they stay a matching pair). Without it each access is the whole image: that is
 for evaluation. Mask and weight map are always those of the sample's own labels, as
@@ -588,7 +589,10 @@ class ImageFolder(Dataset):
         else:
             k = self._accesses[i]
             self._accesses[i] += 1
-            rng = np.random.default_rng([self.seed, i, k])
+            # in a DataLoader worker the counts are that worker's own copy: the worker joins the key,
+            # so that two workers never draw the same tile
+            worker = torch.utils.data.get_worker_info()
+            rng = np.random.default_rng([self.seed, i, k] if worker is None else [self.seed, i, k, worker.id + 1])
             t = self.tile_size
             h, w = labels.shape
             if h < t or w < t:

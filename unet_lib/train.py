@@ -459,7 +459,9 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
         history["seconds"].append(time.perf_counter() - start)
         if monitor is not None:
             value = history[monitor][-1]
-            better = best is None or (value < best if lower_is_better else value > best)
+            # a NaN score (no foreground class in truth or prediction) is never better than a number
+            better = (best is None or (np.isnan(best) and not np.isnan(value))
+                      or (value < best if lower_is_better else value > best))
             if better:
                 best, best_epoch, stale = value, epoch, 0
                 if config.keep_best:
