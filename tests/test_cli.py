@@ -38,15 +38,16 @@ def instance_folder(tmp_path):
 
 @pytest.fixture
 def class_folder(tmp_path):
-    """images/*.tif and masks/*.tif with 3 classes: background, and cells of two kinds."""
+    """classes/images/*.tif and classes/masks/*.tif with 3 classes: background, and cells of two kinds."""
+    base = tmp_path / "classes"
     for d in ("images", "masks"):
-        (tmp_path / d).mkdir()
+        (base / d).mkdir(parents=True)
     for i, (h, w) in enumerate(SIZES):
         image, instances = _cells(10 + i, h, w)
         classes = np.where(instances > 0, instances % 2 + 1, 0).astype(np.uint8)
-        tifffile.imwrite(tmp_path / "images" / f"img_{i}.tif", image.astype(np.float32))
-        tifffile.imwrite(tmp_path / "masks" / f"img_{i}.tif", classes)
-    return tmp_path
+        tifffile.imwrite(base / "images" / f"img_{i}.tif", image.astype(np.float32))
+        tifffile.imwrite(base / "masks" / f"img_{i}.tif", classes)
+    return base
 
 
 def _train(folder, out, *extra):
@@ -187,3 +188,30 @@ def test_predict_help_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "unet_lib.predict", "--help"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and "IMAGES_DIR" in result.stdout and "--probabilities" in result.stdout
+
+
+def test_rgb_pngs_train_without_augmentation_and_a_time_budget_stops_cleanly(tmp_path, capsys):
+    import imageio.v3 as iio
+    for d in ("images", "masks"):
+        (tmp_path / d).mkdir()
+    for i, (h, w) in enumerate(SIZES[:3]):
+        image, instances = _cells(20 + i, h, w)
+        rgb = (np.stack([image, image**2, 1 - image], -1) * 255).astype(np.uint8)   # (H, W, 3)
+        iio.imwrite(tmp_path / "images" / f"rgb_{i}.png", rgb)
+        iio.imwrite(tmp_path / "masks" / f"rgb_{i}.png", instances.astype(np.uint8))
+    out = tmp_path / "rgb.pt"
+    train.main(["--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"), "--out", str(out),
+                "--epochs", "20", "--max-minutes", "0.00001", *TINY])
+    printed = capsys.readouterr().out
+    assert "3 channel(s)" in printed and "augmentation off" in printed and "the time budget ran out" in printed
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.model.in_channels == 3 and checkpoint.history["out_of_time"] == [1.0]
+    predict.main([str(out), str(tmp_path / "images"), "--out", str(tmp_path / "pred")])
+    assert tifffile.imread(tmp_path / "pred" / "rgb_0.tif").shape == SIZES[0]
+
+
+def test_resume_refuses_a_model_for_other_data(instance_folder, class_folder):
+    model_path = instance_folder / "model.pt"
+    _train(instance_folder, model_path)
+    with pytest.raises(SystemExit, match="is a model for 1-channel images and 2 classes"):
+        _train(class_folder, class_folder / "other.pt", "--classes", "3", "--resume", str(model_path))
