@@ -77,7 +77,7 @@ API
 * ``read_image(path, channel_axis=None) -> (C, H, W)`` as stored (dtype kept, not normalised).
 * ``normalize_image(image, low=1.0, high=99.8) -> float32 (C, H, W)``, per channel.
 * ``read_mask(path) -> int64 (H, W)``.
-* ``class_balance_map(mask, num_classes) -> float32 (H, W)``.
+* ``class_balance_map(mask, num_classes) -> float32 (H, W)`` (from ``unet_lib.weights``, where the other w_c lives).
 * ``write_labels(path, labels) -> Path``: a label image as a TIFF, written atomically.
 """
 
@@ -101,7 +101,7 @@ from .data import percentile_normalize, targets_from_instances
 from .tiling import mirror_pad
 from .validate import (check_array, check_choice, check_index, check_int, check_labels, check_number, check_seed,
                        describe)
-from .weights import _check_w0_sigma
+from .weights import _check_w0_sigma, class_balance_map   # re-exported: unet_lib.files.class_balance_map
 
 __all__ = [
     "ImageFolder", "find_pairs", "split_by_image", "read_image", "normalize_image", "read_mask",
@@ -262,23 +262,6 @@ def read_mask(path: str | Path) -> np.ndarray:
                          f"positive ids or classes 0..K-1")
     labels = check_labels(f"mask {path}", array.astype(np.int64) if array.dtype.kind == "f" else array)
     return labels.astype(np.int64)
-
-
-def class_balance_map(mask, num_classes: int) -> np.ndarray:
-    """w_c of Eq. 2 for a K-class map: w_c(x) = n_pixels / (K * count_c) for x in class c, so
-    that every class present carries the same total weight. (H, W) ints in [0, K) -> float32 (H, W).
-
-    For K = 2 it is ``unet_lib.weights.class_weight_map(mask, "balanced")``; a class that is
-    absent has no pixels, so its weight is never used.
-    """
-    num_classes = check_int("num_classes", num_classes, min=2)
-    mask = check_labels("mask", mask)
-    if mask.size and mask.max() >= num_classes:
-        raise ValueError(f"mask must hold classes 0..{num_classes - 1} (num_classes={num_classes}), "
-                         f"found {mask.max()}")
-    counts = np.bincount(mask.ravel().astype(np.int64), minlength=num_classes)   # (K,)
-    weights = mask.size / (num_classes * np.maximum(counts, 1))
-    return weights.astype(np.float32)[mask]
 
 
 def write_labels(path: str | Path, labels) -> Path:

@@ -18,6 +18,7 @@ API
 * ``unet_weight_map(instances, w0=10.0, sigma=5.0, class_weights="balanced", tolerance=1e-4)``
   -> float32 (H, W): Eq. 2, fast.
 * ``class_weight_map(mask, class_weights="balanced")`` -> float32 (H, W): the w_c term.
+* ``class_balance_map(mask, num_classes)`` -> float32 (H, W): w_c balanced over K classes (class maps).
 * ``border_term(instances, w0=10.0, sigma=5.0, tolerance=1e-4)`` -> float32 (H, W): the second
   term of Eq. 2, fast.
 * ``border_term_naive(instances, w0=10.0, sigma=5.0)`` -> float32 (H, W): the same, the slow
@@ -53,10 +54,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .validate import check_labels, check_number, describe
+from .validate import check_int, check_labels, check_number, describe
 
 __all__ = [
-    "unet_weight_map", "class_weight_map", "border_term", "border_term_naive", "two_nearest_distances",
+    "unet_weight_map", "class_weight_map", "class_balance_map", "border_term", "border_term_naive", "two_nearest_distances",
 ]
 
 ClassWeights = str | Sequence[float]
@@ -199,3 +200,20 @@ def unet_weight_map(instances, w0: float = 10.0, sigma: float = 5.0, class_weigh
     w = class_weight_map((instances > 0).astype(np.int64), class_weights)
     w += border_term(instances, w0, sigma, tolerance)
     return w
+
+
+def class_balance_map(mask, num_classes: int) -> np.ndarray:
+    """w_c of Eq. 2 for a K-class map: w_c(x) = n_pixels / (K * count_c) for x in class c, so
+    that every class present carries the same total weight. (H, W) ints in [0, K) -> float32 (H, W).
+
+    For K = 2 it is ``unet_lib.weights.class_weight_map(mask, "balanced")``; a class that is
+    absent has no pixels, so its weight is never used.
+    """
+    num_classes = check_int("num_classes", num_classes, min=2)
+    mask = check_labels("mask", mask)
+    if mask.size and mask.max() >= num_classes:
+        raise ValueError(f"mask must hold classes 0..{num_classes - 1} (num_classes={num_classes}), "
+                         f"found {mask.max()}")
+    counts = np.bincount(mask.ravel().astype(np.int64), minlength=num_classes)   # (K,)
+    weights = mask.size / (num_classes * np.maximum(counts, 1))
+    return weights.astype(np.float32)[mask]
