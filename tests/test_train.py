@@ -373,3 +373,18 @@ def test_fit_loads_in_worker_processes():
     assert history["epoch"] == [1, 2] and all(np.isfinite(history["train_loss"]))
     with pytest.raises(ValueError, match="num_workers"):
         fit(_model(), _data(2), None, _config(num_workers=-1))
+
+
+def test_evaluate_counts_cells_predicted_in_an_image_without_cells():
+    model = _model()
+    data = _data(3)
+    samples = [data[i] for i in range(3)]
+    empty = dict(samples[2], instances=torch.zeros_like(samples[2]["instances"]),
+                 mask=torch.zeros_like(samples[2]["mask"]))
+    model.eval()
+    with torch.no_grad():
+        preds = [padded_forward(model, s["image"][None])[0].argmax(0).numpy() for s in samples]
+    truth = np.stack([samples[0]["instances"].numpy(), samples[1]["instances"].numpy(), empty["instances"].numpy()])
+    expected = instance_scores(label_instances(np.stack(preds)), truth)   # the stack: every image counted
+    scores = evaluate(model, samples[:2] + [empty])
+    assert (scores["precision"], scores["recall"], scores["f1"]) == (expected.precision, expected.recall, expected.f1)

@@ -292,12 +292,11 @@ def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int 
                 confusion += confusion_matrix(preds, masks, k)
             for pred, sample in zip(preds, batch):                                         # (H, W) each
                 true = sample["instances"].numpy()
-                if not true.any():
-                    continue
-                has_instances = True
                 pred_instances = label_instances(pred > 0)
-                rand_errors.append(rand_error(pred_instances, true))
-                scores = scores + instance_scores(pred_instances, true)
+                scores = scores + instance_scores(pred_instances, true)   # an empty image's cells are fp
+                if true.any():
+                    has_instances = True
+                    rand_errors.append(rand_error(pred_instances, true))
     finally:
         model.train(was_training)
     # pooled counts: the same numbers as scoring all pixels at once (iou, pixel_error)
