@@ -215,3 +215,12 @@ def test_resume_refuses_a_model_for_other_data(instance_folder, class_folder):
     _train(instance_folder, model_path)
     with pytest.raises(SystemExit, match="is a model for 1-channel images and 2 classes"):
         _train(class_folder, class_folder / "other.pt", "--classes", "3", "--resume", str(model_path))
+
+
+def test_tiles_per_image(instance_folder, capsys):
+    model_path = instance_folder / "model.pt"
+    _train(instance_folder, model_path)                      # default: ~ mean area / tile area = 2000 / 1296
+    assert "2 random 36x36 tile(s) per training image per epoch" in capsys.readouterr().out
+    assert load_checkpoint(model_path).meta["tiles_per_image"] == 2
+    _train(instance_folder, model_path, "--tiles-per-image", "3", "--force")
+    assert load_checkpoint(model_path).meta["tiles_per_image"] == 3

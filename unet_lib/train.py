@@ -573,8 +573,24 @@ def _check_tile(parser: argparse.ArgumentParser, model: UNet, tile: int) -> None
         parser.error(f"argument --tile: {error}")
 
 
+class _Repeated(Dataset):
+    """``repeats`` accesses of every sample of ``dataset`` per epoch (item j is sample j % n): with
+    random tiles, several tiles of each image per epoch. Says what ``fit`` and ``Augmented`` ask."""
+
+    def __init__(self, dataset: Dataset, repeats: int):
+        self.dataset, self.repeats = dataset, repeats
+        self.draws_on_access = getattr(dataset, "draws_on_access", False)
+        self.target_kwargs = getattr(dataset, "target_kwargs", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.repeats
+
+    def __getitem__(self, j: int) -> dict:
+        return self.dataset[j % len(self.dataset)]
+
+
 _FOLDER_FLAGS = ("masks", "classes", "max_minutes", "tile", "val_fraction", "depth", "base_channels", "batch_norm",
-                 "device", "resume", "patience", "workers", "force", "batch_size")
+                 "device", "resume", "patience", "workers", "force", "batch_size", "tiles_per_image")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -585,7 +601,8 @@ def main(argv: list[str] | None = None) -> None:
         epilog="Your own images: images and masks are paired by file name (see unet_lib.files). Instance masks "
                "(a distinct id per object; without --classes) train with the paper's weight map and elastic "
                "augmentation for 1-channel images; class maps (--classes K) and multi-channel images train without "
-               "augmentation for now. Each epoch draws one random --tile x --tile tile per training image; the "
+               "augmentation for now. Each epoch draws --tiles-per-image random --tile x --tile tiles per training "
+               "image; the "
                "best epoch's weights (by the validation F1 for instances, the mean IoU of classes 1..K-1 for class "
                "maps) are kept. Predict with `python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR`.")
     parser.add_argument("--out", type=Path, default=None,
@@ -611,6 +628,9 @@ def main(argv: list[str] | None = None) -> None:
     own.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True,
                      help="BatchNorm after each convolution (not in the paper; default on)")
     own.add_argument("--batch-size", type=_positive(int), default=4, help="tiles per step (default 4)")
+    own.add_argument("--tiles-per-image", type=_positive(int), default=None, metavar="R",
+                     help="random tiles drawn from each training image per epoch (default: about as many as cover "
+                          "an image of the mean size, 1 to 64)")
     own.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when present)")
     own.add_argument("--resume", type=Path, default=None, metavar="CKPT",
                      help="continue training this checkpoint (its network; a fresh optimizer)")
@@ -724,6 +744,14 @@ def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                          max_minutes=args.max_minutes, patience=args.patience if val_stems else None,
                          keep_best=bool(val_stems), num_workers=args.workers)
     train_data = data.subset(train_stems, tile_size=tile)
+    if args.tiles_per_image is not None:
+        repeats = args.tiles_per_image
+    else:   # an epoch sees about every pixel once: mean image area / tile area
+        sizes = train_data.summary()["sizes"]                        # {"HxW": count}
+        area = sum(np.prod([int(n) for n in hw.split("x")]) * c for hw, c in sizes.items()) / len(train_stems)
+        repeats = int(np.clip(round(area / tile**2), 1, 64))
+    print(f"{repeats} random {tile}x{tile} tile(s) per training image per epoch")
+    train_data = _Repeated(train_data, repeats) if repeats > 1 else train_data
     val_data = data.subset(val_stems) if val_stems else None
     history = fit(model, train_data, val_data, config)
     if prior_history:   # one history: the earlier epochs, then these
@@ -740,7 +768,7 @@ def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     print(f"trained {epochs} epoch(s) in {history['seconds'][-1]:.0f} s ({why})")
     meta = dict(data="unet_lib.files.ImageFolder", mask_kind=mask_kind, num_classes=data.num_classes,
                 in_channels=data.in_channels, low=data.low, high=data.high, channel_axis=data.channel_axis,
-                tile_size=tile, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
+                tile_size=tile, tiles_per_image=repeats, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
                 train_images=list(train_stems), val_images=list(val_stems))
     if val_data is not None:
         scores = evaluate(model, val_data, weighted=config.weighted)
