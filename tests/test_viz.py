@@ -1,17 +1,25 @@
 """Tests for unet_lib.viz: the source listing notebooks show, and the figure helpers."""
 
+import copy
 import inspect
+import re
+import time
+from collections import Counter
 
 import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from matplotlib.patches import Rectangle
+from torch import nn
 
 from unet_lib.blocks import DoubleConv, center_crop
-from unet_lib.viz import plot_history, show_feature_maps, show_images, show_source
+from unet_lib.model import UNet, block_shapes, named_blocks
+from unet_lib.viz import draw_unet, plot_history, show_feature_maps, show_images, show_source
 
 
 def test_show_source_is_the_library_code():
@@ -56,3 +64,205 @@ def test_plot_history_without_validation_shows_the_loss_only():
 def test_plot_history_rejects_an_empty_history():
     with pytest.raises(ValueError, match="the history has no epochs; pass the dict that fit returns"):
         plot_history({"epoch": []})
+
+
+# -- draw_unet ----------------------------------------------------------------------------------
+# Oracles: block_shapes (each block's output) and forward hooks on every convolution, up-conv and
+# pooling layer of a meta copy of the model, which see every feature map that Fig. 1 draws.
+
+@pytest.fixture(scope="module")
+def paper_net():
+    return UNet()
+
+
+def _labels(fig):
+    """(size labels, channel labels) that draw_unet wrote: the sizes upright, the channels level."""
+    texts = fig.axes[0].texts
+    return ([t.get_text() for t in texts if t.get_rotation() == 90],
+            [t.get_text() for t in texts if t.get_rotation() == 0])
+
+
+def _oracle(model, size):
+    """The sizes ("H x W", one per feature map of Fig. 1) and the set of channel counts, from hooks on
+    the layers of a meta copy: the input, each conv / up-conv / pooling output (the 1x1 conv of
+    bilinear upsampling is the up-conv, the concatenation has the up-conv's size)."""
+    meta = copy.deepcopy(model).to("meta")
+    shapes = []
+    for module in meta.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d)):
+            module.register_forward_hook(lambda m, args, out: shapes.append(tuple(out.shape[1:])))
+    meta(torch.empty(1, model.in_channels, *size, device="meta"))
+    shapes.insert(0, (model.in_channels, *size))
+    return Counter(f"{h} x {w}" for _, h, w in shapes), {str(c) for c, _, _ in shapes}
+
+
+def _block_outputs(model, size):
+    meta = copy.deepcopy(model).to("meta")
+    return dict(block_shapes(meta, torch.empty(1, model.in_channels, *size, device="meta")))
+
+
+def _assert_nothing_overlaps(fig):
+    """No label overlaps another label, a box or the legend; the legend overlaps no box."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    texts = [t.get_window_extent(renderer).expanded(0.98, 0.98) for t in ax.texts]
+    boxes = [p.get_window_extent(renderer) for p in ax.patches if isinstance(p, Rectangle)]
+    legend = ax.get_legend().get_window_extent(renderer)
+    for i, a in enumerate(texts):
+        assert not any(a.overlaps(b) for b in texts[i + 1:]), f"label {ax.texts[i].get_text()!r} overlaps a label"
+        assert not any(a.overlaps(b) for b in boxes), f"label {ax.texts[i].get_text()!r} overlaps a box"
+        assert not a.overlaps(legend), f"label {ax.texts[i].get_text()!r} overlaps the legend"
+    assert not any(legend.overlaps(b) for b in boxes), "the legend overlaps a box"
+    inside = fig.bbox
+    for t, extent in zip(ax.texts, texts):
+        assert inside.contains(extent.x0, extent.y0) and inside.contains(extent.x1, extent.y1), \
+            f"label {t.get_text()!r} is cut off"
+
+
+def test_draw_unet_paper_network_labels_are_what_the_model_reports(paper_net):
+    fig = draw_unet(paper_net, 572)
+    sizes, channels = _labels(fig)
+    numbers = {int(n) for t in fig.findobj(plt.Text) for n in re.findall(r"\d+", t.get_text())}
+    assert {572, 388, 64, 1024, 28} <= numbers                 # the paper's tile, output, widths, bottom
+    outputs = _block_outputs(paper_net, (572, 572))
+    assert outputs["downs[3]"] == (1, 1024, 28, 28)            # the bottleneck, as Fig. 1 has it
+    for name, (_, c, h, w) in outputs.items():
+        assert f"{h} x {w}" in sizes and str(c) in channels, name
+    expected_sizes, expected_channels = _oracle(paper_net, (572, 572))
+    assert Counter(sizes) == expected_sizes
+    assert set(channels) == expected_channels == {"1", "64", "128", "256", "512", "1024", "2"}
+    # Fig. 1, read off the paper: the first level and the output
+    assert {"572 x 572", "570 x 570", "568 x 568", "392 x 392", "390 x 390", "388 x 388"} <= set(sizes)
+    assert fig.axes[0].get_title().startswith("U-Net (depth 4, 64 base channels, valid padding): input 572 x 572, "
+                                              "output 388 x 388")
+    assert 10 <= fig.get_figwidth() <= 13 and 6 <= fig.get_figheight() <= 8   # about (12, 7)
+    _assert_nothing_overlaps(fig)
+    fig.savefig("/tmp/unet_paper.png", dpi=100)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("input_size", [220, 348])
+def test_draw_unet_course_model_labels_are_what_the_model_reports(input_size):
+    model = UNet(depth=3, base_channels=16, batch_norm=True)
+    fig = draw_unet(model, input_size)
+    sizes, channels = _labels(fig)
+    expected_sizes, expected_channels = _oracle(model, (input_size, input_size))
+    assert Counter(sizes) == expected_sizes
+    assert set(channels) == expected_channels
+    out = model.output_size(input_size)
+    assert f"{out} x {out}" in sizes and f"{input_size} x {input_size}" in sizes
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "conv 3x3, BatchNorm, ReLU" in legend and "copy and crop" in legend
+    _assert_nothing_overlaps(fig)
+    if input_size == 220:
+        fig.savefig("/tmp/unet_course.png", dpi=100)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_draw_unet_any_depth_padding_and_upsampling(depth, padding, upsampling):
+    model = UNet(in_channels=3, num_classes=5, depth=depth, base_channels=4, padding=padding, upsampling=upsampling)
+    size = model.min_input_size() + 2**depth   # the second valid size
+    fig = draw_unet(model, size)
+    sizes, channels = _labels(fig)
+    # a box per map: input, 2 convs per level and per up, a pooling and a concatenation per level, output
+    assert len(sizes) == 4 + 6 * depth and len(channels) == 4 + 5 * depth
+    expected_sizes, expected_channels = _oracle(model, (size, size))
+    assert Counter(sizes) == expected_sizes and set(channels) == expected_channels
+    if padding == "same":
+        assert set(sizes) == {f"{size // 2**k} x {size // 2**k}" for k in range(depth + 1)}
+    _assert_nothing_overlaps(fig)
+    plt.close(fig)
+
+
+def test_draw_unet_rectangular_input_writes_height_by_width():
+    model = UNet(depth=2, base_channels=4)
+    fig = draw_unet(model, (60, 92))
+    sizes, _ = _labels(fig)
+    assert Counter(sizes) == _oracle(model, (60, 92))[0]
+    assert "60 x 92" in sizes and "20 x 52" in sizes
+    plt.close(fig)
+
+
+def _emphasised(fig):
+    """The boxes draw_unet drew at full strength, as (x, y) of their lower left corners."""
+    return {(p.get_x(), p.get_y()) for p in fig.axes[0].patches if isinstance(p, Rectangle) and p.get_alpha() == 1}
+
+
+def test_draw_unet_highlight_emphasises_the_named_blocks_and_fades_the_rest():
+    model = UNet(depth=3, base_channels=4)
+    plain = draw_unet(model, 92)
+    boxes = [p for p in plain.axes[0].patches if isinstance(p, Rectangle)]
+    assert len(boxes) == 4 + 7 * 3 and len(_emphasised(plain)) == len(boxes)   # nothing faded without highlight
+    counts = {"inc": 3,                         # the input and the two convs
+              "downs[0]": 3,                    # a pooling and two convs
+              "bottleneck": 3,
+              "contracting": 3 + 3 * 2,
+              "ups[0]": 4,                      # the up-conv, the copy, two convs
+              "outc": 1,
+              "expansive": 4 * 3 + 1,
+              "skips": 3 + 3,                   # the copied maps and where they come from
+              ("inc", "ups[2]"): 3 + 4}
+    for highlight, count in counts.items():
+        fig = draw_unet(model, 92, highlight=list(highlight) if isinstance(highlight, tuple) else highlight)
+        assert len(_emphasised(fig)) == count, highlight
+        assert "highlighted: " in fig.axes[0].get_title()
+        plt.close(fig)
+    # "bottleneck" is the last Down block
+    assert _emphasised(draw_unet(model, 92, highlight="bottleneck")) == _emphasised(
+        draw_unet(model, 92, highlight="downs[2]"))
+    plt.close("all")
+
+
+def test_draw_unet_highlight_of_an_unknown_name_lists_the_names():
+    with pytest.raises(ValueError, match=r"highlight='down\[0\]' is not a block or a part of this U-Net; use one of "
+                                         r"the blocks inc, downs\[0\], downs\[1\], ups\[0\], ups\[1\], outc or the "
+                                         r"parts contracting, bottleneck, expansive, skips"):
+        draw_unet(UNet(depth=2, base_channels=4), 44, highlight="down[0]")
+    with pytest.raises(ValueError, match="'ups\\[3\\]' is not a block"):
+        draw_unet(UNet(depth=2, base_channels=4), 44, highlight=["inc", "ups[3]"])
+    with pytest.raises(TypeError, match="highlight must be a block name, a part or a list of them, got 3"):
+        draw_unet(UNet(depth=2, base_channels=4), 44, highlight=3)
+    with pytest.raises(ValueError, match="highlight is an empty list; name a block or a part, or pass None"):
+        draw_unet(UNet(depth=2, base_channels=4), 44, highlight=[])
+
+
+def test_draw_unet_refuses_a_model_that_is_not_a_unet():
+    with pytest.raises(TypeError, match="model must be a unet_lib.UNet, got .*Conv2d"):
+        draw_unet(nn.Conv2d(1, 2, 3), 572)
+
+
+def test_draw_unet_refuses_an_invalid_input_size(paper_net):
+    with pytest.raises(ValueError, match="input height 570 is not valid for depth=4, padding='valid'; nearest "
+                                         "valid sizes: 556, 572"):
+        draw_unet(paper_net, 570)
+    with pytest.raises(ValueError, match=r"input_size must be an int or \(height, width\), got \(572, 572, 1\)"):
+        draw_unet(paper_net, (572, 572, 1))
+
+
+def test_draw_unet_computes_nothing_and_leaves_the_model_alone(paper_net):
+    calls = []
+    handle = paper_net.register_forward_hook(lambda *args: calls.append(1))
+    before = {k: v.clone() for k, v in list(paper_net.state_dict().items())[:2]}
+    try:
+        plt.close(draw_unet(paper_net, 572))                       # warm up torch's meta kernels
+        start = time.perf_counter()
+        fig = draw_unet(paper_net, 4092)                           # a real forward pass would take minutes
+        seconds = time.perf_counter() - start
+    finally:
+        handle.remove()
+    assert seconds < 2.0
+    assert "4092 x 4092" in _labels(fig)[0]
+    assert calls == [] and next(paper_net.parameters()).device.type == "cpu"
+    assert all(torch.equal(paper_net.state_dict()[k], v) for k, v in before.items())
+    plt.close(fig)
+
+
+def test_draw_unet_draws_into_given_axes_with_a_title():
+    fig, ax = plt.subplots(figsize=(12, 7))
+    assert draw_unet(UNet(depth=2, base_channels=4), 44, ax=ax, title="where we are") is fig
+    assert ax.get_title() == "where we are" and len(ax.texts) > 0
+    plt.close(fig)
