@@ -17,10 +17,12 @@ same 2x2 windows as it would on the whole image, and the stitched prediction equ
 prediction of the whole mirror-padded image up to float rounding.
 """
 
+import functools
+
 import numpy as np
 import torch
 
-from .model import UNet
+from .model import UNet, _output_side, _valid_sizes_rule
 from .validate import check_finite, check_instance, check_int, check_parameters_finite, check_spatial, check_tensor
 
 __all__ = ["mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_labels", "predict_naive_tiles"]
@@ -66,10 +68,16 @@ def context_margin(model: UNet) -> int:
     """
     if not isinstance(model, UNet):
         raise TypeError(f"expected a unet_lib.UNet (it knows its size arithmetic), got {type(model).__name__}")
-    valid = UNet(depth=model.depth, base_channels=1, padding="valid")
-    n = valid.min_input_size()
-    margin = (n - valid.output_size(n)) // 2
+    margin = _valid_margin(model.depth)
     return margin if model.padding == "valid" else margin + 2**model.depth - 1
+
+
+@functools.lru_cache(maxsize=None)
+def _valid_margin(depth: int) -> int:
+    """(n - output_size(n)) / 2 of a valid-padding net of this depth, from the model's own size
+    arithmetic (no network is built: this runs on every training step)."""
+    n, _ = _valid_sizes_rule(depth, "valid")        # the smallest valid input length
+    return (n - _output_side(n, depth, "valid")) // 2
 
 
 def _input_for(model: UNet, out: int) -> tuple[int, int]:
