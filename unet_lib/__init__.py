@@ -14,10 +14,12 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import (ToyCells, draw_cells, instances_to_mask, load_real_nuclei, percentile_normalize, separate_touching,
                    targets_from_instances, touching_borders)
 from .losses import weighted_cross_entropy
-from .metrics import InstanceScores, dice, instance_scores, iou, label_instances, pixel_error, rand_error
+from .files import ImageFolder, read_image, read_mask, split_by_image, write_labels
+from .metrics import (InstanceScores, class_scores, confusion_matrix, dice, instance_scores, iou, label_instances,
+                      pixel_error, rand_error)
 from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
-from .train import COURSE_CHECKPOINT, TrainConfig, evaluate, fit, train_step
+from .train import COURSE_CHECKPOINT, NonFiniteLossError, TrainConfig, evaluate, fit, train_step
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
 from .widgets import FeatureMapExplorer, feature_maps, unet_layers
 
@@ -32,14 +34,16 @@ __all__ = [
     "unet_weight_map", "class_weight_map", "border_term", "border_term_naive", "two_nearest_distances",
     "weighted_cross_entropy",
     # training (07)
-    "TrainConfig", "fit", "train_step", "evaluate", "Checkpoint", "save_checkpoint", "load_checkpoint",
+    "TrainConfig", "fit", "train_step", "evaluate", "NonFiniteLossError", "Checkpoint", "save_checkpoint", "load_checkpoint",
     "COURSE_CHECKPOINT",
     # metrics and overlap-tile inference (08)
-    "iou", "dice", "pixel_error", "rand_error", "label_instances", "InstanceScores", "instance_scores",
+    "iou", "dice", "pixel_error", "rand_error", "confusion_matrix", "class_scores", "label_instances", "InstanceScores", "instance_scores",
     "mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_labels", "predict_naive_tiles",
     # feature-map explorer (09)
     "FeatureMapExplorer", "feature_maps", "unet_layers",
     # real nuclei and a classical baseline (10)
     "load_real_nuclei", "percentile_normalize", "otsu_threshold", "otsu_instances", "classical_instances",
     "remove_small_objects", "seeded_watershed",
+    # your own images (the command lines: python -m unet_lib.train --images, python -m unet_lib.predict)
+    "ImageFolder", "split_by_image", "read_image", "read_mask", "write_labels",
 ]
