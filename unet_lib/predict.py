@@ -29,6 +29,7 @@ from .files import IMAGE_SUFFIXES, _list_folder, normalize_image, read_image, wr
 from .metrics import label_instances
 from .model import UNet
 from .tiling import predict_tiled
+from .train import _device_arg
 
 __all__ = ["predict_image", "main", "MANIFEST"]
 
@@ -79,12 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.model.is_file():
         parser.error(f"argument MODEL.pt: no checkpoint at {args.model}")
-    try:
-        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError:
-        parser.error(f"argument --device: {args.device!r} is not a torch device; use cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"argument --device: {args.device!r} asked for, but torch sees no CUDA GPU here; use --device cpu")
+    device = torch.device(_device_arg(parser, args.device) or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         model, _, _, meta = load_checkpoint(args.model)
     except ValueError as error:
