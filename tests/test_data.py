@@ -11,7 +11,7 @@ import torch
 from scipy import ndimage
 
 from unet_lib.data import (ToyCells, draw_cells, instances_to_mask, separate_touching, targets_from_instances,
-                           touching_borders)
+                           touching_borders, touching_fraction)
 from unet_lib.weights import unet_weight_map
 
 
@@ -38,6 +38,16 @@ def test_touching_borders_worked_by_hand():
     np.testing.assert_array_equal(touching_borders(instances), expected)
     np.testing.assert_array_equal(separate_touching(instances), np.where(expected, 0, instances))
     np.testing.assert_array_equal(instances_to_mask(instances), (np.where(expected, 0, instances) > 0).astype(int))
+
+
+def test_touching_fraction_worked_by_hand():
+    # cells 1 and 2 touch, cell 5 stands alone (ids need not be consecutive): 2 of 3 touch
+    instances = np.zeros((6, 8), np.int64)
+    instances[1:3, 1:3], instances[1:3, 3:5], instances[4:6, 6:8] = 1, 2, 5
+    assert touching_fraction(instances) == pytest.approx(2 / 3)
+    assert touching_fraction(np.zeros((4, 4), np.int64)) == 0.0
+    with pytest.raises(TypeError, match="instances"):
+        touching_fraction(np.zeros((4, 4), np.float32) + 0.5)
 
 
 def test_touching_borders_match_brute_force():

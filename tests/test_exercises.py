@@ -26,7 +26,7 @@ from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from unet_lib.exercises import (
-    EXERCISE_TAG, NOTEBOOK_GLOB, RAISES_TAG, SOLUTION_TAG, STAMP_KEY, ExerciseError, content_digest,
+    ANSWER_TAG, EXERCISE_TAG, NOTEBOOK_GLOB, RAISES_TAG, SOLUTION_TAG, STAMP_KEY, ExerciseError, content_digest,
     exercise_edition, exercise_section, generate, main, make_skeleton, render, same_notebook,
 )
 
@@ -208,6 +208,27 @@ def test_exercise_edition_of_a_hand_made_notebook():
     check = cells[4]
     assert check.source == "check_center_crop(crop)" and check.metadata.tags == [RAISES_TAG]
     assert [RAISES_TAG in c.metadata.get("tags", []) for c in cells].count(True) == 1
+
+
+def _tagged(cell, tag):
+    cell.metadata["tags"] = [tag]
+    return cell
+
+
+def test_answers_are_replaced_by_one_note_per_run():
+    solution = _toy_solution_notebook()
+    solution.cells[6:6] = [_tagged(new_markdown_cell("**Answer 1.** Because 0.92 > 0.85."), ANSWER_TAG),
+                           _tagged(new_markdown_cell("**Answer 2.** The merged count fell from 9 to 2."), ANSWER_TAG)]
+    solution.cells.append(_tagged(new_markdown_cell("**Answer 3.** A late one."), ANSWER_TAG))
+    nb = exercise_edition(solution, "notebooks/99_toy.ipynb")
+    text = render(nb)
+    assert "Answer 1" not in text and "Answer 2" not in text and "Answer 3" not in text
+    notes = [c for c in nb.cells if "worked answers" in c.source]
+    assert len(notes) == 2 and all("notebooks/99_toy.ipynb" in c.source for c in notes)
+    assert nb.cells[-1] is notes[1] and nb.cells[-2].source.startswith("print(torch")
+    assert len(nb.cells) == len(solution.cells) + 1 - 3 + 2   # + banner, - answers, + notes
+    nbformat.validate(nb)
+    assert text == render(exercise_edition(solution, "notebooks/99_toy.ipynb"))   # reproducible
 
 
 def test_exercise_edition_is_reproducible_and_valid():

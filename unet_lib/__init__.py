@@ -12,7 +12,7 @@ from .baselines import classical_instances, otsu_instances, otsu_threshold, remo
 from .blocks import DoubleConv, Down, OutConv, Up, center_crop
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import (ToyCells, draw_cells, instances_to_mask, load_real_nuclei, percentile_normalize, separate_touching,
-                   targets_from_instances, touching_borders)
+                   targets_from_instances, touching_borders, touching_fraction)
 from .losses import weighted_cross_entropy
 from .files import ImageFolder, read_image, read_mask, split_by_image, write_labels
 from .metrics import (InstanceScores, class_scores, confusion_matrix, dice, instance_scores, iou, label_instances,
@@ -28,7 +28,8 @@ __all__ = [
     "DoubleConv", "Down", "Up", "OutConv", "center_crop",
     "UNet", "named_blocks", "block_shapes", "cut_skips", "receptive_field",
     # toy cells and augmentation (05)
-    "ToyCells", "draw_cells", "touching_borders", "separate_touching", "instances_to_mask", "targets_from_instances",
+    "ToyCells", "draw_cells", "touching_borders", "touching_fraction", "separate_touching", "instances_to_mask",
+    "targets_from_instances",
     "AugmentConfig", "elastic_displacement", "upsample_displacement", "elastic_deform", "Augmented",
     # the weight map and the loss (06)
     "unet_weight_map", "class_weight_map", "border_term", "border_term_naive", "two_nearest_distances",

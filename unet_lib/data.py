@@ -41,7 +41,7 @@ from .validate import (check_finite, check_index, check_int, check_number, check
 from .weights import ClassWeights, _as_labels, _check_class_weights, _check_w0_sigma, unet_weight_map
 
 __all__ = [
-    "ToyCells", "draw_cells", "touching_borders", "separate_touching", "instances_to_mask",
+    "ToyCells", "draw_cells", "touching_borders", "touching_fraction", "separate_touching", "instances_to_mask",
     "targets_from_instances", "percentile_normalize", "load_real_nuclei",
 ]
 
@@ -62,6 +62,18 @@ def touching_borders(instances) -> np.ndarray:
     no_background = np.where(labels == 0, labels.max(initial=0) + 1, labels)
     smaller = ndimage.minimum_filter(no_background, size=3, mode="nearest") < labels
     return (labels > 0) & (larger | smaller)
+
+
+def touching_fraction(instances) -> float:
+    """The fraction of the cells in ``instances`` ((H, W) integer labels, 0 = background) that
+    touch another cell: that have a pixel on ``touching_borders``. 0.0 for an image without cells.
+    Counts the ids present, so labels need not be consecutive."""
+    labels = _as_labels(instances).astype(np.int64)
+    cells = np.unique(labels[labels > 0])
+    if cells.size == 0:
+        return 0.0
+    touching = np.unique(labels[touching_borders(labels)])
+    return float(touching.size / cells.size)
 
 
 def separate_touching(instances) -> np.ndarray:

@@ -11,6 +11,8 @@ exercise edition is the same notebook with
   ``exercise``;
 * the check cell after it tagged ``raises-exception``, so that "Run All" (JupyterLab, nbclient,
   nbval) goes on past an exercise the learner has not done yet;
+* each run of consecutive cells tagged ``answer`` (the worked answers to the questions at the
+  end) replaced by one note saying that the answers are in the solution notebook;
 * all outputs and execution counts cleared, and a short note under the title.
 
 Run ``python -m unet_lib.exercises`` (``make exercises``) after editing a notebook;
@@ -45,7 +47,7 @@ from nbformat import NotebookNode
 from .atomic import atomic_write
 
 __all__ = [
-    "ExerciseError", "SOLUTION_TAG", "EXERCISE_TAG", "RAISES_TAG", "STAMP_KEY",
+    "ExerciseError", "SOLUTION_TAG", "EXERCISE_TAG", "RAISES_TAG", "ANSWER_TAG", "STAMP_KEY",
     "make_skeleton", "exercise_edition", "content_digest", "render", "same_notebook", "generate",
     "exercise_section", "main",
 ]
@@ -53,6 +55,7 @@ __all__ = [
 SOLUTION_TAG = "solution"            # on a solution cell in notebooks/
 EXERCISE_TAG = "exercise"            # on the same cell, now a skeleton, in exercises/
 RAISES_TAG = "raises-exception"      # Jupyter's tag for a cell that is expected to fail
+ANSWER_TAG = "answer"                # a worked answer: in the solution notebook only
 BANNER_ID = "exercise-edition"       # a fixed cell id keeps the generated files reproducible
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 STAMP_KEY = "unet_lib_exercise"      # notebook metadata: {"source": ..., "sha256": content_digest}
@@ -172,6 +175,27 @@ def _banner(source_name: str) -> NotebookNode:
     return cell
 
 
+def _answers_note(source_name: str, n: int) -> NotebookNode:
+    cell = nbformat.v4.new_markdown_cell(
+        f"**Answers.** Think about the questions above first. The worked answers, with the numbers\n"
+        f"they rest on, are in the solution notebook `{source_name}`.")
+    cell.id = f"answers-note-{n}"   # fixed ids keep the generated files reproducible
+    return cell
+
+
+def _drop_answers(cells: list, source_name: str) -> list:
+    """``cells`` with each run of consecutive ``answer`` cells replaced by one note."""
+    kept, notes = [], 0
+    for cell in cells:
+        if ANSWER_TAG in cell.metadata.get("tags", []):
+            if not (kept and kept[-1].get("id", "").startswith("answers-note-")):
+                notes += 1
+                kept.append(_answers_note(source_name, notes))
+            continue
+        kept.append(cell)
+    return kept
+
+
 def exercise_edition(nb: NotebookNode, source_name: str = "the solution notebook") -> NotebookNode:
     """The exercise edition of the solution notebook ``nb`` (a new notebook; ``nb`` is unchanged).
 
@@ -180,6 +204,7 @@ def exercise_edition(nb: NotebookNode, source_name: str = "the solution notebook
     """
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)   # saved widget state is output too
+    nb.cells = _drop_answers(nb.cells, source_name)
     cells = nb.cells
     for i, cell in enumerate(cells):
         cell.metadata.pop("execution", None)   # timestamps that nbclient records
@@ -206,8 +231,11 @@ def exercise_edition(nb: NotebookNode, source_name: str = "the solution notebook
             check_tags.append(RAISES_TAG)
     at = 1 if cells and cells[0].cell_type == "markdown" else 0   # under the title
     banner = _banner(source_name)
-    if not all("id" in c for c in cells):   # nbformat < 4.5 has no cell ids
-        del banner["id"]
+    if not all("id" in c for c in cells if not c.get("id", "").startswith("answers-note-")):
+        del banner["id"]   # nbformat < 4.5 has no cell ids
+        for c in cells:
+            if c.get("id", "").startswith("answers-note-"):
+                del c["id"]
     cells.insert(at, banner)
     # the stamp: what the generator wrote, so that a later run can tell a learner's changes apart
     nb.metadata[STAMP_KEY] = {"source": source_name, "sha256": content_digest(nb)}
