@@ -61,6 +61,27 @@ def test_skeleton_gets_the_friendly_message(check):
     assert_skeleton_is_friendly(getattr(checks, check), "my_answer")
 
 
+def _draws_after(call) -> tuple[float, float]:
+    """torch's and numpy's next global random numbers after seeding both and running ``call``."""
+    torch.manual_seed(123)
+    np.random.seed(123)
+    call()
+    return torch.rand(1).item(), np.random.rand()
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_checks_leave_the_learners_global_rng_alone(check):
+    def run():
+        with pytest.raises(NotImplementedError):
+            getattr(checks, check)(skeleton("my_answer"))
+    assert _draws_after(run) == _draws_after(lambda: None)
+
+
+def test_a_passing_check_leaves_the_global_rng_alone():
+    # check_double_conv seeds its own case and builds the learner's block (which draws weights)
+    assert _draws_after(lambda: check_double_conv(DoubleConv)) == _draws_after(lambda: None)
+
+
 @pytest.mark.parametrize("check", CHECKS)
 def test_every_check_is_tested_both_ways_here(check):
     tests = {name: fn for name, fn in globals().items() if name.startswith(f"test_{check}_")}

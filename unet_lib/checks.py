@@ -6,6 +6,7 @@ message names what is wrong and gives a hint where to look. An exercise that is 
 skeleton raises ``NotImplementedError`` with a message that says which function to fill in.
 """
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -37,6 +38,21 @@ class CheckPassed(str):
         return str(self)
 
 
+def _own_rng(check: Callable) -> Callable:
+    """Run ``check`` with torch's and numpy's global random states saved and restored: a check
+    seeds its own cases, and must not reseed the learner's notebook (which would make the
+    cells after it draw different numbers than without the check)."""
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        numpy_state = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):   # devices=[]: the CPU generator; CUDA is untouched
+                return check(*args, **kwargs)
+        finally:
+            np.random.set_state(numpy_state)
+    return run
+
+
 def _fail(problem: str, hint: str) -> None:
     raise CheckError(f"{problem}\nHint: {hint}")
 
@@ -61,6 +77,7 @@ def _check_float32(module: nn.Module, what: str) -> None:
               "leave dtype at its default (do not pass dtype=torch.float64 or call .double() / .half())")
 
 
+@_own_rng
 def check_context_margin(context_margin: Callable[[int], int]) -> CheckPassed:
     """``context_margin(depth)`` must give how many pixels a valid-padding U-Net with ``depth``
     poolings loses on each side: (input size - output size) / 2."""
@@ -81,6 +98,7 @@ def check_context_margin(context_margin: Callable[[int], int]) -> CheckPassed:
     return CheckPassed("✓ context_margin matches the U-Net's output sizes for depth 0 to 4")
 
 
+@_own_rng
 def check_double_conv(cls: Callable[[int, int], nn.Module]) -> CheckPassed:
     """``cls(in_channels, out_channels)`` must build the paper's double convolution."""
     torch.manual_seed(0)
@@ -119,6 +137,7 @@ def check_double_conv(cls: Callable[[int, int], nn.Module]) -> CheckPassed:
     return CheckPassed(f"✓ {cls.__name__}: shapes, parameter count and values match DoubleConv")
 
 
+@_own_rng
 def check_up_conv(make_up_conv: Callable[[int], nn.Module]) -> CheckPassed:
     """``make_up_conv(in_channels)`` must return the paper's up-convolution: (B, C, H, W) ->
     (B, C/2, 2H, 2W) with a learned 2x2 kernel."""
@@ -144,6 +163,7 @@ def check_up_conv(make_up_conv: Callable[[int], nn.Module]) -> CheckPassed:
     return CheckPassed("✓ make_up_conv doubles H and W and halves the channels with a learned 2x2 kernel")
 
 
+@_own_rng
 def check_center_crop(crop: Callable) -> CheckPassed:
     """``crop(x, size)`` must crop the last two dimensions of x to (h, w) around the centre."""
     x = torch.arange(2 * 3 * 12 * 10, dtype=torch.float32).reshape(2, 3, 12, 10)
@@ -170,6 +190,7 @@ def check_center_crop(crop: Callable) -> CheckPassed:
     return CheckPassed("✓ crop matches center_crop on even and odd differences")
 
 
+@_own_rng
 def check_output_size(output_size: Callable[[int, int], int | None]) -> CheckPassed:
     """``output_size(input_size, depth)`` must give a valid-padding U-Net's output size, or
     None where ``input_size`` is not a valid input size."""
@@ -202,6 +223,7 @@ def check_output_size(output_size: Callable[[int, int], int | None]) -> CheckPas
     return CheckPassed("✓ output_size agrees with UNet.output_size for depths 1, 2 and 4")
 
 
+@_own_rng
 def check_otsu_threshold(otsu: Callable) -> CheckPassed:
     """``otsu(image)`` must return Otsu's threshold t of a numpy image (foreground = image > t):
     the largest background value of the split with the largest between-class variance."""
@@ -240,6 +262,7 @@ def check_otsu_threshold(otsu: Callable) -> CheckPassed:
     return CheckPassed("✓ otsu matches unet_lib.baselines.otsu_threshold on hand-worked and bimodal images")
 
 
+@_own_rng
 def check_record_output(record_output: Callable) -> CheckPassed:
     """``record_output(model, x, block)`` must run ``model`` once on ``x`` (B, C, H, W) and return
     what its submodule ``block`` produced, (B, C', h, w), caught with a forward hook that is
@@ -317,6 +340,7 @@ def _ground_truth_cases() -> list[tuple[str, np.ndarray]]:
             ("two cells one pixel apart (ids 5 and 7)", apart), ("a 40x40 toy-cells image", toy)]
 
 
+@_own_rng
 def check_instances_to_mask(instances_to_mask: Callable) -> CheckPassed:
     """``instances_to_mask(instances)`` must turn an (H, W) label image into the paper's mask:
     1 on cells, 0 on background and on every cell pixel that has a pixel of *another* cell
@@ -352,6 +376,7 @@ def check_instances_to_mask(instances_to_mask: Callable) -> CheckPassed:
                        "and nothing else")
 
 
+@_own_rng
 def check_border_term(border_term: Callable) -> CheckPassed:
     """``border_term(instances, w0, sigma)`` must return the second term of Eq. 2,
     w0 * exp(-(d1 + d2)^2 / (2 sigma^2)), on background pixels (0 on cells, 0 everywhere with fewer
@@ -422,6 +447,7 @@ def _train_step_case():
     return model, twin, batch
 
 
+@_own_rng
 def check_train_step(train_step: Callable) -> CheckPassed:
     """``train_step(model, optimizer, batch)`` must do one optimisation step with the paper's
     weighted loss on the mirror-padded batch and return the loss as a float; compared with
@@ -458,6 +484,7 @@ def check_train_step(train_step: Callable) -> CheckPassed:
     return CheckPassed("✓ train_step: same loss and same weights as unet_lib.train.train_step over two steps")
 
 
+@_own_rng
 def check_iou(iou_fn: Callable) -> CheckPassed:
     """``iou_fn(pred, mask)`` must give the foreground IoU of two 0/1 numpy arrays, 1.0 when both
     are empty; compared with ``unet_lib.metrics.iou``."""
@@ -488,6 +515,7 @@ def check_iou(iou_fn: Callable) -> CheckPassed:
     return CheckPassed("✓ iou matches unet_lib.metrics.iou, also for empty masks")
 
 
+@_own_rng
 def check_count_matches(count_matches: Callable) -> CheckPassed:
     """``count_matches(pred_instances, instances)`` must count the one-to-one matches at
     IoU >= 0.5 between predicted and true cells; compared with ``instance_scores(...).tp``."""
