@@ -19,7 +19,8 @@ from torch import nn
 
 from unet_lib.blocks import DoubleConv, center_crop
 from unet_lib.model import UNet, block_shapes, named_blocks
-from unet_lib.viz import draw_unet, plot_history, show_feature_maps, show_images, show_source
+from unet_lib.viz import (COURSE_DPI, draw_unet, label_colours, plot_history, show_feature_maps, show_images,
+                          show_source, use_course_style)
 
 
 def test_show_source_is_the_library_code():
@@ -38,6 +39,40 @@ def test_show_images_accepts_torch_and_numpy():
     fig = show_images([torch.rand(1, 8, 8), np.zeros((8, 8)), torch.rand(3, 8, 8)], titles=["a", "b", "c"], colorbar=True)
     assert [ax.get_title() for ax in fig.axes[:3]] == ["a", "b", "c"]
     assert len(fig.axes) == 6    # three images, three colour bars
+
+
+def test_label_colours_black_background_and_distinct_colours():
+    labels = np.arange(64).reshape(8, 8)          # background and 63 objects
+    rgb = label_colours(labels)
+    assert rgb.shape == (8, 8, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    assert (rgb[0, 0] == 0).all()                 # background black
+    colours = {tuple(np.round(c, 6)) for c in rgb.reshape(-1, 3)[1:]}
+    assert len(colours) == 63                     # every object its own colour (tab20 repeats after 20)
+    assert rgb.reshape(-1, 3)[1:].max(axis=1).min() >= 0.85   # bright on black
+    np.testing.assert_array_equal(label_colours(torch.tensor([[0, 5]]))[0, 1], rgb[0, 5])   # same id, same colour
+
+
+@pytest.mark.parametrize("bad, match", [(np.zeros((2, 3, 4)), "label image"), (np.full((3, 3), 0.5), "integer"),
+                                        (-np.ones((3, 3)), "integer")])
+def test_label_colours_refuses_what_is_not_a_label_image(bad, match):
+    with pytest.raises(ValueError, match=match):
+        label_colours(bad)
+
+
+def test_show_images_labels_panel_and_colour_bars_per_panel():
+    fig = show_images([np.random.rand(6, 6), np.array([[0, 1], [2, 3]])], ["image", "labels"],
+                      cmap=["gray", "labels"], colorbar=[True, False])
+    assert len(fig.axes) == 3                     # two panels and one colour bar
+    assert (fig.axes[1].images[0].get_array()[0, 0] == 0).all()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="2 images but 1 cmaps"):
+        show_images([np.zeros((2, 2))] * 2, cmap=["gray"])
+
+
+def test_use_course_style_sets_a_readable_resolution():
+    with plt.rc_context():
+        use_course_style()
+        assert plt.rcParams["figure.dpi"] == COURSE_DPI and plt.rcParams["xtick.labelsize"] >= 8
 
 
 def test_show_feature_maps_shows_at_most_max_channels():
