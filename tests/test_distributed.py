@@ -16,7 +16,7 @@ from torch import nn
 from unet_lib import UNet, distributed
 from unet_lib.checkpoint import load_checkpoint
 from unet_lib.data import ToyCells
-from unet_lib.train import TrainConfig, fit
+from unet_lib.train import NonFiniteLossError, TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120   # seconds for a whole multi-process run: a hang (a rank left waiting) fails, not blocks
@@ -79,6 +79,13 @@ def _worker(out: str) -> None:
         recording = _Recording([_data(N_TRAIN, 0)[i] for i in range(N_TRAIN)])
         fit(_model(batch_norm=False), recording, None, _config(epochs=2))
         result["asked"] = recording.asked[N_TRAIN:]   # after fit's check of every sample's first draw
+        # 4. a loss that overflows on the rank that gets sample 0 only: both ranks must stop
+        samples = [_data(4, 0)[i] for i in range(4)]
+        samples[0] = dict(samples[0], weight_map=torch.full_like(samples[0]["weight_map"], 3e38))
+        try:
+            fit(_model(batch_norm=False), samples, None, _config())
+        except NonFiniteLossError as error:
+            result["nonfinite"] = str(error)
         torch.save(result, Path(out) / f"rank{rank}.pt")
     finally:
         distributed.close()
@@ -183,6 +190,14 @@ def test_decisions_are_taken_together_and_the_checkpoint_loads_in_one_process(tw
     checkpoint = load_checkpoint(out / "ddp.pt")
     assert set(checkpoint.model.state_dict()) == set(_model(batch_norm=True).state_dict())   # no "module."
     assert all(torch.equal(checkpoint.model.state_dict()[k], a["bn_state"][k]) for k in a["bn_state"])
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank(two_ranks):
+    results, _ = two_ranks
+    messages = [results[r].get("nonfinite", "went on training") for r in (0, 1)]
+    here = [m for m in messages if "the loss is inf (not finite)" in m]
+    other = [m for m in messages if "the loss on another rank is not finite" in m]
+    assert len(here) == 1 and len(other) == 1, messages   # the rank that had sample 0, and the other
 
 
 def test_torchrun_trains_from_the_command_line_and_rank_0_alone_prints_and_writes(tmp_path):

@@ -136,7 +136,10 @@ def _check_config(config: TrainConfig) -> None:
                              f"use 'cpu', 'cuda' or None") from None
 
 
-def _check_model(model) -> None:
+def _check_model(model, ddp: bool = True) -> None:
+    """A UNet; with ``ddp`` also the DDP-wrapped UNet that ``fit`` passes to ``train_step`` on several ranks."""
+    if ddp and isinstance(model, DistributedDataParallel) and isinstance(getattr(model.module, "unet", None), UNet):
+        return
     if not isinstance(model, UNet):
         raise TypeError(f"model must be a unet_lib.UNet, got {type(model).__name__}")
 
@@ -174,10 +177,13 @@ def _device(config: TrainConfig) -> torch.device:
     return torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def _to_model(model: UNet, images: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """Logits (B, K, H, W) for images (B, C, H, W), mirror-padded for a valid-padding model."""
+def _to_model(model: "UNet | DistributedDataParallel", images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """Logits (B, K, H, W) for images (B, C, H, W), mirror-padded for a valid-padding model;
+    through DDP's forward for a UNet that ``fit`` wrapped for several ranks."""
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
+    if isinstance(model, DistributedDataParallel):
+        return model(images)                                     # DDP(_Padded(unet))
     return padded_forward(model, images)
 
 
@@ -200,38 +206,17 @@ def train_step(model: UNet, optimizer: torch.optim.Optimizer, batch: dict, weigh
     check_bool("weighted", weighted)
     check_bool("channels_last", channels_last)
     _check_batch(batch, weighted)
-    return _step(_Padded(model, channels_last), optimizer, batch, weighted, amp, scaler)
-
-
-class _Padded(nn.Module):
-    """``padded_forward`` of a UNet as a module, so that DDP can wrap it: DDP's ``forward`` is
-    where it prepares the gradient averaging of the backward pass that follows."""
-
-    def __init__(self, unet: UNet, channels_last: bool):
-        super().__init__()
-        self.unet, self.channels_last = unet, channels_last
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> logits (B, K, H, W)."""
-        return _to_model(self.unet, images, self.channels_last)
-
-
-def _step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: dict, weighted: bool, amp: bool,
-          scaler: "torch.amp.GradScaler | None", agree: bool = False) -> float:
-    """``train_step`` after its checks; ``net`` is a ``_Padded`` UNet or DDP wrapping one. ``agree``
-    (several ranks): a non-finite loss on any rank stops every rank, before any of them steps
-    (its gradient, averaged by DDP, is already NaN on all)."""
-    param = next(net.parameters())
+    param = next(model.parameters())
     images = batch["image"].to(param.device, param.dtype)               # (B, C, H, W)
     mask = batch["mask"].to(param.device)                               # (B, H, W)
     weight_map = batch["weight_map"].to(param.device) if weighted else None
     if amp and images.is_cuda:
         dtype = torch.float16 if scaler is not None else torch.bfloat16
         with torch.autocast(device_type="cuda", dtype=dtype):
-            logits = net(images)                                        # (B, K, H, W) half precision
+            logits = _to_model(model, images, channels_last)            # (B, K, H, W) half precision
         logits = logits.float()                                         # the loss in float32
     else:
-        logits = net(images)                                            # (B, K, H, W)
+        logits = _to_model(model, images, channels_last)                # (B, K, H, W)
     loss = weighted_cross_entropy(logits, mask, weight_map)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None and amp and images.is_cuda:
@@ -239,12 +224,9 @@ def _step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: dict, weighte
     else:
         loss.backward()
     value = loss.item()
-    here = not np.isfinite(value)
-    # every rank takes part in the vote, also one that already knows (or it would wait for the others)
-    if distributed.any_rank(here) if agree else here:   # one step with a NaN gradient makes every weight NaN
+    if not np.isfinite(value):   # stop here: one step with a NaN gradient makes every weight NaN
         lr = optimizer.param_groups[0].get("lr")
-        what = f"the loss is {value}" if here else f"the loss on another rank (here {value:.4g}) is"
-        raise NonFiniteLossError(f"{what} (not finite); the weights were not updated. Likely causes: "
+        raise NonFiniteLossError(f"the loss is {value} (not finite); the weights were not updated. Likely causes: "
                                  f"a learning rate too high for {type(optimizer).__name__} (lr={lr:g}), so the "
                                  f"weights diverged; or an input or weight map with NaN or inf values")
     if scaler is not None and amp and images.is_cuda:
@@ -253,6 +235,19 @@ def _step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: dict, weighte
     else:
         optimizer.step()
     return value
+
+
+class _Padded(nn.Module):
+    """``padded_forward`` of a UNet as a module, so that DDP can wrap it (``fit`` on several
+    ranks): DDP's ``forward`` is where it prepares the gradient averaging of the backward pass."""
+
+    def __init__(self, unet: UNet) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> logits (B, K, H, W)."""
+        return padded_forward(self.unet, images)
 
 
 def _batches(data: Dataset, batch_size: int):
@@ -288,7 +283,7 @@ def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int 
     Images may differ in size: each image is scored on its own and the counts are pooled. The
     model is left in its mode.
     """
-    _check_model(model)
+    _check_model(model, ddp=False)
     if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
         raise TypeError(f"data must be a Dataset of dicts (e.g. ToyCells), got {describe(data)}")
     check_bool("weighted", weighted)
@@ -393,7 +388,7 @@ def make_optimizer(model: UNet, config: TrainConfig) -> torch.optim.Optimizer:
     over the model's parameters. Build it yourself to restore its state before ``fit``
     (``optimizer.load_state_dict``; see ``unet_lib.checkpoint.load_optimizer_state``)."""
     _check_config(config)
-    _check_model(model)
+    _check_model(model, ddp=False)
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr)
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
@@ -565,21 +560,28 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
                unit="step")
     # SyncBatchNorm (CUDA, several ranks) for the whole run; the model's own layers are back after it
     with distributed.sync_batch_norm(model, device) if world_size > 1 else contextlib.nullcontext(model):
-        net = _Padded(model, channels_last)
+        net = model
         if world_size > 1:
             # DDP copies rank 0's weights to all ranks now and averages the gradients in every backward
-            net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+            net = DistributedDataParallel(_Padded(model), device_ids=[device.index] if device.type == "cuda" else None)
         for epoch in range(1, config.epochs + 1):
             if sampler is not None:
                 sampler.set_epoch(epoch - 1)   # a new order each epoch, the same on every rank
             net.train()
             total, steps = 0.0, 0
             for step, batch in enumerate(loader, start=1):
+                failed = None
                 try:
-                    loss = _step(net, optimizer, batch, config.weighted, use_amp, scaler, agree=world_size > 1)
+                    loss = train_step(net, optimizer, batch, config.weighted, channels_last, use_amp, scaler)
                 except NonFiniteLossError as error:
+                    failed = str(error)
+                # several ranks: a non-finite loss on one stops all (DDP averaged its NaN gradient into
+                # every rank's); the failed rank takes part in this vote too, or the others would wait
+                if world_size > 1 and distributed.any_rank(failed is not None) and failed is None:
+                    failed = "the loss on another rank is not finite (its gradient, averaged, made these weights NaN)"
+                if failed is not None:
                     raise NonFiniteLossError(f"training stopped at epoch {epoch}, step {step} of {len(loader)}: "
-                                             f"{error}") from None
+                                             f"{failed}") from None
                 if schedule is not None:
                     schedule.step()
                 total, steps = total + loss, steps + 1
