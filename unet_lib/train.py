@@ -756,7 +756,9 @@ def main(argv: list[str] | None = None) -> None:
                "augmentation for now. Each epoch draws --tiles-per-image random --tile x --tile tiles per training "
                "image; the "
                "best epoch's weights (by the validation F1 for instances, the mean IoU of classes 1..K-1 for class "
-               "maps) are kept. Predict with `python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR`.")
+               "maps) are kept. Predict with `python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR`. "
+               "Several GPUs or processes: `torchrun --standalone --nproc_per_node=N -m unet_lib.train --images ...` (DDP; "
+               "--batch-size is per process; see the README, 'Beyond one machine').")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"where to write the checkpoint (default without --images: {COURSE_CHECKPOINT})")
     parser.add_argument("--epochs", type=_positive(int), default=None,
@@ -779,7 +781,9 @@ def main(argv: list[str] | None = None) -> None:
     own.add_argument("--base-channels", type=_positive(int), default=16, help="channels at the top (default 16)")
     own.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True,
                      help="BatchNorm after each convolution (not in the paper; default on)")
-    own.add_argument("--batch-size", type=_positive(int), default=4, help="tiles per step (default 4)")
+    own.add_argument("--batch-size", type=_positive(int), default=4,
+                     help="tiles per step and per process (default 4; under torchrun the global batch is "
+                          "processes x this)")
     own.add_argument("--tiles-per-image", type=_positive(int), default=None, metavar="R",
                      help="random tiles drawn from each training image per epoch (default: about as many as cover "
                           "an image of the mean size, 1 to 64)")
@@ -810,7 +814,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             _main_folder(parser, args, world_size)
         finally:   # also after an error, so that the other ranks are not left waiting
-            distributed.close()
+            if world_size > 1:   # the group that _main_folder joined (one process: none to close)
+                distributed.close()
 
 
 def _main_course(args: argparse.Namespace) -> None:
