@@ -16,7 +16,7 @@ import torch
 
 import unet_lib
 import unet_lib.train
-from unet_lib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from unet_lib.checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, save_checkpoint
 from unet_lib.model import UNet
 from unet_lib.train import COURSE_CHECKPOINT, COURSE_MODEL, TrainConfig
 
@@ -288,3 +288,30 @@ def test_meta_is_stored_and_read_back_and_older_files_read_as_empty(tmp_path):
         save_checkpoint(tmp_path / "bad.pt", _model(), TrainConfig(), {"epoch": [1]}, {"norm": torch.zeros(2)})
     with pytest.raises(TypeError, match="meta must be a dict"):
         save_checkpoint(tmp_path / "bad.pt", _model(), TrainConfig(), {"epoch": [1]}, ["not", "a", "dict"])
+
+
+def test_optimizer_state_is_stored_on_the_cpu_and_read_back_and_older_files_have_none(tmp_path):
+    model = _model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.rand(2, 1, model.min_input_size(), model.min_input_size())).mean().backward()
+    optimizer.step()
+    path = save_checkpoint(tmp_path / "m.pt", model, TrainConfig(), {"epoch": [1]},
+                           optimizer_state=optimizer.state_dict())
+    stored = load_optimizer_state(path)
+    assert stored["param_groups"][0]["lr"] == 1e-3 and len(stored["state"]) == len(list(model.parameters()))
+    for i, state in optimizer.state_dict()["state"].items():
+        assert torch.equal(stored["state"][i]["exp_avg"], state["exp_avg"]) and float(stored["state"][i]["step"]) == 1
+    assert isinstance(load_checkpoint(path), Checkpoint)            # the model loads as before
+    restored = torch.optim.Adam(model.parameters(), lr=1e-3)
+    restored.load_state_dict(stored)                                 # and the state fits its optimizer
+    plain = save_checkpoint(tmp_path / "plain.pt", model, TrainConfig(), {"epoch": [1]})
+    assert load_optimizer_state(plain) is None and load_optimizer_state(COURSE_CHECKPOINT) is None
+    with pytest.raises(TypeError, match=r"optimizer_state must be an optimizer's state_dict\(\).*got \['lr'\]"):
+        save_checkpoint(tmp_path / "bad.pt", model, TrainConfig(), {"epoch": [1]}, optimizer_state={"lr": 1e-3})
+    saved = torch.load(path, weights_only=True)
+    saved["optimizer"] = [1, 2]
+    torch.save(saved, tmp_path / "damaged.pt")
+    with pytest.raises(ValueError, match=r"damaged.pt: optimizer must be an optimizer's state_dict\(\).*got list"):
+        load_optimizer_state(tmp_path / "damaged.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_optimizer_state(tmp_path / "missing.pt")

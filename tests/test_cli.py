@@ -1,6 +1,7 @@
 """The command lines for your own images (#13): python -m unet_lib.train --images and
 python -m unet_lib.predict, called in-process as main(argv) on tiny generated folders."""
 
+import copy
 import json
 import re
 import subprocess
@@ -9,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+import torch
 
 from unet_lib import predict, train
-from unet_lib.checkpoint import load_checkpoint
+from unet_lib.checkpoint import load_checkpoint, load_optimizer_state
 from unet_lib.data import draw_cells
 from unet_lib.model import UNet
 
@@ -224,3 +226,42 @@ def test_tiles_per_image(instance_folder, capsys):
     assert load_checkpoint(model_path).meta["tiles_per_image"] == 2
     _train(instance_folder, model_path, "--tiles-per-image", "3", "--force")
     assert load_checkpoint(model_path).meta["tiles_per_image"] == 3
+
+
+def test_resume_continues_the_stored_optimizer_state(instance_folder, capsys, monkeypatch):
+    out = instance_folder / "model.pt"
+    _train(instance_folder, out)
+    saved = load_optimizer_state(out)
+    steps = float(saved["state"][0]["step"])
+    assert steps > 0
+    started, real_fit = [], train.fit
+
+    def spy(model, train_data, val_data, config, optimizer=None):
+        started.append(copy.deepcopy(optimizer.state_dict()))        # what the resumed run starts from
+        return real_fit(model, train_data, val_data, config, optimizer=optimizer)
+
+    monkeypatch.setattr(train, "fit", spy)
+    capsys.readouterr()
+    _train(instance_folder, out, "--resume", str(out))
+    assert f"resuming {out}: its weights and its adam optimizer state" in capsys.readouterr().out
+    for i, state in saved["state"].items():
+        assert torch.equal(started[0]["state"][i]["exp_avg"], state["exp_avg"])
+        assert float(started[0]["state"][i]["step"]) == steps
+    assert float(load_optimizer_state(out)["state"][0]["step"]) == 2 * steps   # and went on from there
+    assert load_checkpoint(out).history["epoch"] == [1.0, 2.0]
+
+
+def test_resume_without_optimizer_state_or_with_another_optimizer_says_it_starts_a_fresh_one(instance_folder,
+                                                                                             capsys):
+    out = instance_folder / "model.pt"
+    _train(instance_folder, out)
+    saved = torch.load(out, weights_only=True)
+    del saved["optimizer"]                                       # as files written before #13 were
+    torch.save(saved, out)
+    capsys.readouterr()
+    _train(instance_folder, out, "--resume", str(out))
+    assert f"note: {out} holds no optimizer state" in capsys.readouterr().out
+    assert load_checkpoint(out).history["epoch"] == [1.0, 2.0] and load_optimizer_state(out) is not None
+    _train(instance_folder, out, "--resume", str(out), "--optimizer", "sgd")
+    assert f"note: {out} was trained with adam, this run uses sgd" in capsys.readouterr().out
+    assert "momentum_buffer" in load_optimizer_state(out)["state"][0]

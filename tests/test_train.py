@@ -1,5 +1,6 @@
 """Tests for unet_lib.train: fit, evaluate, checkpoints and the command line."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -12,7 +13,7 @@ from unet_lib.data import ToyCells
 from unet_lib.metrics import instance_scores, iou, label_instances
 from unet_lib.tiling import padded_forward
 from unet_lib.train import (COURSE_CHECKPOINT, COURSE_MODEL, COURSE_TRAIN, Checkpoint, TrainConfig, evaluate, fit,
-                            load_checkpoint, main, save_checkpoint)
+                            load_checkpoint, main, make_optimizer, save_checkpoint)
 
 TINY = dict(depth=1, base_channels=4, batch_norm=True)
 
@@ -388,3 +389,27 @@ def test_evaluate_counts_cells_predicted_in_an_image_without_cells():
     expected = instance_scores(label_instances(np.stack(preds)), truth)   # the stack: every image counted
     scores = evaluate(model, samples[:2] + [empty])
     assert (scores["precision"], scores["recall"], scores["f1"]) == (expected.precision, expected.recall, expected.f1)
+
+
+def test_fit_steps_a_given_optimizer_on_from_its_state_at_the_configs_lr():
+    model, config = _model(), _config(epochs=1)                      # 4 samples, batch 2: 2 steps
+    optimizer = make_optimizer(model, config)
+    fit(model, _data(4), None, config, optimizer=optimizer)
+    saved = copy.deepcopy(optimizer.state_dict())
+    assert float(saved["state"][0]["step"]) == 2 and saved["param_groups"][0]["lr"] < 1e-9   # the cosine's end
+    restored = make_optimizer(model, config)
+    restored.load_state_dict(saved)
+    lrs = []
+    restored.register_step_pre_hook(lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
+    fit(model, _data(4), None, config, optimizer=restored)
+    assert lrs[0] == config.lr                                       # not the stored lr of ~0
+    assert float(restored.state_dict()["state"][0]["step"]) == 4     # Adam's count went on from 2
+
+
+def test_fit_refuses_an_optimizer_of_another_kind_or_of_another_model():
+    model, config = _model(), _config(epochs=1)
+    with pytest.raises(TypeError, match=r"optimizer must be a torch.optim.Adam \(config.optimizer='adam'\), got SGD"):
+        fit(model, _data(2), None, config, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="optimizer must step exactly this model's parameters.*2 are not the model's"):
+        fit(model, _data(2), None, config, optimizer=torch.optim.Adam(list(model.parameters()) + [
+            torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]))

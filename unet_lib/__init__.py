@@ -10,7 +10,7 @@ One module per topic, in the order of the course: blocks, model (notebooks 01-04
 from .augment import AugmentConfig, Augmented, elastic_deform, elastic_displacement, upsample_displacement
 from .baselines import classical_instances, otsu_instances, otsu_threshold, remove_small_objects, seeded_watershed
 from .blocks import DoubleConv, Down, OutConv, Up, center_crop
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, save_checkpoint
 from .data import (ToyCells, draw_cells, instances_to_mask, load_real_nuclei, percentile_normalize, separate_touching,
                    targets_from_instances, touching_borders, touching_fraction)
 from .losses import weighted_cross_entropy
@@ -19,7 +19,7 @@ from .metrics import (InstanceScores, class_scores, confusion_matrix, dice, inst
                       pixel_error, rand_error)
 from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
-from .train import COURSE_CHECKPOINT, NonFiniteLossError, TrainConfig, evaluate, fit, train_step
+from .train import COURSE_CHECKPOINT, NonFiniteLossError, TrainConfig, evaluate, fit, make_optimizer, train_step
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
 from .widgets import FeatureMapExplorer, feature_maps, unet_layers
 
@@ -36,7 +36,7 @@ __all__ = [
     "weighted_cross_entropy",
     # training (07)
     "TrainConfig", "fit", "train_step", "evaluate", "NonFiniteLossError", "Checkpoint", "save_checkpoint", "load_checkpoint",
-    "COURSE_CHECKPOINT",
+    "COURSE_CHECKPOINT", "make_optimizer", "load_optimizer_state",
     # metrics and overlap-tile inference (08)
     "iou", "dice", "pixel_error", "rand_error", "confusion_matrix", "class_scores", "label_instances", "InstanceScores", "instance_scores",
     "mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_labels", "predict_naive_tiles",

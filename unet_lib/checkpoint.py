@@ -11,6 +11,10 @@ Version 2 adds a *probe*: the logits of the saved network for a fixed, seeded in
 ``model_config`` rebuilds the network, and some edits of it still fit the weights (``padding``
 changes no weight shape), so ``load_checkpoint`` runs the probe again and refuses a network that
 answers differently. Version 1 files (no probe, such as the course's) still load.
+
+A checkpoint may also hold the optimizer's state (``save_checkpoint(..., optimizer_state=...)``,
+what ``python -m unet_lib.train --images`` writes), so that ``--resume`` continues Adam's moments
+or SGD's momentum; ``load_optimizer_state`` reads it (None for a file without it).
 """
 
 import dataclasses
@@ -26,7 +30,7 @@ from .atomic import atomic_write
 from .model import UNet
 from .train import COURSE_CHECKPOINT, TrainConfig
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_optimizer_state"]
 
 _FORMAT = "unet_lib checkpoint"
 _VERSION = 2
@@ -196,11 +200,34 @@ def _describe_unreadable(path: Path, error: BaseException) -> str:
 
 # -- save and load ---------------------------------------------------------------------------
 
+def _check_optimizer_state(state: object, where: str = "optimizer_state") -> dict:
+    """An optimizer's ``state_dict()`` (``{"state": {index: {name: tensor or number}},
+    "param_groups": [{...}]}``) with its tensors on the CPU, so that it loads on any machine."""
+    if not (isinstance(state, dict) and isinstance(state.get("state"), dict)
+            and isinstance(state.get("param_groups"), list)
+            and all(isinstance(g, dict) for g in state["param_groups"])):
+        found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+        raise TypeError(f"{where} must be an optimizer's state_dict() (a dict with 'state' and 'param_groups'), "
+                        f"got {found}")
+
+    def cpu(value):
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu()
+        if isinstance(value, dict):
+            return {k: cpu(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(cpu(v) for v in value)
+        return value
+    return cpu(state)
+
+
 def save_checkpoint(path: str | Path, model: UNet, config: TrainConfig, history: dict,
-                    meta: dict | None = None) -> Path:
+                    meta: dict | None = None, optimizer_state: dict | None = None) -> Path:
     """Save weights, the model's constructor arguments, the training config, the history and
     the probe (see the module docstring), atomically. Returns the path. ``meta``: optional plain
     values that prediction needs (normalisation, mask kind, tile size); stored only when given.
+    ``optimizer_state``: ``optimizer.state_dict()`` after training, for resuming (stored on the
+    CPU, only when given; ``load_optimizer_state`` reads it back).
 
     ``history`` is what ``fit`` returns: {name: [number per epoch]}. ``path`` is a file name;
     its folder is created.
@@ -212,6 +239,7 @@ def save_checkpoint(path: str | Path, model: UNet, config: TrainConfig, history:
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     history = _check_history(history)
     meta = _check_meta(meta) if meta is not None else None
+    optimizer_state = _check_optimizer_state(optimizer_state) if optimizer_state is not None else None
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"path {path} is a folder; give a file name inside it, e.g. {path / 'model.pt'}")
@@ -231,6 +259,8 @@ def save_checkpoint(path: str | Path, model: UNet, config: TrainConfig, history:
     }
     if meta is not None:
         saved["meta"] = meta
+    if optimizer_state is not None:
+        saved["optimizer"] = optimizer_state
     return atomic_write(path, lambda f: torch.save(saved, f))
 
 
@@ -257,18 +287,8 @@ def _check_probe(model: UNet, probe: object, path: Path) -> None:
                          f"(scale {scale:.3g}); the weights or the config were changed after saving")
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load a checkpoint written by ``save_checkpoint``: ``Checkpoint(model, config, history, meta)``
-    (``meta`` is {} for a file saved without it, such as the course's).
-
-    The model is rebuilt from the constructor arguments stored with the weights, on the CPU, in
-    eval mode, after checking that they describe a network of sensible size. Raises
-    ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is truncated,
-    is not a checkpoint (the message says what it looks like: text, a Git LFS pointer, a
-    damaged zip, other bytes), holds entries of the wrong type, or holds weights that do not
-    fit its model or (version 2) do not answer its probe as saved.
-    """
-    path = Path(path)
+def _read(path: Path) -> dict:
+    """The dict in the checkpoint file at ``path``, read safely, with its format checked."""
     if not path.is_file():
         what = "a folder" if path.is_dir() else "no file"
         raise FileNotFoundError(f"no checkpoint at {path} ({what} there); the course's is written by "
@@ -283,6 +303,38 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         found = sorted(map(str, saved.keys())) if isinstance(saved, dict) else type(saved).__name__
         raise ValueError(f"{path} is not a unet_lib checkpoint (expected keys {sorted(keys)}, found {found}); "
                          f"write checkpoints with unet_lib.checkpoint.save_checkpoint")
+    return saved
+
+
+def load_optimizer_state(path: str | Path) -> dict | None:
+    """The optimizer state stored with the checkpoint at ``path`` (tensors on the CPU), or None
+    for a file saved without one (the course's, and files written before unet_lib stored it).
+    Restore it with ``optimizer.load_state_dict`` into an optimizer of the same kind over the
+    same model (``unet_lib.train.make_optimizer``). Raises as ``load_checkpoint`` does for a
+    file that is not a checkpoint, and ``ValueError`` for a damaged optimizer entry."""
+    path = Path(path)
+    saved = _read(path)
+    if "optimizer" not in saved:
+        return None
+    try:
+        return _check_optimizer_state(saved["optimizer"], where=f"{path}: optimizer")
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint written by ``save_checkpoint``: ``Checkpoint(model, config, history, meta)``
+    (``meta`` is {} for a file saved without it, such as the course's).
+
+    The model is rebuilt from the constructor arguments stored with the weights, on the CPU, in
+    eval mode, after checking that they describe a network of sensible size. Raises
+    ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is truncated,
+    is not a checkpoint (the message says what it looks like: text, a Git LFS pointer, a
+    damaged zip, other bytes), holds entries of the wrong type, or holds weights that do not
+    fit its model or (version 2) do not answer its probe as saved.
+    """
+    path = Path(path)
+    saved = _read(path)
     version = saved.get("version", 1)
     if not isinstance(version, int) or not 1 <= version <= _VERSION:
         raise ValueError(f"{path} is a unet_lib checkpoint of version {version!r}; this unet_lib reads versions "

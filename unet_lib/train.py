@@ -20,6 +20,7 @@ checkpoint's ``meta``.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import time
 import warnings
@@ -29,9 +30,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from . import distributed
 from .augment import Augmented
 from .losses import weighted_cross_entropy
 from .metrics import (InstanceScores, class_scores, confusion_matrix, instance_scores, label_instances,
@@ -41,8 +45,8 @@ from .tiling import padded_forward
 from .validate import (check_bool, check_choice, check_finite, check_instance, check_int, check_number, check_seed,
                        check_tensor, describe)
 
-__all__ = ["TrainConfig", "fit", "train_step", "evaluate", "Checkpoint", "save_checkpoint", "load_checkpoint",
-           "COURSE_CHECKPOINT", "COURSE_MODEL", "COURSE_TRAIN", "course_data", "train_course_model",
+__all__ = ["TrainConfig", "fit", "train_step", "evaluate", "make_optimizer", "Checkpoint", "save_checkpoint",
+           "load_checkpoint", "COURSE_CHECKPOINT", "COURSE_MODEL", "COURSE_TRAIN", "course_data", "train_course_model",
            "NonFiniteLossError"]
 
 # the checkpoint that the course ships, next to the package (works from any working directory)
@@ -132,7 +136,10 @@ def _check_config(config: TrainConfig) -> None:
                              f"use 'cpu', 'cuda' or None") from None
 
 
-def _check_model(model) -> None:
+def _check_model(model, ddp: bool = True) -> None:
+    """A UNet; with ``ddp`` also the DDP-wrapped UNet that ``fit`` passes to ``train_step`` on several ranks."""
+    if ddp and isinstance(model, DistributedDataParallel) and isinstance(getattr(model.module, "unet", None), UNet):
+        return
     if not isinstance(model, UNet):
         raise TypeError(f"model must be a unet_lib.UNet, got {type(model).__name__}")
 
@@ -170,10 +177,13 @@ def _device(config: TrainConfig) -> torch.device:
     return torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def _to_model(model: UNet, images: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """Logits (B, K, H, W) for images (B, C, H, W), mirror-padded for a valid-padding model."""
+def _to_model(model: "UNet | DistributedDataParallel", images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """Logits (B, K, H, W) for images (B, C, H, W), mirror-padded for a valid-padding model;
+    through DDP's forward for a UNet that ``fit`` wrapped for several ranks."""
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
+    if isinstance(model, DistributedDataParallel):
+        return model(images)                                     # DDP(_Padded(unet))
     return padded_forward(model, images)
 
 
@@ -227,6 +237,19 @@ def train_step(model: UNet, optimizer: torch.optim.Optimizer, batch: dict, weigh
     return value
 
 
+class _Padded(nn.Module):
+    """``padded_forward`` of a UNet as a module, so that DDP can wrap it (``fit`` on several
+    ranks): DDP's ``forward`` is where it prepares the gradient averaging of the backward pass."""
+
+    def __init__(self, unet: UNet) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> logits (B, K, H, W)."""
+        return padded_forward(self.unet, images)
+
+
 def _batches(data: Dataset, batch_size: int):
     """Consecutive samples of ``data`` in batches of at most ``batch_size``, a new batch where
     the image size changes (whole images of different sizes cannot be stacked): (start, samples)."""
@@ -260,19 +283,31 @@ def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int 
     Images may differ in size: each image is scored on its own and the counts are pooled. The
     model is left in its mode.
     """
-    _check_model(model)
+    _check_model(model, ddp=False)
     if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
         raise TypeError(f"data must be a Dataset of dicts (e.g. ToyCells), got {describe(data)}")
     check_bool("weighted", weighted)
     batch_size = check_int("batch_size", batch_size, min=1)
     if len(data) == 0:
         raise ValueError("evaluate needs at least one sample, got an empty dataset")
+    return _scores(_counts(model, data, weighted, batch_size), model.num_classes)
+
+
+# the sums that evaluate pools over images, in a fixed order (so that ranks can add them up)
+_COUNTS = ("loss", "pixels", "wrong", "inter", "union", "tp", "fp", "fn", "merged", "split", "rand_error_sum",
+           "rand_error_n")
+
+
+@torch.no_grad()
+def _counts(model: UNet, data, weighted: bool, batch_size: int) -> dict:
+    """The pooled sums behind ``evaluate`` (``_COUNTS``, and ``confusion`` (K, K) for K > 2):
+    sums, so that the counts of parts of the data (one per rank) add up to those of the whole."""
     param = next(model.parameters())
     k = model.num_classes
     was_training = model.training
     model.eval()
     loss, pixels, wrong, inter, union = 0.0, 0, 0, 0, 0
-    rand_errors, scores, has_instances = [], InstanceScores(), False
+    rand_errors, scores = [], InstanceScores()
     confusion = np.zeros((k, k), np.int64)
     try:
         for start, batch in _batches(data, batch_size):
@@ -295,20 +330,34 @@ def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int 
                 pred_instances = label_instances(pred > 0)
                 scores = scores + instance_scores(pred_instances, true)   # an empty image's cells are fp
                 if true.any():
-                    has_instances = True
                     rand_errors.append(rand_error(pred_instances, true))
     finally:
         model.train(was_training)
+    counts = dict(loss=loss, pixels=pixels, wrong=wrong, inter=inter, union=union, tp=scores.tp, fp=scores.fp,
+                  fn=scores.fn, merged=scores.merged, split=scores.split,
+                  # np.sum / n is np.mean to the last bit; the images without cells have no rand error
+                  rand_error_sum=float(np.sum(rand_errors)) if rand_errors else 0.0, rand_error_n=len(rand_errors))
+    if k > 2:
+        counts["confusion"] = confusion
+    return counts
+
+
+def _scores(counts: dict, k: int) -> dict:
+    """``evaluate``'s scores from the pooled ``_counts`` of a model with ``k`` classes."""
+    c = {key: counts[key] for key in _COUNTS}
+    pixels, inter, union = int(c["pixels"]), int(c["inter"]), int(c["union"])
     # pooled counts: the same numbers as scoring all pixels at once (iou, pixel_error)
     result = {
-        "loss": loss / pixels,
+        "loss": c["loss"] / pixels,
         "iou": 1.0 if union == 0 else float(np.int64(inter) / np.int64(union)),
-        "pixel_error": float(wrong / pixels),
+        "pixel_error": float(int(c["wrong"]) / pixels),
     }
-    if has_instances:   # class maps have no instances: no cells to match
-        result.update(rand_error=float(np.mean(rand_errors)), precision=scores.precision, recall=scores.recall,
-                      f1=scores.f1, merged=scores.merged, split=scores.split)
+    if c["rand_error_n"] > 0:   # class maps have no instances: no cells to match
+        scores = InstanceScores(*(int(c[key]) for key in ("tp", "fp", "fn", "merged", "split")))
+        result.update(rand_error=float(c["rand_error_sum"] / c["rand_error_n"]), precision=scores.precision,
+                      recall=scores.recall, f1=scores.f1, merged=scores.merged, split=scores.split)
     if k > 2:
+        confusion = np.asarray(counts["confusion"], np.int64)
         ious, dices = class_scores(confusion)
         with warnings.catch_warnings():   # all foreground classes absent: NaN, said by the NaN
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -317,8 +366,49 @@ def evaluate(model: UNet, data: Dataset, weighted: bool = True, batch_size: int 
     return result
 
 
-def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: TrainConfig | None = None
-        ) -> dict[str, list[float]]:
+def _validate(model: UNet, data: Dataset, weighted: bool, rank: int, world_size: int) -> dict:
+    """``evaluate`` on ``data``; on several ranks, each scores every world_size-th image (each image
+    once: no sampler padding) and the counts are summed over the ranks, so every rank gets the scores
+    of the whole set."""
+    if world_size == 1:
+        return evaluate(model, data, weighted=weighted)
+    part = [data[i] for i in range(rank, len(data), world_size)]   # may be empty: it adds zeros
+    counts = _counts(model, part, weighted, batch_size=8)
+    k = model.num_classes
+    flat = [counts[key] for key in _COUNTS] + (counts["confusion"].ravel().tolist() if k > 2 else [])
+    total = distributed.sum_over_ranks(flat)
+    summed = dict(zip(_COUNTS, total))
+    if k > 2:
+        summed["confusion"] = np.asarray(total[len(_COUNTS):]).reshape(k, k)
+    return _scores(summed, k)
+
+
+def make_optimizer(model: UNet, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer that ``fit`` steps: Adam, or SGD with ``config.momentum``, at ``config.lr``
+    over the model's parameters. Build it yourself to restore its state before ``fit``
+    (``optimizer.load_state_dict``; see ``unet_lib.checkpoint.load_optimizer_state``)."""
+    _check_config(config)
+    _check_model(model, ddp=False)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+
+
+def _check_optimizer(optimizer, model: UNet, config: TrainConfig) -> None:
+    """An optimizer of the config's kind over exactly the model's parameters."""
+    kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+    check_instance("optimizer", optimizer, kind, f"a torch.optim.{kind.__name__} (config.optimizer="
+                   f"{config.optimizer!r})", hint="build it with make_optimizer(model, config)")
+    given = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    own = {id(p) for p in model.parameters()}
+    if given != own:
+        raise ValueError(f"optimizer must step exactly this model's parameters, it holds {len(given)} tensors of which "
+                         f"{len(given - own)} are not the model's ({len(own - given)} of the model's missing); "
+                         f"build it with make_optimizer(model, config)")
+
+
+def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: TrainConfig | None = None,
+        optimizer: torch.optim.Optimizer | None = None) -> dict[str, list[float]]:
     """Train ``model`` in place on ``train_data`` and return the history.
 
     ``train_data`` and ``val_data``: datasets of dicts with ``image`` (C, H, W), ``instances``
@@ -349,6 +439,24 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     the end. ``amp`` runs the forward pass in bfloat16 on CUDA (warns and does nothing on the
     CPU). ``num_workers`` > 0 loads in persistent worker processes (each holds its own copy of a
     dataset's access counts, so random tiles and augmentations are drawn per worker).
+
+    ``optimizer``: the one to step, e.g. restored from a checkpoint (Adam's moments, SGD's momentum
+    carry on); default ``make_optimizer(model, config)``. Either way it trains at ``config.lr``
+    along a new cosine over ``config.epochs`` (a given optimizer's learning rate is reset to it).
+    After ``fit``, ``optimizer.state_dict()`` is what a later run resumes from.
+
+    Several processes (a ``torch.distributed`` process group of more than one, as torchrun and
+    ``python -m unet_lib.train`` make it; ``unet_lib.distributed``): the same call on every rank
+    trains one model with DistributedDataParallel. Each epoch, a ``DistributedSampler`` gives each
+    rank its own part of the shuffled samples (padded by repeating samples so the parts are equal),
+    ``config.batch_size`` per rank: a global batch of world_size x batch_size; DDP averages the
+    gradients. BatchNorm layers are ``SyncBatchNorm`` on CUDA (torch has no CPU kernels for it: on
+    the CPU each rank normalises with its own batch's statistics, and rank 0's running statistics
+    are copied to all before validating). Validation is split over the ranks, each image scored
+    once, the counts summed over the ranks; ``train_loss`` is the mean over ranks; stopping
+    decisions are taken by all ranks together. Every rank returns the same history (but
+    ``seconds``, by its own clock) and holds the same weights, in the model's own BatchNorm
+    layers. A progress bar on rank 0 only.
     """
     config = config or TrainConfig()
     _check_config(config)
@@ -360,6 +468,9 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
                             f"got {describe(data)}")
     if len(train_data) == 0:
         raise ValueError("train_data is empty")
+    if optimizer is not None:
+        _check_optimizer(optimizer, model, config)
+    rank, world_size = distributed.world()
     device = _device(config)
     # channels_last: 1.2-1.4x faster convolutions on this course's CPUs (oneDNN prefers NHWC)
     channels_last = config.channels_last if config.channels_last is not None else device.type == "cpu"
@@ -407,17 +518,31 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     # bfloat16 needs no loss scaling; float16 (GPUs without bfloat16) does
     scaler = (torch.amp.GradScaler("cuda") if use_amp and not torch.cuda.is_bf16_supported() else None)
     if config.augment:
-        # the weight map recomputed after each deformation with the dataset's w0, sigma, class_weights
-        train_data = Augmented(train_data, seed=config.seed, **target_kwargs)
+        # the weight map recomputed after each deformation with the dataset's w0, sigma, class_weights;
+        # a seed per rank, so that ranks never repeat each other's draws (distributed.rank_seed)
+        train_data = Augmented(train_data, seed=distributed.rank_seed(config.seed, rank), **target_kwargs)
     workers = dict(num_workers=config.num_workers, persistent_workers=config.num_workers > 0,
                    pin_memory=device.type == "cuda" and config.num_workers > 0)
-    loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True,
-                        drop_last=len(train_data) >= config.batch_size,
-                        generator=torch.Generator().manual_seed(config.seed), **workers)
-    if config.optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if world_size > 1:
+        # the same permutation on every rank (seed + epoch, set_epoch below), each rank its own slice
+        sampler = DistributedSampler(train_data, num_replicas=world_size, rank=rank, shuffle=True, seed=config.seed)
+        loader = DataLoader(train_data, batch_size=config.batch_size, sampler=sampler,
+                            drop_last=len(sampler) >= config.batch_size, **workers)
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+        sampler = None
+        loader = DataLoader(train_data, batch_size=config.batch_size, shuffle=True,
+                            drop_last=len(train_data) >= config.batch_size,
+                            generator=torch.Generator().manual_seed(config.seed), **workers)
+    if optimizer is None:
+        optimizer = make_optimizer(model, config)
+    else:
+        # its state to the parameters' device (load_state_dict casts it), and the config's lr: a
+        # stored lr is where the last run's schedule ended (0 after a cosine), and a stored
+        # initial_lr would become the new schedule's base
+        optimizer.load_state_dict(optimizer.state_dict())
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr
+            group.pop("initial_lr", None)
     # a cosine decay settles the weights at the end, so the last epoch's result does not depend
     # on where in its oscillations the run stopped
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(loader))
@@ -431,48 +556,75 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     budget = None if config.max_minutes is None else 60.0 * config.max_minutes
     out_of_time = False
     start = time.perf_counter()
-    bar = tqdm(total=config.epochs * len(loader), disable=not config.progress, desc="training", unit="step")
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        total, steps = 0.0, 0
-        for step, batch in enumerate(loader, start=1):
-            try:
-                loss = train_step(model, optimizer, batch, config.weighted, channels_last, use_amp, scaler)
-            except NonFiniteLossError as error:
-                raise NonFiniteLossError(f"training stopped at epoch {epoch}, step {step} of {len(loader)}: "
-                                         f"{error}") from None
-            if schedule is not None:
-                schedule.step()
-            total, steps = total + loss, steps + 1
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{total / steps:.3f}")
-            if budget is not None and time.perf_counter() - start > budget:
-                out_of_time = True   # the epoch ends here; it is recorded and validated as a whole one
+    bar = tqdm(total=config.epochs * len(loader), disable=not config.progress or rank > 0, desc="training",
+               unit="step")
+    # SyncBatchNorm (CUDA, several ranks) for the whole run; the model's own layers are back after it
+    with distributed.sync_batch_norm(model, device) if world_size > 1 else contextlib.nullcontext(model):
+        net = model
+        if world_size > 1:
+            # DDP copies rank 0's weights to all ranks now and averages the gradients in every backward
+            net = DistributedDataParallel(_Padded(model), device_ids=[device.index] if device.type == "cuda" else None)
+        for epoch in range(1, config.epochs + 1):
+            if sampler is not None:
+                sampler.set_epoch(epoch - 1)   # a new order each epoch, the same on every rank
+            net.train()
+            total, steps = 0.0, 0
+            for step, batch in enumerate(loader, start=1):
+                failed = None
+                try:
+                    loss = train_step(net, optimizer, batch, config.weighted, channels_last, use_amp, scaler)
+                except NonFiniteLossError as error:
+                    failed = str(error)
+                # several ranks: a non-finite loss on one stops all (DDP averaged its NaN gradient into
+                # every rank's); the failed rank takes part in this vote too, or the others would wait
+                if world_size > 1 and distributed.any_rank(failed is not None) and failed is None:
+                    failed = "the loss on another rank is not finite (its gradient, averaged, made these weights NaN)"
+                if failed is not None:
+                    raise NonFiniteLossError(f"training stopped at epoch {epoch}, step {step} of {len(loader)}: "
+                                             f"{failed}") from None
+                if schedule is not None:
+                    schedule.step()
+                total, steps = total + loss, steps + 1
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{total / steps:.3f}")
+                if budget is not None:
+                    # each rank's clock differs: all stop after the step in which any ran out
+                    out_of_time = time.perf_counter() - start > budget
+                    if world_size > 1:
+                        out_of_time = distributed.any_rank(out_of_time)
+                    if out_of_time:
+                        break   # the epoch ends here; it is recorded and validated as a whole one
+            if world_size > 1:
+                total, steps = distributed.sum_over_ranks([total, steps])   # the mean over all ranks' steps
+                distributed.broadcast_buffers(model)   # validate (and save) rank 0's running statistics
+            history["epoch"].append(epoch)
+            history["train_loss"].append(total / steps)
+            if val_data is not None:
+                scores = _validate(model, val_data, config.weighted, rank, world_size)
+                for key in val_keys:
+                    history[f"val_{key}"].append(scores[key])
+            history["seconds"].append(time.perf_counter() - start)
+            if monitor is not None:
+                # every rank holds the same summed scores: every rank takes the same decisions
+                value = history[monitor][-1]
+                # a NaN score (no foreground class in truth or prediction) is never better than a number
+                better = (best is None or (np.isnan(best) and not np.isnan(value))
+                          or (value < best if lower_is_better else value > best))
+                if better:
+                    best, best_epoch, stale = value, epoch, 0
+                    if config.keep_best:
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    stale += 1
+                stop = config.patience is not None and stale >= config.patience
+                if world_size > 1:   # rank 0's decision is everyone's, whatever the rounding elsewhere
+                    stop = distributed.any_rank(stop and rank == 0)
+                if stop:
+                    history["stopped_early"] = [float(epoch)]   # the last epoch trained
+                    break
+            if out_of_time:
+                history["out_of_time"] = [float(epoch)]         # max_minutes ran out during this epoch
                 break
-        history["epoch"].append(epoch)
-        history["train_loss"].append(total / steps)
-        if val_data is not None:
-            scores = evaluate(model, val_data, weighted=config.weighted)
-            for key in val_keys:
-                history[f"val_{key}"].append(scores[key])
-        history["seconds"].append(time.perf_counter() - start)
-        if monitor is not None:
-            value = history[monitor][-1]
-            # a NaN score (no foreground class in truth or prediction) is never better than a number
-            better = (best is None or (np.isnan(best) and not np.isnan(value))
-                      or (value < best if lower_is_better else value > best))
-            if better:
-                best, best_epoch, stale = value, epoch, 0
-                if config.keep_best:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-            if config.patience is not None and stale >= config.patience:
-                history["stopped_early"] = [float(epoch)]   # the last epoch trained
-                break
-        if out_of_time:
-            history["out_of_time"] = [float(epoch)]         # max_minutes ran out during this epoch
-            break
     bar.close()
     if monitor is not None:
         history["best_epoch"] = [float(best_epoch)]
@@ -604,7 +756,9 @@ def main(argv: list[str] | None = None) -> None:
                "augmentation for now. Each epoch draws --tiles-per-image random --tile x --tile tiles per training "
                "image; the "
                "best epoch's weights (by the validation F1 for instances, the mean IoU of classes 1..K-1 for class "
-               "maps) are kept. Predict with `python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR`.")
+               "maps) are kept. Predict with `python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR`. "
+               "Several GPUs or processes: `torchrun --standalone --nproc_per_node=N -m unet_lib.train --images ...` (DDP; "
+               "--batch-size is per process; see the README, 'Beyond one machine').")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"where to write the checkpoint (default without --images: {COURSE_CHECKPOINT})")
     parser.add_argument("--epochs", type=_positive(int), default=None,
@@ -627,18 +781,28 @@ def main(argv: list[str] | None = None) -> None:
     own.add_argument("--base-channels", type=_positive(int), default=16, help="channels at the top (default 16)")
     own.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True,
                      help="BatchNorm after each convolution (not in the paper; default on)")
-    own.add_argument("--batch-size", type=_positive(int), default=4, help="tiles per step (default 4)")
+    own.add_argument("--batch-size", type=_positive(int), default=4,
+                     help="tiles per step and per process (default 4; under torchrun the global batch is "
+                          "processes x this)")
     own.add_argument("--tiles-per-image", type=_positive(int), default=None, metavar="R",
                      help="random tiles drawn from each training image per epoch (default: about as many as cover "
                           "an image of the mean size, 1 to 64)")
     own.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when present)")
     own.add_argument("--resume", type=Path, default=None, metavar="CKPT",
-                     help="continue training this checkpoint (its network; a fresh optimizer)")
+                     help="continue training this checkpoint: its network and its optimizer state (Adam's moments, "
+                          "SGD's momentum), at --lr along a new cosine over --epochs")
     own.add_argument("--patience", type=_positive(int), default=None,
                      help="stop after this many epochs without a better validation score (default: off)")
     own.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     own.add_argument("--force", action="store_true", help="overwrite an existing --out")
     args = parser.parse_args(argv)
+    try:
+        world_size = distributed.env_world_size()
+    except ValueError as error:
+        parser.error(str(error))
+    if args.images is None and world_size > 1:
+        parser.error(f"WORLD_SIZE={world_size}: torchrun trains on your own images (--images, --masks, --out); "
+                     f"the course model trains in one process: python -m unet_lib.train")
     if args.images is None:
         given = [f"--{name.replace('_', '-')}" for name in _FOLDER_FLAGS
                  if getattr(args, name) != parser.get_default(name)]
@@ -647,7 +811,11 @@ def main(argv: list[str] | None = None) -> None:
                          f"without --images this trains the course model on toy cells")
         _main_course(args)
     else:
-        _main_folder(parser, args)
+        try:
+            _main_folder(parser, args, world_size)
+        finally:   # also after an error, so that the other ranks are not left waiting
+            if world_size > 1:   # the group that _main_folder joined (one process: none to close)
+                distributed.close()
 
 
 def _main_course(args: argparse.Namespace) -> None:
@@ -682,9 +850,14 @@ def _print_summary(info: dict, train: list, val: list) -> None:
           f"{', ...' if len(val) > 5 else ''})" if val else " (no validation: --val-fraction 0)"))
 
 
-def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Train on ``--images``/``--masks`` and write ``--out`` with what prediction needs."""
-    from .checkpoint import load_checkpoint, save_checkpoint   # checkpoint imports this module
+def _quiet(*args, **kwargs) -> None:
+    """``print`` on ranks other than 0: one process speaks for all."""
+
+
+def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace, world_size: int = 1) -> None:
+    """Train on ``--images``/``--masks`` and write ``--out`` with what prediction needs. With
+    ``world_size`` > 1 (torchrun), every rank runs this: all train, rank 0 prints and writes."""
+    from .checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint   # it imports this module
     from .files import ImageFolder, split_by_image
     if args.masks is None:
         parser.error("argument --masks: required with --images (the folder of masks named like the images)")
@@ -702,11 +875,20 @@ def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     if args.resume is not None and not args.resume.is_file():
         parser.error(f"argument --resume: no checkpoint at {args.resume}")
     device = _device_arg(parser, args.device)
+    rank, say = 0, print
+    if world_size > 1:
+        try:
+            device = str(distributed.init_from_env(device))
+        except ValueError as error:
+            parser.error(f"argument --device: {error}")
+        rank = distributed.world()[0]
+        say = print if rank == 0 else _quiet
     # the network: a new one, or the resumed checkpoint's
-    prior_history, prior_meta = None, {}
+    prior_history, prior_meta, prior_config, optimizer_state = None, {}, None, None
     if args.resume is not None:
         try:
-            model, _, prior_history, prior_meta = load_checkpoint(args.resume)
+            model, prior_config, prior_history, prior_meta = load_checkpoint(args.resume)
+            optimizer_state = load_optimizer_state(args.resume)
         except ValueError as error:
             raise SystemExit(f"error: --resume {args.resume}: {error}") from None
     else:
@@ -721,11 +903,14 @@ def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     _check_tile(parser, probe, tile)
     mask_kind = "classes" if args.classes is not None else "instances"
     try:
-        data = ImageFolder(args.images, args.masks, mask_kind, num_classes=args.classes, seed=args.seed)
+        # the random tiles: a seed per rank (distributed.rank_seed); the split below uses --seed itself
+        data = ImageFolder(args.images, args.masks, mask_kind, num_classes=args.classes,
+                           seed=distributed.rank_seed(args.seed, rank))
         train_stems, val_stems = split_by_image(data, args.val_fraction, seed=args.seed)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
         raise SystemExit(f"error: {error}") from None
-    _print_summary(data.summary(), train_stems, val_stems)
+    if rank == 0:
+        _print_summary(data.summary(), train_stems, val_stems)
     if model is None:
         torch.manual_seed(args.seed)   # the He initialisation draws from torch's generator
         model = UNet(in_channels=data.in_channels, num_classes=data.num_classes, depth=args.depth,
@@ -738,7 +923,7 @@ def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                          f"is {data.in_channels}-channel {mask_kind} with {data.num_classes} classes")
     augment = mask_kind == "instances" and data.in_channels == 1
     if not augment:
-        print("augmentation off: it takes 1-channel images with instance masks for now")
+        say("augmentation off: it takes 1-channel images with instance masks for now")
     config = TrainConfig(epochs=args.epochs or 50, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                          weighted=not args.unweighted, augment=augment, seed=args.seed, device=device,
                          max_minutes=args.max_minutes, patience=args.patience if val_stems else None,
@@ -750,10 +935,27 @@ def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         sizes = train_data.summary()["sizes"]                        # {"HxW": count}
         area = sum(np.prod([int(n) for n in hw.split("x")]) * c for hw, c in sizes.items()) / len(train_stems)
         repeats = int(np.clip(round(area / tile**2), 1, 64))
-    print(f"{repeats} random {tile}x{tile} tile(s) per training image per epoch")
+    say(f"{repeats} random {tile}x{tile} tile(s) per training image per epoch")
+    if world_size > 1:
+        say(f"{world_size} processes on {device}: a global batch of {world_size} x {config.batch_size} tiles")
     train_data = _Repeated(train_data, repeats) if repeats > 1 else train_data
     val_data = data.subset(val_stems) if val_stems else None
-    history = fit(model, train_data, val_data, config)
+    optimizer = make_optimizer(model, config)
+    if args.resume is not None:
+        if optimizer_state is None:
+            say(f"note: {args.resume} holds no optimizer state (written before unet_lib stored it): its weights "
+                f"train on with a fresh {config.optimizer} optimizer")
+        elif prior_config.optimizer != config.optimizer:
+            say(f"note: {args.resume} was trained with {prior_config.optimizer}, this run uses {config.optimizer}: "
+                f"its weights train on with a fresh optimizer")
+        else:
+            try:
+                optimizer.load_state_dict(optimizer_state)
+            except (ValueError, KeyError) as error:
+                raise SystemExit(f"error: --resume {args.resume}: its optimizer state does not fit the model: "
+                                 f"{error}") from None
+            say(f"resuming {args.resume}: its weights and its {config.optimizer} optimizer state")
+    history = fit(model, train_data, val_data, config, optimizer=optimizer)
     if prior_history:   # one history: the earlier epochs, then these
         done, took = prior_history["epoch"][-1], prior_history["seconds"][-1]
         shift = {"epoch": done, "seconds": took, "best_epoch": done, "stopped_early": done, "out_of_time": done}
@@ -765,7 +967,10 @@ def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     why = ("the time budget ran out" if "out_of_time" in history else
            f"no better validation score for {args.patience} epochs" if "stopped_early" in history else
            f"{config.epochs} epochs done")
-    print(f"trained {epochs} epoch(s) in {history['seconds'][-1]:.0f} s ({why})")
+    say(f"trained {epochs} epoch(s) in {history['seconds'][-1]:.0f} s ({why})")
+    if rank > 0:   # rank 0 validates and writes; the others wait for it
+        distributed.barrier()
+        return
     meta = dict(data="unet_lib.files.ImageFolder", mask_kind=mask_kind, num_classes=data.num_classes,
                 in_channels=data.in_channels, low=data.low, high=data.high, channel_axis=data.channel_axis,
                 tile_size=tile, tiles_per_image=repeats, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
@@ -780,7 +985,8 @@ def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                           for k in shown))
         if "class_iou" in scores:
             print("  IoU per class: " + ", ".join(f"{c}: {v:.3f}" for c, v in enumerate(scores["class_iou"])))
-    path = save_checkpoint(args.out, model.cpu(), config, history, meta)
+    path = save_checkpoint(args.out, model.cpu(), config, history, meta, optimizer_state=optimizer.state_dict())
+    distributed.barrier()   # the file is whole before any rank goes on (a no-op in one process)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); predict with: python -m unet_lib.predict {path} "
           f"IMAGES_DIR --out OUT_DIR")
 
