@@ -667,7 +667,8 @@ def test_torchs_own_not_implemented_error_is_not_blamed_on_the_learner():
     class NoForward(nn.Module):   # forgot to define forward: torch's message says so
         def __init__(self, in_channels, out_channels):
             super().__init__()
-            self.conv = nn.Conv2d(in_channels, out_channels, 3)
+            self.conv1 = nn.Conv2d(in_channels, out_channels, 3)
+            self.conv2 = nn.Conv2d(out_channels, out_channels, 3)
 
     with pytest.raises(NotImplementedError, match=r"missing the required \"forward\" function"):
         check_double_conv(NoForward)
