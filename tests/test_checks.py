@@ -507,7 +507,7 @@ def border_term_by_formula(instances, w0, sigma, variant="paper"):
     d = np.sort(np.stack([ndimage.distance_transform_edt(instances != i) for i in ids]), axis=0)
     d1, d2 = d[0], d[1]
     exponent = {"paper": (d1 + d2) ** 2 / (2 * sigma**2), "no d2 check": (d1 + d2) ** 2 / (2 * sigma**2),
-                "no 2": (d1 + d2) ** 2 / sigma**2, "squares": (d1**2 + d2**2) / (2 * sigma**2),
+                "no 2": (d1 + d2) ** 2 / sigma**2, "sigma": (d1 + d2) ** 2 / (2 * sigma), "squares": (d1**2 + d2**2) / (2 * sigma**2),
                 "d1 twice": (2 * d1) ** 2 / (2 * sigma**2), "hard-coded": (d1 + d2) ** 2 / 50}[variant]
     term = w0 * np.exp(-exponent)
     return term if variant == "everywhere" else np.where(instances == 0, term, 0)
@@ -531,6 +531,8 @@ def everywhere(instances, w0, sigma):
 BROKEN_BORDER_TERM = {
     "on cells too": (everywhere, r"non-zero on cell pixels\nHint: .*background pixels only"),
     "sigma^2": (lambda i, w0, s: border_term_by_formula(i, w0, s, "no 2"), r"with \(d1 \+ d2\)\^2 / sigma\^2\nHint: .*2 \* sigma\^2"),
+    "sigma, not squared": (lambda i, w0, s: border_term_by_formula(i, w0, s, "sigma"),
+                           r"with \(d1 \+ d2\)\^2 / \(2 \* sigma\)\nHint: square sigma"),
     "squares": (lambda i, w0, s: border_term_by_formula(i, w0, s, "squares"), r"d1\^2 \+ d2\^2\)\nHint: square the sum"),
     "d1 twice": (lambda i, w0, s: border_term_by_formula(i, w0, s, "d1 twice"), r"2 \* d1\nHint: d2 is the distance to the \*second\*"),
     "no w0": (lambda i, w0, s: border_term_by_formula(i, w0, s) / w0, r"no w0\nHint: multiply by w0"),
@@ -637,3 +639,251 @@ def test_check_count_matches_passes_the_library_and_a_hand_written_count():
 def test_check_count_matches_fails_a_broken_count(answer, match):
     with pytest.raises(CheckError, match=match):
         check_count_matches(answer)
+
+
+
+# -- a skeleton method (notebooks 02, 04): the friendly message, not torch's traceback --------------
+
+class SkeletonForward(nn.Module):
+    """An exercise class whose __init__ is filled in and whose forward is still the skeleton."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3)
+
+    def forward(self, x):
+        raise NotImplementedError("Exercise `SkeletonForward`: replace this line with your code")
+
+
+def test_a_skeleton_forward_gets_the_friendly_message():
+    with pytest.raises(NotImplementedError, match=r"^`SkeletonForward.forward` is still the exercise skeleton: "
+                                                  r"replace `raise NotImplementedError`") as info:
+        check_double_conv(SkeletonForward)
+    assert info.value.__cause__ is None and info.value.__suppress_context__   # no torch traceback attached
+
+
+def test_torchs_own_not_implemented_error_is_not_blamed_on_the_learner():
+    class NoForward(nn.Module):   # forgot to define forward: torch's message says so
+        def __init__(self, in_channels, out_channels):
+            super().__init__()
+            self.conv1 = nn.Conv2d(in_channels, out_channels, 3)
+            self.conv2 = nn.Conv2d(out_channels, out_channels, 3)
+
+    with pytest.raises(NotImplementedError, match=r"missing the required \"forward\" function"):
+        check_double_conv(NoForward)
+
+
+# -- check_unet_forward (notebook 04) ------------------------------------------------------------
+
+from unet_lib.checks import (  # noqa: E402
+    check_border_weight_share, check_class_balance, check_touching_pairs, check_unet_forward, check_warp_image,
+)
+
+
+def unet_forward_by_hand(model, x, mistake=None):
+    x = model.inc(x)
+    skips = []
+    for down in model.downs:
+        if mistake != "skip after down":
+            skips.append(x)
+        x = down(x)
+        if mistake == "skip after down":
+            skips.append(x)
+    order = skips if mistake == "skips not reversed" else list(reversed(skips))
+    for up, skip in zip(model.ups, order):
+        x = up(x, skip)
+    return x if mistake == "no outc" else model.outc(x)
+
+
+def test_check_unet_forward_passes_the_blocks_in_a_u():
+    assert_passes(check_unet_forward, unet_forward_by_hand)
+    assert_skeleton_is_friendly(check_unet_forward, "unet_forward")
+
+
+BROKEN_UNET_FORWARD = {
+    "calls the model": (lambda m, x: m(x), r"calls model\(x\) itself\nHint: build the pass from the blocks"),
+    "no outc": (lambda m, x: unet_forward_by_hand(m, x, "no outc"), r"has shape .*\nHint: finish with model.outc"),
+    "skips not reversed": (lambda m, x: unet_forward_by_hand(m, x, "skips not reversed"),
+                           r"raised RuntimeError: .*\nHint: going down, append x to skips \*before\*"),
+    "skip after down": (lambda m, x: unet_forward_by_hand(m, x, "skip after down"),
+                        r"raised ValueError: .*\nHint: .*reversed\(skips\)"),
+    "a list": (lambda m, x: [unet_forward_by_hand(m, x)], r"returned a list\nHint: return the output of model.outc"),
+    "the skip added, not concatenated": (
+        lambda m, x: unet_forward_by_hand(m, x) + 0.1, r"right shape but different values from model\(x\)"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_UNET_FORWARD.values(), ids=BROKEN_UNET_FORWARD.keys())
+def test_check_unet_forward_fails_a_broken_forward(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_unet_forward(answer)
+
+
+# -- check_touching_pairs (notebook 05) ----------------------------------------------------------
+
+def touching_pairs_by_loop(instances, neighbours=8, ordered=True, keep_background=False):
+    steps = [(-1, 0), (1, 0), (0, -1), (0, 1)] + ([(-1, -1), (-1, 1), (1, -1), (1, 1)] if neighbours == 8 else [])
+    H, W = instances.shape
+    pairs = set()
+    for r in range(H):
+        for c in range(W):
+            for dr, dc in steps:
+                if 0 <= r + dr < H and 0 <= c + dc < W:
+                    a, b = int(instances[r, c]), int(instances[r + dr, c + dc])
+                    if a != b and a > 0 and (b > 0 or keep_background):
+                        pairs.add((min(a, b), max(a, b)) if ordered else (a, b))
+    return pairs
+
+
+def test_check_touching_pairs_passes_a_loop_over_pixels():
+    assert_passes(check_touching_pairs, touching_pairs_by_loop)
+    assert_passes(check_touching_pairs, lambda i: sorted(touching_pairs_by_loop(i)))   # a list of pairs is fine
+    assert_skeleton_is_friendly(check_touching_pairs, "touching_pairs")
+
+
+def test_touching_pairs_reference_by_hand():
+    from unet_lib.checks import _touching_pairs
+    row = np.array([[4, 4, 9, 9, 2, 2]])
+    assert _touching_pairs(row) == {(4, 9), (2, 9)}
+    assert _touching_pairs(np.array([[1, 0], [0, 3]])) == {(1, 3)}
+    assert _touching_pairs(np.array([[5, 0, 7]])) == set()
+
+
+BROKEN_TOUCHING_PAIRS = {
+    "4-neighbourhood": (lambda i: touching_pairs_by_loop(i, neighbours=4), r"corner\) misses the contact \(1, 3\)\n"
+                        r"Hint: look at all 8 neighbours"),
+    "both orders": (lambda i: touching_pairs_by_loop(i, ordered=False), r"expected \[\(1, 2\)\]\nHint: each pair once"),
+    "background as a cell": (lambda i: touching_pairs_by_loop(i, keep_background=True),
+                             r"contains a pair with 0\nHint: 0 is the background"),
+    "one id per contact": (lambda i: {int(v) for v in np.unique(i[i > 0])}, r"expected a set of pairs"),
+    "across a gap": (lambda i: touching_pairs_by_loop(i) | ({(5, 7)} if {5, 7} <= set(np.unique(i)) else set()),
+                     r"one pixel apart \(ids 5 and 7\)\) has pairs that do not touch: \[\(5, 7\)\]"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_TOUCHING_PAIRS.values(), ids=BROKEN_TOUCHING_PAIRS.keys())
+def test_check_touching_pairs_fails_broken_pairs(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_touching_pairs(answer)
+
+
+# -- check_warp_image (notebook 05) --------------------------------------------------------------
+
+from unet_lib.augment import elastic_deform  # noqa: E402
+from unet_lib.checks import _warp  # noqa: E402
+
+
+def test_check_warp_image_passes_elastic_deform_and_map_coordinates():
+    assert_passes(check_warp_image, lambda im, d: elastic_deform(im, np.zeros(im.shape, np.int64), d)[0])
+    assert_passes(check_warp_image, _warp)
+    assert_skeleton_is_friendly(check_warp_image, "warp_image")
+
+
+def test_warp_moves_content_against_the_displacement():
+    image = np.zeros((5, 5))
+    image[2, 3] = 1.0
+    shifted = _warp(image, np.stack([np.zeros((5, 5)), np.ones((5, 5))]))   # every arrow points right by 1
+    assert shifted[2, 2] == 1.0 and shifted.sum() == 1.0                       # the bright pixel moved left
+
+
+BROKEN_WARP_IMAGE = {
+    "minus the displacement": (lambda im, d: _warp(im, d, sign=-1.0), r"Hint: content moves \*against\* the arrows"),
+    "rows and columns swapped": (lambda im, d: _warp(im, d, swap=True), r"Hint: displacement\[0\] moves along the rows"),
+    "nearest neighbour": (lambda im, d: _warp(im, d, order=0), r"Hint: interpolate the image linearly"),
+    "scipy's default order": (lambda im, d: _warp(im, d, order=3), r"Hint: map_coordinates interpolates with cubic"),
+    "zeros outside": (lambda im, d: _warp(im, d, mode="constant"), r"wrong where it samples outside\nHint: reflect"),
+    "the displacement itself": (lambda im, d: d[0], r"differs at pixel .*\nHint: sample the image at"),
+    "a torch tensor of the wrong shape": (lambda im, d: torch.from_numpy(im)[None], r"returned shape \(1, 20, 24\)"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_WARP_IMAGE.values(), ids=BROKEN_WARP_IMAGE.keys())
+def test_check_warp_image_fails_a_broken_warp(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_warp_image(answer)
+
+
+# -- check_class_balance (notebook 06) -----------------------------------------------------------
+
+from unet_lib.weights import class_weight_map  # noqa: E402
+
+
+def class_balance_by_counts(mask, mistake=None):
+    counts = np.bincount(mask.ravel(), minlength=2).astype(np.float64)
+    if mistake != "zero count":
+        counts = np.maximum(counts, 1)
+    with np.errstate(divide="ignore"):
+        weights = {None: mask.size / (2 * counts), "zero count": mask.size / (2 * counts),
+                   "inverted": counts / (2 * mask.size), "no 2": mask.size / counts}[mistake]
+    return weights[mask]
+
+
+def test_check_class_balance_passes_the_library_and_counts():
+    assert_passes(check_class_balance, class_weight_map)
+    assert_passes(check_class_balance, class_balance_by_counts)
+    assert mask_weights_by_hand() == (2 / 3, 2.0)
+    assert_skeleton_is_friendly(check_class_balance, "class_balance")
+
+
+def mask_weights_by_hand():
+    """[[0, 0, 0, 1]]: 4 pixels, 3 background -> 4 / (2 * 3); 1 cell -> 4 / (2 * 1)."""
+    w = class_weight_map(np.array([[0, 0, 0, 1]]))
+    return (pytest.approx(float(w[0, 0])), float(w[0, 3]))
+
+
+BROKEN_CLASS_BALANCE = {
+    "inverted": (lambda m: class_balance_by_counts(m, "inverted"), r"\nHint: the rarer class gets the \*larger\*"),
+    "no factor 2": (lambda m: class_balance_by_counts(m, "no 2"), r"\nHint: divide by the number of classes too"),
+    "absent class": (lambda m: class_balance_by_counts(m, "zero count") * np.where(m.sum() == 0, np.inf, 1.0),
+                     r"without cells, 3x4\) contains inf or nan\nHint: a class with no pixels"),
+    "all ones": (lambda m: np.ones(m.shape), r"differs from w_c: 1; expected 0.667, 2\nHint: every pixel of class c"),
+    "per class, not per pixel": (lambda m: class_weight_map(m)[0], r"returned shape \(4,\); expected \(1, 4\)"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_CLASS_BALANCE.values(), ids=BROKEN_CLASS_BALANCE.keys())
+def test_check_class_balance_fails_broken_weights(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_class_balance(answer)
+
+
+# -- check_border_weight_share (notebook 06) -----------------------------------------------------
+
+from unet_lib.data import separate_touching, touching_borders  # noqa: E402
+from unet_lib.weights import unet_weight_map  # noqa: E402
+
+
+def border_weight_share_by_hand(instances, sigma, mistake=None):
+    separated = separate_touching(instances)
+    borders = touching_borders(separated if mistake == "borders of the separated cells" else instances)
+    source = instances if mistake == "not separated" else separated
+    weights = unet_weight_map(source, sigma=5.0 if mistake == "sigma ignored" else sigma)
+    if mistake == "pixel share":
+        return float(borders.mean())
+    return float(weights[borders].sum() / weights.sum())
+
+
+def test_check_border_weight_share_passes_the_weight_map():
+    assert_passes(check_border_weight_share, border_weight_share_by_hand)
+    assert_passes(check_border_weight_share, lambda i, s: np.float32(border_weight_share_by_hand(i, s)))
+    assert_skeleton_is_friendly(check_border_weight_share, "border_weight_share")
+
+
+BROKEN_BORDER_WEIGHT_SHARE = {
+    "sigma ignored": (lambda i, s: border_weight_share_by_hand(i, s, "sigma ignored"),
+                      r"sigma=2\) = .*\nHint: pass sigma on"),
+    "not separated": (lambda i, s: border_weight_share_by_hand(i, s, "not separated"),
+                      r"\nHint: compute the weight map from separate_touching"),
+    "pixel share": (lambda i, s: border_weight_share_by_hand(i, s, "pixel share"), r"\nHint: that is the share of the \*pixels\*"),
+    "borders of the separated cells": (lambda i, s: border_weight_share_by_hand(i, s, "borders of the separated cells"),
+                                       r"\nHint: find the borders on the original instances"),
+    "a percentage": (lambda i, s: 100 * border_weight_share_by_hand(i, s), r"= \d+\.\d+; expected 0\.\d+\nHint: borders ="),
+    "the weight map": (lambda i, s: unet_weight_map(separate_touching(i), sigma=s), r"returned a ndarray; expected one number"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_BORDER_WEIGHT_SHARE.values(), ids=BROKEN_BORDER_WEIGHT_SHARE.keys())
+def test_check_border_weight_share_fails_a_broken_share(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_border_weight_share(answer)

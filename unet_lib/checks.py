@@ -7,6 +7,7 @@ skeleton raises ``NotImplementedError`` with a message that says which function 
 """
 
 import functools
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -20,9 +21,11 @@ from .model import UNet
 __all__ = [
     "CheckError", "CheckPassed",
     "check_context_margin", "check_double_conv", "check_up_conv", "check_center_crop", "check_output_size",
+    "check_unet_forward",
     "check_otsu_threshold",
     "check_record_output",
     "check_instances_to_mask", "check_border_term",
+    "check_touching_pairs", "check_warp_image", "check_class_balance", "check_border_weight_share",
     "check_train_step", "check_iou", "check_count_matches",
 ]
 
@@ -48,9 +51,40 @@ def _own_rng(check: Callable) -> Callable:
         try:
             with torch.random.fork_rng(devices=[]):   # devices=[]: the CPU generator; CUDA is untouched
                 return check(*args, **kwargs)
+        except NotImplementedError as error:
+            friendly = _skeleton_method_error(error)
+            if friendly is None:
+                raise
+            raise friendly from None
         finally:
             np.random.set_state(numpy_state)
     return run
+
+
+# NotImplementedError raised in these folders is torch's or the course's own, not the learner's
+_LIBRARY_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch, np))
+_COURSE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _skeleton_method_error(error: NotImplementedError) -> NotImplementedError | None:
+    """The friendly skeleton message for a NotImplementedError that the learner's code raised
+    outside ``_call``: a skeleton method, such as ``forward``, that torch calls from deep inside
+    ``nn.Module.__call__``. None when the error came from torch, numpy or the course (or
+    ``_call`` has already made it friendly)."""
+    if "is still the exercise skeleton" in str(error):
+        return None
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return None
+    filename = os.path.abspath(tb.tb_frame.f_code.co_filename)
+    if filename.startswith(_LIBRARY_DIRS) or filename.startswith(_COURSE_DIR):
+        return None
+    name = getattr(tb.tb_frame.f_code, "co_qualname", tb.tb_frame.f_code.co_name)
+    return NotImplementedError(
+        f"`{name}` is still the exercise skeleton: replace `raise NotImplementedError` "
+        f"with your code, run that cell, then run this check again")
 
 
 def _fail(problem: str, hint: str) -> None:
@@ -224,6 +258,50 @@ def check_output_size(output_size: Callable[[int, int], int | None]) -> CheckPas
 
 
 @_own_rng
+def check_unet_forward(unet_forward: Callable) -> CheckPassed:
+    """``unet_forward(model, x)`` must compute ``model(x)`` from the model's blocks
+    (``model.inc``, ``model.downs``, ``model.ups``, ``model.outc``) without calling ``model``
+    itself; compared with ``model(x)`` for valid U-Nets of depth 0 to 3, with odd widths."""
+    for depth, base_channels in [(2, 4), (0, 3), (1, 5), (3, 2)]:
+        torch.manual_seed(depth)
+        model = UNet(depth=depth, base_channels=base_channels).eval()
+        sizes = model.valid_input_sizes(1, 200)
+        x = torch.randn(2, 1, sizes[1], sizes[2])                # (B, 1, H, W), H != W
+        calls = []
+        handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+        what = f"unet_forward(UNet(depth={depth}, base_channels={base_channels}), x of shape {tuple(x.shape)})"
+        try:
+            with torch.no_grad():
+                got = _call(unet_forward, model, x)
+        except NotImplementedError:   # a skeleton (a RuntimeError too): _call's message stands
+            raise
+        except (RuntimeError, ValueError) as error:
+            _fail(f"{what} raised {type(error).__name__}: {str(error).splitlines()[0]}",
+                  "going down, append x to skips *before* each down block; going up, the deepest skip goes "
+                  "to the first up block: for up, skip in zip(model.ups, reversed(skips)): x = up(x, skip)")
+        finally:
+            handle.remove()
+        if calls:
+            _fail(f"{what} calls model(x) itself", "build the pass from the blocks: model.inc, each of "
+                  "model.downs, each of model.ups with its skip, model.outc")
+        with torch.no_grad():
+            expected = model(x)
+        if not isinstance(got, torch.Tensor):
+            _fail(f"{what} returned a {type(got).__name__}", "return the output of model.outc, a tensor")
+        if tuple(got.shape) != tuple(expected.shape):
+            if got.shape[1:] == (base_channels, *expected.shape[2:]):
+                hint = "finish with model.outc: the 1x1 convolution from base_channels to the class scores"
+            else:
+                hint = "inc, then every down, then every up with its skip, then outc: each block exactly once"
+            _fail(f"{what} has shape {tuple(got.shape)}; model(x) has {tuple(expected.shape)}", hint)
+        if not torch.allclose(got, expected, atol=1e-5):
+            _fail(f"{what} has the right shape but different values from model(x)",
+                  "store the skip before each down block (the output of inc is the first skip), and pair "
+                  "the ups with the skips in reverse: zip(model.ups, reversed(skips))")
+    return CheckPassed("✓ unet_forward equals model(x) for depths 0 to 3: the U is in your loop")
+
+
+@_own_rng
 def check_otsu_threshold(otsu: Callable) -> CheckPassed:
     """``otsu(image)`` must return Otsu's threshold t of a numpy image (foreground = image > t):
     the largest background value of the split with the largest between-class variance."""
@@ -376,6 +454,124 @@ def check_instances_to_mask(instances_to_mask: Callable) -> CheckPassed:
                        "and nothing else")
 
 
+def _touching_pairs(instances: np.ndarray) -> set[tuple[int, int]]:
+    """The pairs (a, b), a < b, of cells with a pixel of b among the 8 neighbours of a pixel of a."""
+    H, W = instances.shape
+    padded = np.pad(instances, 1)
+    pairs = set()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            neighbour = padded[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]      # (H, W)
+            contact = (instances > 0) & (neighbour > 0) & (instances != neighbour)
+            pairs.update((int(min(a, b)), int(max(a, b))) for a, b in zip(instances[contact], neighbour[contact]))
+    return pairs
+
+
+@_own_rng
+def check_touching_pairs(touching_pairs: Callable) -> CheckPassed:
+    """``touching_pairs(instances)`` must return the set of pairs (a, b), a < b, of cells that
+    touch: a pixel of cell a has a pixel of cell b among its 8 neighbours."""
+    cases = _ground_truth_cases()
+    three = np.zeros((5, 9), np.int64)
+    three[1:4, 0:3], three[1:4, 3:6], three[1:4, 6:9] = 4, 9, 2          # 4 | 9 | 2: two contacts
+    cases.insert(3, ("three cells in a row (ids 4, 9, 2)", three))
+    cases.append(("an image without cells", np.zeros((4, 5), np.int64)))
+    for name, instances in cases:
+        got = _call(touching_pairs, instances.copy())
+        expected = _touching_pairs(instances)
+        try:
+            pairs = [tuple(int(v) for v in pair) for pair in got]
+        except TypeError:
+            _fail(f"touching_pairs({name}) returned {got!r}; expected a set of pairs of cell ids",
+                  "return a set of tuples (a, b), e.g. {(1, 2), (2, 5)}")
+        if any(len(pair) != 2 for pair in pairs):
+            _fail(f"touching_pairs({name}) returned {got!r}: every element must be one pair (a, b)",
+                  "add (a, b) for each contact, not single ids or longer tuples")
+        if set(pairs) == expected and all(a < b for a, b in pairs):
+            continue
+        if any(0 in pair for pair in pairs):
+            _fail(f"touching_pairs({name}) contains a pair with 0", "0 is the background, not a cell: "
+                  "only a neighbour that belongs to *another cell* is a contact")
+        if any(a == b for a, b in pairs):
+            _fail(f"touching_pairs({name}) contains a cell paired with itself",
+                  "only neighbours with a *different* id count")
+        if {(min(p), max(p)) for p in pairs} == expected:
+            _fail(f"touching_pairs({name}) = {sorted(pairs)}; expected {sorted(expected)}",
+                  "each pair once, smaller id first: add (min(a, b), max(a, b))")
+        missing, extra = sorted(expected - set(pairs)), sorted(set(pairs) - expected)
+        if name == "two cells touching at a corner" and missing:
+            _fail(f"touching_pairs({name}) misses the contact {missing[0]}",
+                  "look at all 8 neighbours, the diagonal ones too")
+        if extra:
+            _fail(f"touching_pairs({name}) has pairs that do not touch: {extra[:5]}",
+                  "a contact is a pixel of a and a pixel of b that are *neighbours* (at most one step apart, "
+                  "diagonals included); a background pixel between them means no contact")
+        _fail(f"touching_pairs({name}) misses {len(missing)} contact(s), e.g. {missing[:5]}",
+              "for every cell pixel, look at its 8 neighbours (np.roll or slicing of a padded copy), "
+              "and keep the pairs of different non-zero ids")
+    return CheckPassed("✓ touching_pairs finds every contact, diagonals included, each pair once")
+
+
+def _warp(image: np.ndarray, displacement: np.ndarray, sign: float = 1.0, order: int = 1,
+          swap: bool = False, mode: str = "reflect") -> np.ndarray:
+    """``image`` sampled at x + sign * displacement(x): the reference (the defaults) and the
+    learner's likely mistakes, for ``check_warp_image``."""
+    from scipy import ndimage
+    H, W = image.shape
+    rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    d = displacement[::-1] if swap else displacement
+    coords = np.stack([rows + sign * d[0], cols + sign * d[1]])                    # (2, H, W)
+    return ndimage.map_coordinates(image, coords, order=order, mode=mode)
+
+
+@_own_rng
+def check_warp_image(warp_image: Callable) -> CheckPassed:
+    """``warp_image(image, displacement)`` must return the (H, W) image whose pixel x takes the
+    value of ``image`` at x + displacement(x) (rows ``displacement[0]``, columns
+    ``displacement[1]``), interpolated linearly, reflected at the border: the image half of
+    ``unet_lib.augment.elastic_deform``."""
+    from scipy import ndimage
+
+    from .augment import elastic_deform, elastic_displacement
+    rng = np.random.default_rng(0)
+    image = ndimage.gaussian_filter(rng.random((20, 24)), 1.0)            # (H, W), smooth like a micrograph
+    shift = np.stack([np.full((20, 24), 2.0), np.full((20, 24), -3.0)])
+    half = np.stack([np.full((20, 24), 0.5), np.full((20, 24), 0.25)])
+    _, field = elastic_displacement((20, 24), rng, grid=3, sigma=4.0)
+    cases = [("a shift by (2, -3) px", shift), ("a shift by (0.5, 0.25) px", half),
+             ("an elastic field (grid 3, sigma 4)", field)]
+    for name, displacement in cases:
+        got = _as_array(_call(warp_image, image.copy(), displacement.copy()), f"warp_image(image, {name})",
+                        image.shape)
+        expected = elastic_deform(image, np.zeros(image.shape, np.int64), displacement)[0]
+        if np.allclose(got, expected, atol=1e-6):
+            continue
+        mistakes = [
+            (dict(sign=-1.0), "content moves *against* the arrows: output pixel x takes its value from "
+                              "x + displacement(x), not x - displacement(x)"),
+            (dict(swap=True), "displacement[0] moves along the rows (down), displacement[1] along the columns"),
+            (dict(order=0), "interpolate the image linearly (order=1); nearest neighbour is for labels"),
+            (dict(order=3), "map_coordinates interpolates with cubic splines by default (order=3): pass order=1"),
+        ]
+        for kwargs, hint in mistakes:
+            if np.allclose(got, _warp(image, displacement, **kwargs), atol=1e-6):
+                _fail(f"warp_image(image, {name}) differs from the paper's warp", hint)
+        H, W = image.shape
+        rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+        inside = ((rows + displacement[0] >= 0) & (rows + displacement[0] <= H - 1)
+                  & (cols + displacement[1] >= 0) & (cols + displacement[1] <= W - 1))
+        if np.allclose(got[inside], expected[inside], atol=1e-6):
+            _fail(f"warp_image(image, {name}) is right where it samples inside the image, wrong where it "
+                  "samples outside", "reflect at the border: map_coordinates(..., mode='reflect')")
+        worst = np.unravel_index(np.abs(got - expected).argmax(), got.shape)
+        _fail(f"warp_image(image, {name}) differs at pixel {tuple(map(int, worst))}: {got[worst]:.4g}, "
+              f"expected {expected[worst]:.4g}",
+              "sample the image at (row + displacement[0], column + displacement[1]) for every pixel: "
+              "scipy.ndimage.map_coordinates(image, coords, order=1, mode='reflect')")
+    return CheckPassed("✓ warp_image samples at x + displacement(x), linearly, reflected at the border: "
+                       "as elastic_deform does")
+
+
 @_own_rng
 def check_border_term(border_term: Callable) -> CheckPassed:
     """``border_term(instances, w0, sigma)`` must return the second term of Eq. 2,
@@ -413,6 +609,9 @@ def check_border_term(border_term: Callable) -> CheckPassed:
         variants = {
             "(d1 + d2)^2 / sigma^2": (np.exp(-(d1 + d2) ** 2 / sigma**2),
                                       "the denominator is 2 * sigma^2"),
+            "(d1 + d2)^2 / (2 * sigma)": (np.exp(-(d1 + d2) ** 2 / (2 * sigma)),
+                                          "square sigma: the denominator is 2 * sigma^2 (sigma**2 in Python), "
+                                          "not 2 * sigma"),
             "(d1^2 + d2^2)": (np.exp(-(d1**2 + d2**2) / (2 * sigma**2)),
                               "square the sum: (d1 + d2)^2, not d1^2 + d2^2"),
             "2 * d1": (np.exp(-(2 * d1) ** 2 / (2 * sigma**2)),
@@ -430,6 +629,97 @@ def check_border_term(border_term: Callable) -> CheckPassed:
               "scipy.ndimage.distance_transform_edt(instances != i), one per cell; w0 and sigma are arguments")
     return CheckPassed("✓ border_term matches Eq. 2's border term on hand-made and toy cells, "
                        "with one cell and with none")
+
+
+@_own_rng
+def check_class_balance(class_balance: Callable) -> CheckPassed:
+    """``class_balance(mask)`` must return w_c of Eq. 2 as an (H, W) map for a 0/1 mask:
+    w_c = n_pixels / (2 * count_c), so that both classes carry the same total weight.
+    Compared with ``unet_lib.weights.class_weight_map``."""
+    from .data import draw_cells, instances_to_mask
+    from .weights import class_weight_map
+    rng = np.random.default_rng(0)
+    cases = [("[[0, 0, 0, 1]]", np.array([[0, 0, 0, 1]])),
+             ("a random 6x7 mask", (rng.random((6, 7)) < 0.3).astype(np.int64)),
+             ("a 40x40 toy-cells mask", instances_to_mask(draw_cells(40, rng, n_cells=(6, 6), radius=(5.0, 8.0))[1])),
+             ("a mask without cells, 3x4", np.zeros((3, 4), np.int64))]
+    for name, mask in cases:
+        got = _as_array(_call(class_balance, mask.copy()), f"class_balance({name})", mask.shape)
+        expected = class_weight_map(mask).astype(np.float64)
+        if np.allclose(got, expected, rtol=1e-5):
+            continue
+        if not np.all(np.isfinite(got)):
+            _fail(f"class_balance({name}) contains inf or nan",
+                  "a class with no pixels has no weight to compute: divide only by the counts of the classes "
+                  "present (or by np.maximum(count, 1))")
+        counts = {c: (mask == c).sum() for c in (0, 1)}
+        count = np.where(mask == 1, counts[1], counts[0]).astype(np.float64)
+        variants = [
+            (count / (2 * mask.size), "the rarer class gets the *larger* weight: w_c = n_pixels / (2 * count_c)"),
+            (count / mask.size, "the rarer class gets the *larger* weight: w_c = n_pixels / (2 * count_c)"),
+            (mask.size / count, "divide by the number of classes too: w_c = n_pixels / (2 * count_c), so that "
+                                "the mean weight over the image is 1"),
+            (1 / count, "multiply by the number of pixels: w_c = n_pixels / (2 * count_c)"),
+        ]
+        for value, hint in variants:
+            if np.allclose(got, value, rtol=1e-5):
+                _fail(f"class_balance({name}) gives the classes the weights "
+                      f"{', '.join(f'{v:.3g}' for v in np.unique(got))}; expected "
+                      f"{', '.join(f'{v:.3g}' for v in np.unique(expected))}", hint)
+        _fail(f"class_balance({name}) differs from w_c: {', '.join(f'{v:.3g}' for v in np.unique(got)[:4])}; "
+              f"expected {', '.join(f'{v:.3g}' for v in np.unique(expected))}",
+              "every pixel of class c gets n_pixels / (2 * count_c), where count_c = (mask == c).sum()")
+    return CheckPassed("✓ class_balance gives both classes the same total weight, as class_weight_map does")
+
+
+@_own_rng
+def check_border_weight_share(border_weight_share: Callable) -> CheckPassed:
+    """``border_weight_share(instances, sigma)`` must return the share of the total weight of the
+    paper's weight map (``unet_weight_map`` of the separated cells, w0 = 10, the given sigma) that
+    lies on the separating-border pixels (``touching_borders`` of the original instances)."""
+    from .data import draw_cells, separate_touching, touching_borders
+    from .weights import class_weight_map, unet_weight_map
+
+    def share(weights: np.ndarray, borders: np.ndarray) -> float:
+        return float(weights[borders].sum() / weights.sum())
+
+    rng = np.random.default_rng(0)
+    images = [draw_cells(64, rng, n_cells=(10, 10), radius=(6.0, 10.0))[1] for _ in range(2)]
+    for k, instances in enumerate(images):
+        borders = touching_borders(instances)
+        separated = separate_touching(instances)
+        for sigma in (2.0, 5.0, 10.0):
+            what = f"border_weight_share(toy image {k}, sigma={sigma:g})"
+            got = _call(border_weight_share, instances.copy(), sigma)
+            if isinstance(got, torch.Tensor) and got.numel() == 1 or isinstance(got, np.ndarray) and got.size == 1:
+                got = got.item()
+            if not isinstance(got, (int, float, np.integer, np.floating)):
+                _fail(f"{what} returned a {type(got).__name__}; expected one number",
+                      "return weight_map[borders].sum() / weight_map.sum() as a float")
+            got = float(got)
+            expected = share(unet_weight_map(separated, sigma=sigma), borders)
+            if abs(got - expected) <= 1e-4 * max(abs(expected), 1e-3):
+                continue
+            variants = [
+                (share(unet_weight_map(separated), borders),
+                 "pass sigma on: unet_weight_map(separated, sigma=sigma)"),
+                (share(unet_weight_map(instances, sigma=sigma), borders),
+                 "compute the weight map from separate_touching(instances): in the paper's mask the "
+                 "border pixels are background, and the border term is added on background pixels only"),
+                (float(borders.mean()), "that is the share of the *pixels*; the question is the share of the "
+                                        "*weight*: weight_map[borders].sum() / weight_map.sum()"),
+                (0.0, "find the borders on the original instances: touching_borders(separated) is empty, "
+                      "since separated cells no longer touch"),
+                (share(class_weight_map((separated > 0).astype(np.int64)), borders),
+                 "use the whole weight map, w_c plus the border term: unet_weight_map"),
+            ]
+            for value, hint in variants:
+                if abs(got - value) <= 1e-4 * max(abs(value), 1e-3):
+                    _fail(f"{what} = {got:.4f}; expected {expected:.4f}", hint)
+            _fail(f"{what} = {got:.4f}; expected {expected:.4f}",
+                  "borders = touching_borders(instances); weight_map = unet_weight_map(separate_touching("
+                  "instances), sigma=sigma); return weight_map[borders].sum() / weight_map.sum()")
+    return CheckPassed("✓ border_weight_share agrees with unet_weight_map on two toy images for sigma 2, 5 and 10")
 
 
 # -- notebook 07: training; notebook 08: evaluation ------------------------------------------
