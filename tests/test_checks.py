@@ -162,15 +162,16 @@ BROKEN_DOUBLE_CONV = {
     "one convolution": (lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3), nn.ReLU()),
                         r"has 224 parameters; the paper's block has 808"),
     "BatchNorm (not the paper's block)": (lambda i, o: DoubleConv(i, o, batch_norm=True),
-                                          r"has 824 parameters; the paper's block has 808"),
+                                          r"has a BatchNorm layer; the paper's block has none\nHint: .*"
+                                          r"DoubleConv\(batch_norm=True\) adds BatchNorm"),
     "last ReLU missing (wrong values)": (lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3), nn.ReLU(), nn.Conv2d(o, o, 3)),
                                          r"the output has negative values\nHint: .*the last one too"),
     "ReLU before the convolution (wrong values)": (
         lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3), nn.ReLU(), nn.ReLU(), nn.Conv2d(o, o, 3), nn.Sigmoid()),
-        r"with the library's weights your block computes different values\nHint: order: conv, ReLU, conv, ReLU"),
-    "layers created out of order": (DefinedOutOfOrder,
-                                    r"parameter `conv2.weight` has shape \(8, 8, 3, 3\); the paper's block has "
-                                    r"\(8, 3, 3, 3\) there\nHint: create the layers in the order they are applied"),
+        r"with the library's weights your block computes different values\nHint: apply them in this order"),
+    "ReLU only after the second convolution": (
+        lambda i, o: nn.Sequential(nn.Conv2d(i, o, 3), nn.Conv2d(o, o, 3), nn.ReLU()),
+        r"computes different values\nHint: apply them in this order: conv \(in -> out\), ReLU"),
     "float64 (wrong dtype)": (lambda i, o: DoubleConv(i, o).double(),
                               r"has torch.float64 parameters; the inputs here, like images, are torch.float32"),
     "not a module": (lambda i, o: (lambda x: x), r"\(3, 8\) is a function, not an nn.Module"),
@@ -887,3 +888,209 @@ BROKEN_BORDER_WEIGHT_SHARE = {
 def test_check_border_weight_share_fails_a_broken_share(answer, match):
     with pytest.raises(CheckError, match=match):
         check_border_weight_share(answer)
+
+# -- notebooks 01 to 03: convolutionalize, contracting_parameters, receptive_field, up_forward,
+#    overlap_counts ----------------------------------------------------------------------------
+
+from unet_lib import Up  # noqa: E402
+from unet_lib.checks import (  # noqa: E402
+    check_contracting_parameters, check_convolutionalize, check_overlap_counts, check_receptive_field,
+    check_up_forward,
+)
+
+
+def test_check_double_conv_passes_layers_created_in_another_order():
+    assert_passes(check_double_conv, DefinedOutOfOrder)   # registration order is not application order
+
+
+def convolutionalize(linear: nn.Linear, channels: int, size: int, mistake: str | None = None) -> nn.Module:
+    out = linear.out_features
+    conv = nn.Conv2d(channels, out, kernel_size=size if mistake != "stride" else size,
+                     stride=size if mistake == "stride" else 1)
+    with torch.no_grad():
+        weight = linear.weight.view(out, channels, size, size)
+        if mistake == "channels last":
+            weight = linear.weight.view(out, size, size, channels).permute(0, 3, 1, 2)
+        conv.weight.copy_(weight)
+        conv.bias.copy_(torch.zeros(out) if mistake == "no bias" else linear.bias)
+    return conv
+
+
+def test_check_convolutionalize_passes_a_correct_answer():
+    assert_passes(check_convolutionalize, convolutionalize)
+    assert_skeleton_is_friendly(check_convolutionalize, "convolutionalize")
+
+
+@pytest.mark.parametrize("mistake, match", [
+    ("no bias", r"without its bias\nHint: copy linear.bias"),
+    ("channels last", r"different numbers than linear on the same window\nHint: nn.Flatten flattens \(channels, "
+                      r"height, width\)"),
+    ("stride", r"gives shape \(1, 2, 1, 1\); expected \(1, 2, 4, 3\).*\nHint: kernel_size=4 .*stride 1"),
+    ("the linear layer", r"fails on a \(3, 7, 6\) map: .*\nHint: nn.Conv2d\(in_channels=3"),
+])
+def test_check_convolutionalize_fails_a_broken_answer(mistake, match):
+    answer = (lambda linear, c, s: linear) if mistake == "the linear layer" else \
+        (lambda linear, c, s: convolutionalize(linear, c, s, mistake))
+    with pytest.raises(CheckError, match=match):
+        check_convolutionalize(answer)
+
+
+def contracting_parameters(in_channels: int, base_channels: int, depth: int) -> int:
+    """By hand: a DoubleConv from c_in to c_out has 9 c_in c_out + 9 c_out^2 weights and 2 c_out biases."""
+    def double_conv(c_in, c_out):
+        return 9 * c_in * c_out + 9 * c_out * c_out + 2 * c_out
+    widths = [base_channels * 2**k for k in range(depth + 1)]
+    return double_conv(in_channels, widths[0]) + sum(double_conv(widths[k], widths[k + 1]) for k in range(depth))
+
+
+def test_contracting_parameters_by_hand():
+    assert contracting_parameters(1, 64, 0) == 37_568            # notebook 02's first DoubleConv
+    model = UNet(in_channels=3, base_channels=4, depth=2)
+    assert contracting_parameters(3, 4, 2) == sum(p.numel() for m in (model.inc, *model.downs) for p in m.parameters())
+
+
+def test_check_contracting_parameters_passes_a_correct_answer():
+    assert_passes(check_contracting_parameters, contracting_parameters)
+    assert_skeleton_is_friendly(check_contracting_parameters, "contracting_parameters")
+
+
+BROKEN_CONTRACTING_PARAMETERS = {
+    "no biases": (lambda i, b, d: checks._contracting_parameters(i, b, d, bias=False),
+                  r"= 18,838,080; the model's inc and downs have 18,842,048\nHint: .*one bias per output channel"),
+    "no doubling": (lambda i, b, d: checks._contracting_parameters(i, b, d, double=False),
+                    r"\nHint: each Down doubles the channels"),
+    "one Down too many": (lambda i, b, d: checks._contracting_parameters(i, b, d, levels=d + 1),
+                          r"\nHint: there are depth Downs after inc, not depth \+ 1"),
+    "one conv per level": (lambda i, b, d: checks._contracting_parameters(i, b, d, convs=1),
+                           r"\nHint: every DoubleConv has two 3x3 convolutions"),
+    "the whole U-Net": (lambda i, b, d: UNet.count_parameters(in_channels=i, base_channels=b, depth=d),
+                        r"= 31,030,658; .*\nHint: that is the whole U-Net"),
+    "in_channels ignored": (lambda i, b, d: contracting_parameters(b, b, d),
+                            r"\(1, 64, 4\) = 18,878,336; .*\nHint: the first convolution reads the image"),
+    "a float": (lambda i, b, d: float(contracting_parameters(i, b, d)), r"= 18842048.0; expected an int"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_CONTRACTING_PARAMETERS.values(),
+                         ids=BROKEN_CONTRACTING_PARAMETERS.keys())
+def test_check_contracting_parameters_fails_a_broken_count(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_contracting_parameters(answer)
+
+
+def measure_receptive_field(block: nn.Module, in_channels: int, size: int, pixel: str = "centre",
+                            off_by_one: bool = False) -> int:
+    """The gradient of one output pixel with respect to the input, non-zero where it depends on it."""
+    x = torch.zeros(1, in_channels, size, size, requires_grad=True)
+    y = block(x)
+    if pixel == "all":
+        y.sum().backward()
+    else:
+        i, j = (y.shape[-2] // 2, y.shape[-1] // 2) if pixel == "centre" else (0, 0)
+        y[0, 0, i, j].backward()
+    cols = x.grad[0].abs().sum(0).nonzero()[:, 1]
+    return int(cols.max() - cols.min()) + (0 if off_by_one else 1)
+
+
+def test_receptive_field_by_hand():
+    # 3x3 then 3x3: 5; DoubleConv, pool, DoubleConv: 5 + 1 + 2 * 4 = 14 (notebook 02's growth rule)
+    assert measure_receptive_field(checks._probe_ready(DoubleConv(1, 1)), 1, 11) == 5
+    block = checks._probe_ready(nn.Sequential(DoubleConv(1, 1), nn.AvgPool2d(2), DoubleConv(1, 1)))
+    assert measure_receptive_field(block, 1, 36) == 14
+
+
+def test_check_receptive_field_passes_a_correct_answer():
+    assert_passes(check_receptive_field, measure_receptive_field)
+    assert_skeleton_is_friendly(check_receptive_field, "measure_receptive_field")
+
+
+BROKEN_RECEPTIVE_FIELD = {
+    "off by one": (lambda b, c, s: measure_receptive_field(b, c, s, off_by_one=True),
+                   r"nn.Conv2d\(1, 1, 3\), 1, 15\) = 2; the centre output pixel depends on 3 input columns\n"
+                   r"Hint: count both ends"),
+    "all outputs": (lambda b, c, s: measure_receptive_field(b, c, s, pixel="all"),
+                    r"= 15; .* 3 input columns\nHint: that is the whole input"),
+    "corner pixel": (lambda b, c, s: measure_receptive_field(b, c, s, pixel="corner"),
+                     r"three padded 3x3 convolutions, 1, 16\) = 4; .* 7 input columns\nHint: take the centre"),
+    "by formula (a 3x3 stack only)": (lambda b, c, s: 5, r"nn.Conv2d\(1, 1, 3\), 1, 15\) = 5; .*\nHint: x = "),
+    "a float": (lambda b, c, s: float(measure_receptive_field(b, c, s)), r"= 3.0; expected an int"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_RECEPTIVE_FIELD.values(), ids=BROKEN_RECEPTIVE_FIELD.keys())
+def test_check_receptive_field_fails_a_broken_measurement(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_receptive_field(answer)
+
+
+def up_forward(up: Up, x: torch.Tensor, skip: torch.Tensor, mistake: str | None = None) -> torch.Tensor:
+    x = up.up(x)
+    if mistake == "top-left crop":
+        skip = skip[..., : x.shape[-2], : x.shape[-1]]
+    elif mistake != "no crop":
+        skip = center_crop(skip, x.shape[-2:])
+    x = torch.cat([x, skip] if mistake == "swapped" else [skip, x], dim=1)
+    return x if mistake == "no conv" else up.conv(x)
+
+
+def test_check_up_forward_passes_a_correct_answer():
+    assert_passes(check_up_forward, up_forward)
+    assert_skeleton_is_friendly(check_up_forward, "up_forward")
+
+
+BROKEN_UP_FORWARD = {
+    "swapped": (lambda u, x, s: up_forward(u, x, s, "swapped"), r"concatenated in the other order\n"
+                                                                r"Hint: unet_lib's Up puts the skip first"),
+    "top-left crop": (lambda u, x, s: up_forward(u, x, s, "top-left crop"), r"right shape, different values\n"
+                                                                            r"Hint: crop the centre"),
+    "no crop": (lambda u, x, s: up_forward(u, x, s, "no crop"), r"up_forward raised .*\nHint: x = up.up\(x\) first"),
+    "no conv": (lambda u, x, s: up_forward(u, x, s, "no conv"), r"gave shape \(2, 8, 10, 12\); expected \(2, 4, 6, 8\)"
+                                                                r"\nHint: that is the concatenation"),
+    "calls the library": (lambda u, x, s: u(x, s), r"called up\(x, skip\).*\nHint: write the steps yourself"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_UP_FORWARD.values(), ids=BROKEN_UP_FORWARD.keys())
+def test_check_up_forward_fails_a_broken_step(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_up_forward(answer)
+
+
+def overlap_counts(kernel_size: int, stride: int, size: int, bias: float = 0.0, keep_dims: bool = False):
+    layer = nn.ConvTranspose2d(1, 1, kernel_size, stride=stride, bias=bias != 0.0)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        if bias:
+            layer.bias.fill_(bias)
+        y = layer(torch.ones(1, 1, size, size))
+    return y if keep_dims else y[0, 0]
+
+
+def test_overlap_counts_by_hand():
+    # kernel 3, stride 2, 2 inputs per side: the middle column is painted by both
+    assert overlap_counts(3, 2, 2)[0].tolist() == [1, 1, 2, 1, 1]
+    assert overlap_counts(2, 2, 3).eq(1).all()                    # the paper's up-convolution: no overlap
+
+
+def test_check_overlap_counts_passes_a_correct_answer():
+    assert_passes(check_overlap_counts, overlap_counts)
+    assert_passes(check_overlap_counts, lambda k, s, n: overlap_counts(k, s, n).numpy())
+    assert_skeleton_is_friendly(check_overlap_counts, "overlap_counts")
+
+
+BROKEN_OVERLAP_COUNTS = {
+    "bias": (lambda k, s, n: overlap_counts(k, s, n, bias=0.5), r"differs .*\nHint: no bias"),
+    "random weights": (lambda k, s, n: nn.ConvTranspose2d(1, 1, k, stride=s, bias=False)(torch.ones(1, 1, n, n))[0, 0],
+                       r"differs .*\nHint: counts are whole numbers"),
+    "batch dimensions kept": (lambda k, s, n: overlap_counts(k, s, n, keep_dims=True),
+                              r"has shape \(1, 1, 6, 6\); expected \(6, 6\)\nHint: drop the batch"),
+    "stride ignored": (lambda k, s, n: overlap_counts(k, 1, n), r"stride=2, size=3\) has shape \(4, 4\); "
+                                                                r"expected \(6, 6\)\nHint: .*\(size - 1\) \* stride"),
+    "a list": (lambda k, s, n: overlap_counts(k, s, n).tolist(), r"returned a list"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_OVERLAP_COUNTS.values(), ids=BROKEN_OVERLAP_COUNTS.keys())
+def test_check_overlap_counts_fails_a_broken_map(answer, match):
+    with torch.no_grad(), pytest.raises(CheckError, match=match):
+        check_overlap_counts(answer)

@@ -27,6 +27,8 @@ __all__ = [
     "check_instances_to_mask", "check_border_term",
     "check_touching_pairs", "check_warp_image", "check_class_balance", "check_border_weight_share",
     "check_train_step", "check_iou", "check_count_matches",
+    "check_convolutionalize", "check_contracting_parameters", "check_receptive_field", "check_up_forward",
+    "check_overlap_counts",
 ]
 
 
@@ -134,12 +136,17 @@ def check_context_margin(context_margin: Callable[[int], int]) -> CheckPassed:
 
 @_own_rng
 def check_double_conv(cls: Callable[[int, int], nn.Module]) -> CheckPassed:
-    """``cls(in_channels, out_channels)`` must build the paper's double convolution."""
+    """``cls(in_channels, out_channels)`` must build the paper's double convolution. Compared by
+    what the block computes with the library's weights, whatever order its layers were created in."""
     torch.manual_seed(0)
     block = _call(cls, 3, 8)
     if not isinstance(block, nn.Module):
         _fail(f"{cls.__name__}(3, 8) is a {type(block).__name__}, not an nn.Module",
               "subclass nn.Module (or nn.Sequential)")
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in block.modules()):
+        _fail(f"{cls.__name__}(3, 8) has a BatchNorm layer; the paper's block has none",
+              "two unpadded 3x3 convolutions, each followed by a ReLU, and nothing else "
+              "(the course's DoubleConv(batch_norm=True) adds BatchNorm; this exercise is the paper's block)")
     reference = DoubleConv(3, 8)
     n_params, n_expected = sum(p.numel() for p in block.parameters()), sum(p.numel() for p in reference.parameters())
     if n_params != n_expected:
@@ -154,20 +161,23 @@ def check_double_conv(cls: Callable[[int, int], nn.Module]) -> CheckPassed:
         hint = ("the paper's convolutions are unpadded: use padding=0"
                 if tuple(y.shape[-2:]) == (17, 19) else "two unpadded 3x3 convolutions remove 2 pixels per side")
         _fail(f"a (2, 3, 17, 19) input gave shape {tuple(y.shape)}; expected (2, 8, 13, 15)", hint)
-    # same weights in the same order -> the same output, unless a ReLU is missing or misplaced
-    for (name, p), q in zip(block.named_parameters(), reference.parameters()):
-        if p.shape != q.shape:   # copy_ below would fail deep inside torch
-            _fail(f"parameter `{name}` has shape {tuple(p.shape)}; the paper's block has {tuple(q.shape)} there",
-                  "create the layers in the order they are applied: conv, ReLU, conv, ReLU")
+    # the library's weights, each into the convolution of the same role (3 -> 8 first, 8 -> 8 second),
+    # whatever order the layers were created (registered) in: the same function gives the same output
+    convs = {m.in_channels: m for m in block.modules() if isinstance(m, nn.Conv2d)}
+    if sorted(convs) != [3, 8] or any(c.weight.shape[1:] != (c.in_channels, 3, 3) for c in convs.values()):
+        _fail(f"{cls.__name__}(3, 8) does not hold one 3 -> 8 and one 8 -> 8 nn.Conv2d with 3x3 kernels",
+              "two nn.Conv2d with kernel_size=3: in_channels -> out_channels, then out_channels -> out_channels")
     with torch.no_grad():
-        for p, q in zip(block.parameters(), reference.parameters()):
-            p.copy_(q)
+        for conv, ref in zip((convs[3], convs[8]), (reference[0], reference[2])):
+            conv.weight.copy_(ref.weight)
+            if conv.bias is not None:
+                conv.bias.copy_(ref.bias)
         y, expected = block(x), reference(x)
     if (y < 0).any():
         _fail("the output has negative values", "each convolution is followed by a ReLU, the last one too")
     if not torch.allclose(y, expected, atol=1e-5):
         _fail("with the library's weights your block computes different values",
-              "order: conv, ReLU, conv, ReLU; parameters in that order (weight then bias)")
+              "apply them in this order: conv (in -> out), ReLU, conv (out -> out), ReLU")
     return CheckPassed(f"✓ {cls.__name__}: shapes, parameter count and values match DoubleConv")
 
 
@@ -836,3 +846,245 @@ def check_count_matches(count_matches: Callable) -> CheckPassed:
             }
             _fail(f"{what}: count_matches gave {got}; expected {expected}", hints[what])
     return CheckPassed("✓ count_matches agrees with unet_lib.metrics.instance_scores")
+
+
+# -- notebooks 01 to 03: the fully convolutional idea, the contracting path, the expansive path --
+
+@_own_rng
+def check_convolutionalize(convolutionalize: Callable) -> CheckPassed:
+    """``convolutionalize(linear, channels, size)`` must return the ``nn.Conv2d`` that computes
+    what the fully connected ``linear`` computes on a flattened (channels, size, size) map, at
+    every position of a larger map (Long et al. 2015). Compared with ``linear`` applied to every
+    window of a random feature map."""
+    torch.manual_seed(0)
+    for channels, size, out_features in [(3, 4, 2), (2, 5, 3)]:
+        linear = nn.Linear(channels * size * size, out_features)
+        layer = _call(convolutionalize, linear, channels, size)
+        what = f"convolutionalize(nn.Linear({channels * size * size}, {out_features}), {channels}, {size})"
+        if not isinstance(layer, nn.Module):
+            _fail(f"{what} returned a {type(layer).__name__}, not an nn.Module", "return an nn.Conv2d")
+        _check_float32(layer, what)
+        f = torch.randn(1, channels, size + 3, size + 2)                       # (1, C, H, W), not square
+        windows = f.unfold(2, size, 1).unfold(3, size, 1)                      # (1, C, 4, 3, size, size)
+        windows = windows.permute(0, 2, 3, 1, 4, 5).flatten(3)                 # (1, 4, 3, C * size * size)
+        with torch.no_grad():
+            expected = linear(windows).permute(0, 3, 1, 2)                    # (1, out, 4, 3)
+            try:
+                got = layer(f)
+            except RuntimeError as e:
+                _fail(f"{what} fails on a ({channels}, {size + 3}, {size + 2}) map: {str(e).splitlines()[0]}",
+                      f"nn.Conv2d(in_channels={channels}, out_channels={out_features}, kernel_size={size})")
+        if tuple(got.shape) != tuple(expected.shape):
+            _fail(f"on a (1, {channels}, {size + 3}, {size + 2}) map {what} gives shape {tuple(got.shape)}; "
+                  f"expected {tuple(expected.shape)}, one output per {size}x{size} window",
+                  f"kernel_size={size} (the window that linear reads), stride 1 and no padding")
+        if torch.allclose(got, expected, atol=1e-5):
+            continue
+        bias = linear.bias.view(1, -1, 1, 1)
+        if torch.allclose(got, expected - bias, atol=1e-5):
+            _fail(f"{what} computes linear's numbers without its bias", "copy linear.bias into the conv's bias")
+        _fail(f"{what} computes different numbers than linear on the same window",
+              "nn.Flatten flattens (channels, height, width) in that order: "
+              "conv.weight = linear.weight.view(out_features, channels, size, size)")
+    return CheckPassed("✓ convolutionalize: one convolution computes the fully connected layer at every position")
+
+
+def _contracting_parameters(in_channels: int, base_channels: int, depth: int, bias: bool = True,
+                            double: bool = True, levels: int | None = None, convs: int = 2) -> int:
+    """The parameters of inc and the downs, by arithmetic, with the mistakes the check recognises."""
+    def block(c_in: int, c_out: int) -> int:
+        return 9 * c_in * c_out + 9 * c_out * c_out * (convs - 1) + bias * c_out * convs
+    widths = [base_channels * (2**level if double else 1) for level in range(depth + 2)]
+    n = block(in_channels, widths[0])
+    return n + sum(block(widths[k], widths[k + 1]) for k in range(depth if levels is None else levels))
+
+
+@_own_rng
+def check_contracting_parameters(contracting_parameters: Callable[[int, int, int], int]) -> CheckPassed:
+    """``contracting_parameters(in_channels, base_channels, depth)`` must count the parameters of
+    a U-Net's contracting path, ``inc`` and every ``Down`` (the last is the bottleneck), as the
+    model has them."""
+    for in_channels, base_channels, depth in [(1, 64, 4), (3, 8, 2), (1, 4, 0), (2, 5, 3)]:
+        with torch.device("meta"):   # shapes without memory: the paper's network in no time
+            model = UNet(in_channels=in_channels, base_channels=base_channels, depth=depth)
+        expected = sum(p.numel() for part in (model.inc, *model.downs) for p in part.parameters())
+        got = _call(contracting_parameters, in_channels, base_channels, depth)
+        if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+            _fail(f"contracting_parameters({in_channels}, {base_channels}, {depth}) = {got!r}; expected an int",
+                  "return the count as an int")
+        if got == expected:
+            continue
+        args = (in_channels, base_channels, depth)
+        hints = [
+            (UNet.count_parameters(in_channels=in_channels, base_channels=base_channels, depth=depth),
+             "that is the whole U-Net; count only the contracting path: inc and the downs"),
+            (_contracting_parameters(*args, bias=False), "each convolution also has one bias per output channel"),
+            (_contracting_parameters(*args, double=False), "each Down doubles the channels: level k has "
+                                                           "base_channels * 2**k"),
+            (_contracting_parameters(*args, levels=depth + 1), "there are depth Downs after inc, not depth + 1"),
+            (_contracting_parameters(*args, levels=max(depth - 1, 0)), "there are depth Downs after inc "
+                                                                       "(the last one is the bottleneck)"),
+            (_contracting_parameters(*args, convs=1), "every DoubleConv has two 3x3 convolutions: "
+                                                      "c_in -> c_out, then c_out -> c_out"),
+            (_contracting_parameters(base_channels, base_channels, depth), "the first convolution reads the "
+                                                                           "image: in_channels, not base_channels"),
+        ]
+        hint = next((h for value, h in hints if got == value),
+                    "a 3x3 convolution from c_in to c_out has 9 * c_in * c_out weights and c_out biases; "
+                    "max-pooling has none")
+        _fail(f"contracting_parameters({in_channels}, {base_channels}, {depth}) = {got:,}; "
+              f"the model's inc and downs have {expected:,}", hint)
+    return CheckPassed("✓ contracting_parameters matches the model for four configurations, the paper's included")
+
+
+def _probe_ready(module: nn.Module) -> nn.Module:
+    """``module`` with positive weights and biases: every ReLU stays on, so the gradient reaches
+    every input pixel the output depends on."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(p.abs() + 1e-3)
+    return module.eval()
+
+
+def _window_width(block: nn.Module, in_channels: int, size: int, pixel: tuple[int, int] | None = None) -> int:
+    """The check's own measurement: input columns that output pixel ``pixel`` (the centre) depends on."""
+    x = torch.zeros(1, in_channels, size, size, requires_grad=True)
+    y = block(x)
+    i, j = pixel if pixel is not None else (y.shape[-2] // 2, y.shape[-1] // 2)
+    y[0, 0, i, j].backward()
+    cols = (x.grad[0].abs().sum(0) > 0).any(dim=0).nonzero()
+    return int(cols.max() - cols.min() + 1)
+
+
+@_own_rng
+def check_receptive_field(measure_receptive_field: Callable[[nn.Module, int, int], int]) -> CheckPassed:
+    """``measure_receptive_field(block, in_channels, size)`` must measure how many input columns
+    the centre output pixel of ``block`` depends on, on a (1, in_channels, size, size) input.
+    Compared with the check's own gradient measurement on blocks the learner has not seen."""
+    torch.manual_seed(0)
+    cases = [
+        ("nn.Conv2d(1, 1, 3)", lambda: nn.Conv2d(1, 1, 3), 1, 15),
+        ("nn.Conv2d(1, 1, 5)", lambda: nn.Conv2d(1, 1, 5), 1, 15),
+        ("DoubleConv(2, 4)", lambda: DoubleConv(2, 4), 2, 17),
+        ("a 3x3 convolution with dilation=2", lambda: nn.Conv2d(1, 1, 3, dilation=2), 1, 15),
+        ("three padded 3x3 convolutions", lambda: nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1) for _ in range(3)]),
+         1, 16),
+        ("DoubleConv, 2x2 average pooling, DoubleConv",
+         lambda: nn.Sequential(DoubleConv(1, 2), nn.AvgPool2d(2), DoubleConv(2, 2)), 1, 36),
+    ]
+    for name, make, in_channels, size in cases:
+        block = _probe_ready(make())
+        expected = _window_width(block, in_channels, size)
+        got = _call(measure_receptive_field, block, in_channels, size)
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+            _fail(f"measure_receptive_field({name}) = {got!r}; expected an int (a width in pixels)",
+                  "count the input columns whose gradient is non-zero: int(cols.max() - cols.min() + 1)")
+        if got == expected:
+            continue
+        block.zero_grad()
+        corner = _window_width(block, in_channels, size, pixel=(0, 0))
+        if got == expected - 1:
+            hint = "count both ends of the window: last column - first column + 1"
+        elif got == size:
+            hint = ("that is the whole input: take the gradient of ONE output pixel, "
+                    "y[0, 0, i, j].backward(), not of the sum of all outputs")
+        elif got == corner:
+            hint = ("take the centre output pixel (H_out // 2, W_out // 2): at the corner part of "
+                    "the window falls outside the input, into the padding")
+        else:
+            hint = ("x = torch.zeros(1, in_channels, size, size, requires_grad=True); y = block(x); "
+                    "y[0, 0, H_out // 2, W_out // 2].backward(); then the columns where x.grad is non-zero")
+        _fail(f"measure_receptive_field({name}, {in_channels}, {size}) = {got}; "
+              f"the centre output pixel depends on {expected} input columns", hint)
+    return CheckPassed("✓ measure_receptive_field agrees with the gradient on six blocks, padded, dilated and "
+                       "pooled ones included")
+
+
+@_own_rng
+def check_up_forward(up_forward: Callable) -> CheckPassed:
+    """``up_forward(up, x, skip)`` must compute one step of the expansive path with the layers of
+    the ``Up`` block ``up`` (upsample, crop the skip, concatenate, DoubleConv), as ``Up.forward``
+    does, without calling ``up(x, skip)``."""
+    from .blocks import Up
+    torch.manual_seed(0)
+    cases = [("Up(8, 4), even crop", Up(8, 4), (2, 8, 5, 6), (2, 4, 18, 20)),
+             ("Up(8, 4), odd crop", Up(8, 4), (1, 8, 4, 4), (1, 4, 13, 11)),
+             ("Up(6, 3, padding='same', upsampling='bilinear')", Up(6, 3, padding="same", upsampling="bilinear"),
+              (1, 6, 3, 5), (1, 3, 6, 10))]
+
+    def blocked(*args, **kwargs):
+        _fail("up_forward called up(x, skip), which runs the library's Up.forward",
+              "write the steps yourself with up.up, center_crop, torch.cat and up.conv")
+
+    for name, up, x_shape, skip_shape in cases:
+        x, skip = torch.randn(x_shape), torch.randn(skip_shape)
+        with torch.no_grad():
+            expected = Up.forward(up, x, skip)
+            up.forward = blocked                     # an instance attribute: up(x, skip) lands here
+            try:
+                got = _call(up_forward, up, x, skip)
+            except NotImplementedError:              # the skeleton: _call's message, as it is
+                raise
+            except RuntimeError as e:
+                _fail(f"{name}: up_forward raised {str(e).splitlines()[0]!r}",
+                      "x = up.up(x) first; then crop the skip to x's size, center_crop(skip, x.shape[-2:]), "
+                      "and concatenate along the channels (dim=1) before up.conv")
+            finally:
+                del up.forward
+        if not isinstance(got, torch.Tensor):
+            _fail(f"{name}: up_forward returned a {type(got).__name__}", "return the output of up.conv")
+        if tuple(got.shape) != tuple(expected.shape):
+            hint = ("that is the concatenation: finish with up.conv (the level's DoubleConv)"
+                    if got.shape[1] == x_shape[1] else "x = up.up(x); skip = center_crop(skip, x.shape[-2:]); "
+                    "x = torch.cat([skip, x], dim=1); return up.conv(x)")
+            _fail(f"{name}: x {x_shape}, skip {skip_shape} gave shape {tuple(got.shape)}; "
+                  f"expected {tuple(expected.shape)}", hint)
+        if torch.allclose(got, expected, atol=1e-5):
+            continue
+        with torch.no_grad():
+            y = up.up(x)
+            swapped = up.conv(torch.cat([y, center_crop(skip, y.shape[-2:])], dim=1))
+        if torch.allclose(got, swapped, atol=1e-5):
+            _fail(f"{name}: the skip and the upsampled map are concatenated in the other order",
+                  "unet_lib's Up puts the skip first, torch.cat([skip, x], dim=1): the order decides which "
+                  "input channels of up.conv read which map")
+        _fail(f"{name}: right shape, different values",
+              "crop the centre of the skip (center_crop keeps the middle; with an odd difference the extra "
+              "row goes at the bottom), not a corner")
+    return CheckPassed("✓ up_forward: upsample, centre crop, skip first, DoubleConv; same output as Up")
+
+
+@_own_rng
+def check_overlap_counts(overlap_counts: Callable[[int, int, int], torch.Tensor]) -> CheckPassed:
+    """``overlap_counts(kernel_size, stride, size)`` must return the (H_out, W_out) map of how many
+    input pixels write into each output pixel of a transposed convolution with that kernel size and
+    stride, on a size x size input (Odena et al. 2016). Compared with a transposed convolution of a
+    kernel of ones over an input of ones."""
+    import torch.nn.functional as F
+    for kernel_size, stride, size in [(2, 2, 3), (3, 2, 3), (4, 2, 4), (3, 1, 3), (5, 3, 2)]:
+        expected = F.conv_transpose2d(torch.ones(1, 1, size, size), torch.ones(1, 1, kernel_size, kernel_size),
+                                      stride=stride)[0, 0].numpy()
+        what = f"overlap_counts(kernel_size={kernel_size}, stride={stride}, size={size})"
+        got = _call(overlap_counts, kernel_size, stride, size)
+        if isinstance(got, torch.Tensor):
+            got = got.detach().cpu().numpy()
+        if not isinstance(got, np.ndarray):
+            _fail(f"{what} returned a {type(got).__name__}; expected a tensor of shape {expected.shape}",
+                  "return the (H_out, W_out) map itself")
+        if got.shape != expected.shape:
+            hint = ("drop the batch and channel dimensions: return y[0, 0]" if got.squeeze().shape == expected.shape
+                    else "a transposed convolution makes (size - 1) * stride + kernel_size pixels per side")
+            _fail(f"{what} has shape {got.shape}; expected {expected.shape}", hint)
+        if np.allclose(got, expected):
+            continue
+        if np.ptp(got - expected) < 1e-6:
+            hint = "no bias (bias=False): the bias adds the same number to every pixel"
+        elif not np.allclose(got, np.round(got)):
+            hint = "counts are whole numbers: a kernel of ones (weight.fill_(1)) on an input of ones"
+        else:
+            hint = (f"nn.ConvTranspose2d(1, 1, {kernel_size}, stride={stride}, bias=False) with weights of ones, "
+                    f"applied to torch.ones(1, 1, {size}, {size})")
+        _fail(f"{what} differs from the number of input pixels that reach each output pixel", hint)
+    return CheckPassed("✓ overlap_counts: uneven where the stride does not divide the kernel size, even where it does")
