@@ -609,8 +609,8 @@ def check_merged_per_skip(merged_per_skip: Callable) -> CheckPassed:
     the course model and two toy-cell images, against the same experiment done here."""
     images, instances = _skip_case()
     model = _course_model()
-    expected = _skip_experiment("expected")
     got = _call(merged_per_skip, model, [image.clone() for image in images], [i.clone() for i in instances])
+    expected = _skip_experiment("expected")   # after the learner's call: a skeleton fails fast
     left = {name: len(up._forward_pre_hooks) for name, up in zip(expected, model.ups) if up._forward_pre_hooks}
     if left:
         _fail(f"after merged_per_skip(model, ...) {', '.join(left)} still {'has' if len(left) == 1 else 'have'} "
@@ -665,14 +665,19 @@ def _split_scores(labels: np.ndarray, instances: np.ndarray) -> dict[str, "objec
 
 
 @functools.lru_cache(maxsize=1)
-def _footprint_case() -> tuple[np.ndarray, np.ndarray, tuple[int, ...], dict[int, dict]]:
-    """Notebook 10's real image transposed (its top half becomes the left half), three
-    footprints, and {footprint: _split_scores of classical_instances with it}. Once per process."""
-    from .baselines import classical_instances
+def _footprint_data() -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Notebook 10's real image transposed (its top half becomes the left half), its instances,
+    and three footprints: the data of ``check_tune_peak_footprint``."""
     from .data import load_real_nuclei
     image, instances = load_real_nuclei()
-    image, instances = np.ascontiguousarray(image.T), np.ascontiguousarray(instances.T)
-    footprints = (3, 7, 15)
+    return np.ascontiguousarray(image.T), np.ascontiguousarray(instances.T), (3, 7, 15)
+
+
+@functools.lru_cache(maxsize=1)
+def _footprint_case() -> tuple[np.ndarray, np.ndarray, tuple[int, ...], dict[int, dict]]:
+    """``_footprint_data`` and {footprint: _split_scores of classical_instances with it}; once per process."""
+    from .baselines import classical_instances
+    image, instances, footprints = _footprint_data()
     table = {f: _split_scores(classical_instances(image, peak_footprint=f), instances) for f in footprints}
     return image, instances, footprints, table
 
@@ -683,8 +688,9 @@ def check_tune_peak_footprint(tune_peak_footprint: Callable) -> CheckPassed:
     ``peak_footprint`` of ``classical_instances`` by instance F1 on the left half (columns <
     W // 2) and return ``(footprint, F1 on the right half)``. Run on notebook 10's image
     transposed, against the same experiment done here."""
-    image, instances, footprints, table = _footprint_case()
+    image, instances, footprints = _footprint_data()
     got = _call(tune_peak_footprint, image.copy(), instances.copy(), footprints)
+    table = _footprint_case()[3]   # after the learner's call: a skeleton fails fast
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         _fail(f"tune_peak_footprint returned {got!r}; expected a pair (footprint, F1 on the right half)",
               "return chosen, f1_right: the footprint chosen on the left half and its instance F1 on the right")
