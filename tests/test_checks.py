@@ -1094,3 +1094,126 @@ BROKEN_OVERLAP_COUNTS = {
 def test_check_overlap_counts_fails_a_broken_map(answer, match):
     with torch.no_grad(), pytest.raises(CheckError, match=match):
         check_overlap_counts(answer)
+# -- check_merged_per_skip (notebook 09) ---------------------------------------------------------
+
+from unet_lib.checks import check_merged_per_skip  # noqa: E402  (appended section)
+from unet_lib.metrics import label_instances  # noqa: E402
+from unet_lib.widgets import average_skips, feature_maps  # noqa: E402
+
+
+def merged_per_skip(model, images, instances):
+    """The exercise's solution: one skip block-averaged at a time, merged cells over all images."""
+    merged = {}
+    for j in range(len(model.ups)):
+        name = f"ups[{j}]"
+        handles = average_skips(model, [name])
+        try:
+            preds = [feature_maps(model, image).logits.argmax(0) for image in images]
+        finally:
+            for handle in handles:
+                handle.remove()
+        merged[name] = sum(instance_scores(label_instances(p), t).merged for p, t in zip(preds, instances))
+    return merged
+
+
+def test_check_merged_per_skip_passes_a_correct_answer():
+    assert_passes(check_merged_per_skip, merged_per_skip)
+    assert_skeleton_is_friendly(check_merged_per_skip, "merged_per_skip")
+
+
+def _experiment(name: str):
+    """A broken answer that returns what the mistake ``name`` gives (computed once by the check)."""
+    return lambda model, images, instances: checks._skip_experiment(name)
+
+
+def leaves_the_hooks(model, images, instances):
+    average_skips(model, ["ups[1]"])
+    return checks._skip_experiment("expected")
+
+
+BROKEN_MERGED_PER_SKIP = {
+    "hooks left on the model": (leaves_the_hooks, r"ups\[1\] still has a forward pre-hook.*\n"
+                                                  r"Hint: average_skips returns the hooks' handles"),
+    "every skip at once": (_experiment("all at once"), r"gave \{'ups\[0\]': 18, .*\nHint: you averaged every "
+                                                       r"skip at once"),
+    "no hooks while predicting": (_experiment("no hooks"), r"Hint: every value is what the model merges with all "
+                                                           r"skips intact"),
+    "zeroed, not averaged": (_experiment("zeroed"), r"Hint: those are the counts with one skip set to zero"),
+    "first image only": (_experiment("first image only"), r"Hint: those are the counts of the first image only"),
+    "other keys": (lambda m, x, y: {0: 0, 1: 9, 2: 2}, r"returned the keys \['0', '1', '2'\]; expected "
+                                                       r"\['ups\[0\]', 'ups\[1\]', 'ups\[2\]'\]"),
+    "a list": (lambda m, x, y: [0, 9, 2], r"returned a list; expected a dict"),
+    "IoU, not counts": (lambda m, x, y: {"ups[0]": 0.9, "ups[1]": 0.8, "ups[2]": 0.85},
+                        r"\['ups\[0\]'\] = 0.9; expected a count of merged cells"),
+    "off by one": (lambda m, x, y: {k: v + 1 for k, v in checks._skip_experiment("expected").items()},
+                   r"gave \{'ups\[0\]': 1, 'ups\[1\]': 10, 'ups\[2\]': 3\}; the experiment gives "
+                   r"\{'ups\[0\]': 0, 'ups\[1\]': 9, 'ups\[2\]': 2\}\nHint: for each Up block"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_MERGED_PER_SKIP.values(), ids=BROKEN_MERGED_PER_SKIP.keys())
+def test_check_merged_per_skip_fails_a_broken_answer(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_merged_per_skip(answer)
+
+
+# -- check_tune_peak_footprint (notebook 10) -----------------------------------------------------
+
+from unet_lib.baselines import classical_instances  # noqa: E402  (appended section)
+from unet_lib.checks import check_tune_peak_footprint  # noqa: E402
+
+
+def tune_peak_footprint(image, instances, footprints):
+    """The exercise's solution: choose on the left half, report the F1 on the right half."""
+    half = image.shape[1] // 2
+    f1 = {}
+    for f in footprints:
+        labels = classical_instances(image, peak_footprint=f)
+        f1[f] = (instance_scores(labels[:, :half], instances[:, :half]).f1,
+                 instance_scores(labels[:, half:], instances[:, half:]).f1)
+    chosen = max(footprints, key=lambda f: f1[f][0])
+    return chosen, f1[chosen][1]
+
+
+def test_check_tune_peak_footprint_passes_a_correct_answer():
+    assert_passes(check_tune_peak_footprint, tune_peak_footprint)
+    assert_skeleton_is_friendly(check_tune_peak_footprint, "tune_peak_footprint")
+
+
+def _footprint_answer(choose_on: str, report: str = "right", key=lambda s: s.f1):
+    """A (cheap) answer that chooses on one part and reports a score of another, from the table
+    the check computed once."""
+    def answer(image, instances, footprints):
+        table = checks._footprint_case()[3]
+        chosen = max(footprints, key=lambda f: table[f][choose_on].f1)
+        return chosen, key(table[chosen][report])
+    return answer
+
+
+def test_the_footprint_case_tells_the_halves_apart():
+    """The check's case must make choosing on the right half or the whole image visible."""
+    _, _, footprints, table = checks._footprint_case()
+    best = {part: max(footprints, key=lambda f: table[f][part].f1) for part in ("left", "right", "whole")}
+    assert best["left"] != best["right"]
+    assert len({table[best["left"]][part].f1 for part in ("left", "right", "whole")}) == 3
+
+
+BROKEN_TUNE_PEAK_FOOTPRINT = {
+    "chosen on the right half": (_footprint_answer("right"), r"Hint: you chose on the right half, the evaluation "
+                                                             r"half"),
+    "reports the left half": (_footprint_answer("left", "left"), r"Hint: that is its F1 on the left half, where "
+                                                                 r"it was chosen"),
+    "reports the whole image": (_footprint_answer("left", "whole"), r"Hint: that is its F1 on the whole image"),
+    "reports precision": (_footprint_answer("left", "right", key=lambda s: s.tp / (s.tp + s.fp)),
+                          r"reports F1 0.\d+ for footprint 7; on the right half it is 0.812\nHint: label the whole "
+                          r"image"),
+    "returns only the footprint": (lambda image, instances, footprints: 7, r"returned 7; expected a pair"),
+    "returns a footprint not offered": (lambda image, instances, footprints: (11, 0.8),
+                                        r"Hint: return the chosen footprint itself, one of \(3, 7, 15\)"),
+}
+
+
+@pytest.mark.parametrize("answer, match", BROKEN_TUNE_PEAK_FOOTPRINT.values(), ids=BROKEN_TUNE_PEAK_FOOTPRINT.keys())
+def test_check_tune_peak_footprint_fails_a_broken_answer(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_tune_peak_footprint(answer)

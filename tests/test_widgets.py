@@ -16,8 +16,8 @@ from traitlets import TraitError
 from unet_lib import ToyCells, UNet
 from unet_lib.model import block_shapes, named_blocks
 from unet_lib.tiling import context_margin, padded_forward
-from unet_lib.widgets import (FeatureMapExplorer, FeatureMaps, draw_box, feature_maps, feature_maps_batch, image_box,
-                              unet_layers)
+from unet_lib.widgets import (FeatureMapExplorer, FeatureMaps, average_skips, draw_box, feature_maps, feature_maps_batch,
+                              image_box, unet_layers)
 
 
 def make_model(depth=2, padding="valid", num_classes=2, batch_norm=True, seed=0):
@@ -385,3 +385,79 @@ def test_explorer_names_the_layers_and_refuses_empty_or_nan_images():
     with pytest.raises(ValueError, match=r"image must be finite, got 1 NaN value among its 400"):
         feature_maps(model, torch.rand(1, 20, 20).index_put_((torch.tensor(0), torch.tensor(3), torch.tensor(4)),
                                                             torch.tensor(float("nan"))))
+
+
+# -- average_skips --------------------------------------------------------------------------------
+
+def _skips_seen(model, x, blocks=None):
+    """What each Up block receives as its skip: (before, after) ``average_skips(model, blocks)``."""
+    before, after = {}, {}
+    spies = [up.register_forward_pre_hook(lambda m, args, j=j: before.__setitem__(j, args[1].clone()))
+             for j, up in enumerate(model.ups)]
+    handles = average_skips(model, blocks)
+    spies += [up.register_forward_pre_hook(lambda m, args, j=j: after.__setitem__(j, args[1].clone()))
+              for j, up in enumerate(model.ups)]   # pre-hooks run in order: these see the replaced skip
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for handle in handles + spies:
+            handle.remove()
+    return before, after, out
+
+
+def test_average_skips_replaces_each_skip_by_its_block_means():
+    model = make_model(depth=2)
+    x = make_images(1, 60, 68)
+    before, after, _ = _skips_seen(model, x)
+    for j, factor in ((0, 2), (1, 4)):   # ups[j]: 2**(j + 1) x 2**(j + 1) blocks
+        skip, averaged = before[j][0, 0].numpy(), after[j][0, 0].numpy()
+        assert averaged.shape == skip.shape
+        h, w = skip.shape
+        for top in range(0, h, factor):
+            for left in range(0, w, factor):   # the last blocks are partial (ceil): their own mean
+                block = skip[top : top + factor, left : left + factor]
+                np.testing.assert_allclose(averaged[top : top + factor, left : left + factor], block.mean(),
+                                           rtol=1e-5, atol=1e-6)
+
+
+def test_average_skips_by_hand_on_a_small_map():
+    model = make_model(depth=1)
+    skip = torch.tensor([[1.0, 3.0, 5.0], [5.0, 7.0, 9.0], [0.0, 2.0, 4.0]])[None, None]   # (1, 1, 3, 3)
+    (handle,) = average_skips(model)
+    try:
+        # call the hook directly: ups[0]'s factor is 2; 2x2 blocks, the last row and column partial
+        _, averaged = model.ups[0]._forward_pre_hooks[handle.id](model.ups[0], (torch.zeros(1), skip))
+    finally:
+        handle.remove()
+    assert averaged.tolist() == [[[[4.0, 4.0, 7.0], [4.0, 4.0, 7.0], [1.0, 1.0, 4.0]]]]
+
+
+def test_average_skips_hooks_only_the_chosen_blocks_and_removes_cleanly():
+    model = make_model(depth=2)
+    x = make_images(1, 60, 68)
+    with torch.no_grad():
+        plain = model(x)
+    before, after, out = _skips_seen(model, x, ["ups[1]"])
+    assert torch.equal(before[0], after[0]) and not torch.equal(before[1], after[1])
+    assert not torch.equal(out, plain)
+    assert all(not up._forward_pre_hooks for up in model.ups)
+    with torch.no_grad():
+        assert torch.equal(model(x), plain)   # removing the handles restores the skips
+    assert len(average_skips(model, "ups[0]")) == 1   # one name as a string
+    for up in model.ups:
+        up._forward_pre_hooks.clear()
+
+
+@pytest.mark.parametrize("blocks, match", [
+    (["ups[2]"], r"blocks='ups\[2\]' is not an Up block of this U-Net; choose from ups\[0\], ups\[1\]"),
+    (["downs[0]"], r"blocks='downs\[0\]' is not an Up block"),
+])
+def test_average_skips_names_the_blocks_it_accepts(blocks, match):
+    with pytest.raises(ValueError, match=match):
+        average_skips(make_model(depth=2), blocks)
+
+
+def test_average_skips_needs_a_unet():
+    with pytest.raises(TypeError, match="expected a unet_lib.UNet"):
+        average_skips(torch.nn.Conv2d(1, 1, 3))

@@ -21,7 +21,7 @@ from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
 from .train import COURSE_CHECKPOINT, NonFiniteLossError, TrainConfig, evaluate, fit, make_optimizer, train_step
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
-from .widgets import FeatureMapExplorer, feature_maps, unet_layers
+from .widgets import FeatureMapExplorer, average_skips, feature_maps, unet_layers
 
 __all__ = [
     # blocks and model (01-04)
@@ -41,7 +41,7 @@ __all__ = [
     "iou", "dice", "pixel_error", "rand_error", "confusion_matrix", "class_scores", "label_instances", "InstanceScores", "instance_scores",
     "mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_labels", "predict_naive_tiles",
     # feature-map explorer (09)
-    "FeatureMapExplorer", "feature_maps", "unet_layers",
+    "FeatureMapExplorer", "feature_maps", "unet_layers", "average_skips",
     # real nuclei and a classical baseline (10)
     "load_real_nuclei", "percentile_normalize", "otsu_threshold", "otsu_instances", "classical_instances",
     "remove_small_objects", "seeded_watershed",

@@ -29,6 +29,7 @@ __all__ = [
     "check_train_step", "check_iou", "check_count_matches",
     "check_convolutionalize", "check_contracting_parameters", "check_receptive_field", "check_up_forward",
     "check_overlap_counts",
+    "check_merged_per_skip", "check_tune_peak_footprint",
 ]
 
 
@@ -1088,3 +1089,182 @@ def check_overlap_counts(overlap_counts: Callable[[int, int, int], torch.Tensor]
                     f"applied to torch.ones(1, 1, {size}, {size})")
         _fail(f"{what} differs from the number of input pixels that reach each output pixel", hint)
     return CheckPassed("✓ overlap_counts: uneven where the stride does not divide the kernel size, even where it does")
+# -- notebook 09: what each skip carries; notebook 10: a setting chosen on the left half ----------
+
+@functools.lru_cache(maxsize=1)
+def _skip_case() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Two 96x96 toy-cell images (seed 4) and their instances: the data of ``check_merged_per_skip``."""
+    from .data import ToyCells
+    cells = ToyCells(2, size=96, seed=4)
+    return tuple(cells[i]["image"] for i in range(2)), tuple(cells[i]["instances"] for i in range(2))
+
+
+@functools.lru_cache(maxsize=8)
+def _skip_experiment(experiment: str) -> dict[str, int]:
+    """{Up block: merged cells over ``_skip_case``'s images} for the course model: ``"expected"``
+    (one skip block-averaged at a time), or one of the mistakes that ``check_merged_per_skip``
+    recognises. One batched forward pass per block; computed once per process."""
+    from .metrics import instance_scores, label_instances
+    from .tiling import padded_forward
+    from .widgets import average_skips
+
+    images, instances = _skip_case()
+    model = _course_model()
+    names = [f"ups[{j}]" for j in range(len(model.ups))]
+
+    def zero_one(name: str):
+        up = model.ups[names.index(name)]
+        return [up.register_forward_pre_hook(lambda m, args: (args[0], torch.zeros_like(args[1])))]
+
+    def merged(handles, which: tuple[int, ...] = (0, 1)) -> int:
+        try:
+            with torch.no_grad():
+                preds = padded_forward(model, torch.stack(images)).argmax(1)   # (2, H, W)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return sum(instance_scores(label_instances(preds[i]), instances[i]).merged for i in which)
+
+    if experiment == "all at once":
+        return dict.fromkeys(names, merged(average_skips(model)))
+    if experiment == "no hooks":
+        return dict.fromkeys(names, merged([]))
+    hooks, which = {"expected": (lambda n: average_skips(model, [n]), (0, 1)),
+                    "first image only": (lambda n: average_skips(model, [n]), (0,)),
+                    "zeroed": (zero_one, (0, 1))}[experiment]
+    return {n: merged(hooks(n), which) for n in names}
+
+
+def _course_model() -> UNet:
+    """A fresh copy of the course model (notebook 07's checkpoint), in eval mode, on the CPU."""
+    from .train import COURSE_CHECKPOINT, load_checkpoint
+    return load_checkpoint(COURSE_CHECKPOINT).model.eval()
+
+
+@_own_rng
+def check_merged_per_skip(merged_per_skip: Callable) -> CheckPassed:
+    """``merged_per_skip(model, images, instances)`` must block-average one skip connection at a
+    time (``unet_lib.widgets.average_skips(model, [name])``), predict every image, and return
+    {Up block name: merged cells summed over the images}; the hooks removed afterwards. Run on
+    the course model and two toy-cell images, against the same experiment done here."""
+    images, instances = _skip_case()
+    model = _course_model()
+    got = _call(merged_per_skip, model, [image.clone() for image in images], [i.clone() for i in instances])
+    expected = _skip_experiment("expected")   # after the learner's call: a skeleton fails fast
+    left = {name: len(up._forward_pre_hooks) for name, up in zip(expected, model.ups) if up._forward_pre_hooks}
+    if left:
+        _fail(f"after merged_per_skip(model, ...) {', '.join(left)} still {'has' if len(left) == 1 else 'have'} "
+              f"a forward pre-hook: the next experiment (and every later use of the model) runs with a skip "
+              f"still averaged", "average_skips returns the hooks' handles: call handle.remove() on each "
+              "after predicting, before the next block (in a `finally:`)")
+    if not isinstance(got, dict):
+        _fail(f"merged_per_skip returned a {type(got).__name__}; expected a dict",
+              f"return {{block name: merged cells}}, one entry per Up block: {', '.join(expected)}")
+    if sorted(map(str, got)) != sorted(expected):
+        _fail(f"merged_per_skip returned the keys {sorted(map(str, got))}; expected {list(expected)}",
+              "one entry per Up block, named as in named_blocks(model): 'ups[0]', 'ups[1]', ...")
+    got = {str(k): v for k, v in got.items()}
+    for name, value in got.items():
+        if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+            _fail(f"merged_per_skip(...)['{name}'] = {value:.4g}; expected a count of merged cells",
+                  "count cells: instance_scores(label_instances(pred), instances[i]).merged, summed over images")
+        if not isinstance(value, (int, np.integer, float, np.floating)):
+            _fail(f"merged_per_skip(...)['{name}'] is a {type(value).__name__}; expected an int",
+                  "count cells: instance_scores(label_instances(pred), instances[i]).merged, summed over images")
+    got = {k: int(v) for k, v in got.items()}
+    if got == expected:
+        return CheckPassed(f"✓ merged_per_skip: {', '.join(f'{k} {v}' for k, v in expected.items())} merged "
+                           f"cells on the check's two images, as the same experiment here; hooks removed")
+    hints = {
+        "all at once": "you averaged every skip at once: average_skips(model) hooks all Up blocks; pass one "
+                       "name, average_skips(model, [name]), to change one skip at a time",
+        "no hooks": "every value is what the model merges with all skips intact: predict while the hooks are "
+                    "in place (between average_skips(...) and handle.remove())",
+        "zeroed": "those are the counts with one skip set to zero; the exercise block-averages it: "
+                  "average_skips(model, [name])",
+        "first image only": "those are the counts of the first image only: add up the merged cells over "
+                            "all images",
+    }
+    for mistake, hint in hints.items():
+        if got == _skip_experiment(mistake) != expected:
+            _fail(f"merged_per_skip gave {got}; the experiment gives {expected}", hint)
+    _fail(f"merged_per_skip gave {got}; the experiment gives {expected}",
+          "for each Up block: handles = average_skips(model, [name]); for each image, "
+          "pred = feature_maps(model, image).logits.argmax(0) and add "
+          "instance_scores(label_instances(pred), instances[i]).merged; then remove the handles")
+
+
+def _split_scores(labels: np.ndarray, instances: np.ndarray) -> dict[str, "object"]:
+    """Instance scores of a label image on the left half, the right half and the whole image;
+    the halves are cut at column W // 2 after labelling the whole image."""
+    from .metrics import instance_scores
+    half = instances.shape[1] // 2
+    return {"left": instance_scores(labels[:, :half], instances[:, :half]),
+            "right": instance_scores(labels[:, half:], instances[:, half:]),
+            "whole": instance_scores(labels, instances)}
+
+
+@functools.lru_cache(maxsize=1)
+def _footprint_data() -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Notebook 10's real image transposed (its top half becomes the left half), its instances,
+    and three footprints: the data of ``check_tune_peak_footprint``."""
+    from .data import load_real_nuclei
+    image, instances = load_real_nuclei()
+    return np.ascontiguousarray(image.T), np.ascontiguousarray(instances.T), (3, 7, 15)
+
+
+@functools.lru_cache(maxsize=1)
+def _footprint_case() -> tuple[np.ndarray, np.ndarray, tuple[int, ...], dict[int, dict]]:
+    """``_footprint_data`` and {footprint: _split_scores of classical_instances with it}; once per process."""
+    from .baselines import classical_instances
+    image, instances, footprints = _footprint_data()
+    table = {f: _split_scores(classical_instances(image, peak_footprint=f), instances) for f in footprints}
+    return image, instances, footprints, table
+
+
+@_own_rng
+def check_tune_peak_footprint(tune_peak_footprint: Callable) -> CheckPassed:
+    """``tune_peak_footprint(image, instances, footprints)`` must choose the watershed's
+    ``peak_footprint`` of ``classical_instances`` by instance F1 on the left half (columns <
+    W // 2) and return ``(footprint, F1 on the right half)``. Run on notebook 10's image
+    transposed, against the same experiment done here."""
+    image, instances, footprints = _footprint_data()
+    got = _call(tune_peak_footprint, image.copy(), instances.copy(), footprints)
+    table = _footprint_case()[3]   # after the learner's call: a skeleton fails fast
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        _fail(f"tune_peak_footprint returned {got!r}; expected a pair (footprint, F1 on the right half)",
+              "return chosen, f1_right: the footprint chosen on the left half and its instance F1 on the right")
+    chosen, f1 = got
+    if not isinstance(f1, (float, int, np.floating, np.integer)):
+        _fail(f"tune_peak_footprint returned {f1!r} as its F1; expected a number", "InstanceScores.f1 is a float")
+    f1 = float(f1)
+
+    def best(part: str) -> int:
+        return max(footprints, key=lambda f: table[f][part].f1)   # the first of equally good ones
+
+    right, left = best("right"), best("left")
+    what = (f"tune_peak_footprint(image, instances, {footprints}) = ({chosen!r}, {f1:.3f}); "
+            f"the left half chooses {left}, whose F1 on the right half is {table[left]['right'].f1:.3f}")
+    if chosen not in footprints:
+        _fail(what, f"return the chosen footprint itself, one of {footprints}")
+    if chosen != left:
+        if chosen == right != left:
+            _fail(what, "you chose on the right half, the evaluation half: a setting chosen on the pixels it is "
+                        "scored on gives an optimistic score. Choose by the F1 on the left half (columns < W // 2)")
+        _fail(what, "compute instance_scores(labels[:, :W // 2], instances[:, :W // 2]).f1 for every footprint "
+                    "and keep the footprint with the largest (the first of equally good ones)")
+    expected = table[left]["right"].f1
+    if abs(f1 - expected) <= 1e-6:
+        return CheckPassed(f"✓ tune_peak_footprint chooses {left} on the left half and reports its F1 on the "
+                           f"right half, {expected:.3f}, as the same experiment here")
+    if abs(f1 - table[left]["left"].f1) <= 1e-6:
+        hint = ("that is its F1 on the left half, where it was chosen; report the F1 on the right half, "
+                "which played no part in the choice")
+    elif abs(f1 - table[left]["whole"].f1) <= 1e-6:
+        hint = "that is its F1 on the whole image; score the right half only: columns W // 2 and beyond"
+    else:
+        hint = ("label the whole image with classical_instances(image, peak_footprint=f), then cut both label "
+                "images at W // 2, as notebook 10's score() does: instance_scores(labels[:, W // 2:], "
+                "instances[:, W // 2:]).f1")
+    _fail(f"tune_peak_footprint reports F1 {f1:.3f} for footprint {left}; on the right half it is "
+          f"{expected:.3f}", hint)

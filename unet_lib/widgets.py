@@ -22,6 +22,7 @@ import ipywidgets as widgets
 import matplotlib
 import numpy as np
 import torch
+import torch.nn.functional as F
 import traitlets
 from PIL import Image as PILImage   # Pillow: a dependency of matplotlib
 
@@ -29,8 +30,8 @@ from .model import UNet, named_blocks
 from .tiling import context_margin, padded_forward
 from .validate import check_finite, check_spatial
 
-__all__ = ["Layer", "FeatureMaps", "unet_layers", "feature_maps", "feature_maps_batch", "FeatureMapExplorer",
-           "image_box", "draw_box"]
+__all__ = ["Layer", "FeatureMaps", "unet_layers", "feature_maps", "feature_maps_batch", "average_skips",
+           "FeatureMapExplorer", "image_box", "draw_box"]
 
 
 class Layer(NamedTuple):
@@ -119,6 +120,42 @@ def feature_maps_batch(model: UNet, images: torch.Tensor) -> list[FeatureMaps]:
     logits = logits.to("cpu", torch.float32)
     return [FeatureMaps({name: fmap[b] for name, fmap in maps.items()}, logits[b], seen[0][b].float())
             for b in range(len(images))]
+
+
+def average_skips(model: UNet, blocks: Sequence[str] | None = None) -> list[torch.utils.hooks.RemovableHandle]:
+    """Block-average the skip connections of ``model``: a forward pre-hook on each chosen ``Up``
+    block replaces the map it receives from the contracting path by that map averaged over
+    f x f blocks and upsampled back (nearest), where f = 2**(j + 1) for ``ups[j]``: the factor
+    that brings the skip down to the bottleneck's resolution (``ups[0]``, just above the
+    bottleneck, 2 x 2; the last ``Up``, at full resolution, 2**depth x 2**depth).
+
+    The skip keeps what it says at the bottleneck's scale and loses only the finer detail, and
+    every ``Up`` block still gets inputs of the kind it saw in training (unlike ``cut_skips``,
+    whose zeros it never saw). The weights are not changed.
+
+    ``blocks``: names from ``named_blocks`` (``"ups[0]"``, ...); ``None`` = every ``Up`` block.
+    Returns the hooks' handles; ``handle.remove()`` restores the skips. Raises ``TypeError`` for
+    a model that is not a ``UNet`` and ``ValueError`` listing the names for a name that is not
+    an ``Up`` block of ``model``.
+    """
+    _check_model(model)
+    names = [f"ups[{j}]" for j in range(len(model.ups))]
+    if isinstance(blocks, str):
+        blocks = [blocks]
+    chosen = names if blocks is None else list(blocks)
+    unknown = [name for name in chosen if name not in names]
+    if unknown:
+        raise ValueError(f"blocks={unknown[0]!r} is not an Up block of this U-Net; choose from "
+                         f"{', '.join(names) or '(none: depth 0 has no skips)'}")
+
+    def hook(module: torch.nn.Module, args: tuple[torch.Tensor, torch.Tensor], factor: int):
+        x, skip = args                                                        # skip: (B, C, H_s, W_s)
+        coarse = F.avg_pool2d(skip, factor, ceil_mode=True)                   # (B, C, ceil(H_s/f), ceil(W_s/f))
+        fine = F.interpolate(coarse, scale_factor=factor)                     # (B, C, >= H_s, >= W_s)
+        return x, fine[..., : skip.shape[-2], : skip.shape[-1]]               # (B, C, H_s, W_s)
+
+    return [model.ups[j].register_forward_pre_hook(lambda m, args, f=2 ** (j + 1): hook(m, args, f))
+            for j in range(len(model.ups)) if names[j] in chosen]
 
 
 # -- validation ------------------------------------------------------------------------------
