@@ -693,7 +693,8 @@ def test_check_steps_per_epoch_passes_a_hand_written_count():
 
 @pytest.mark.parametrize("answer, match", [
     (lambda n, b, w: steps_per_epoch_by_hand(n, b, w, pad=False),
-     r"30 samples, batch_size 4 per process, 4 processes: steps_per_epoch gave 1; fit takes 2.*\nHint: .*ceil\(30 / 4\) = 8"),
+     r"30 samples, batch_size 4 per process, 4 processes: steps_per_epoch gave 1; fit takes 2.*\n"
+     r"Hint: .*ceil\(30 / 4\) = 8"),
     (lambda n, b, w: steps_per_epoch_by_hand(n, b, w, drop_last=False), r"gave 4; fit takes 3.*\nHint: .*drop_last"),
     (lambda n, b, w: -(-n // w) // b, r"10 samples.* gave 0; fit takes 1.*\nHint: a rank with fewer samples"),
     (lambda n, b, w: n // b, r"64 samples, batch_size 4 per process, 2 processes: .*gave 16; fit takes 8.*\nHint: "
