@@ -277,3 +277,56 @@ def test_the_command_line_refuses_what_torchrun_cannot_do(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--epochs", "1"])
     assert exit_info.value.code == 2 and "WORLD_SIZE='two' is not an integer" in capsys.readouterr().err
+
+
+# -- launch_local: the notebooks' way to start ranks ------------------------------------------
+
+def test_launch_local_starts_the_ranks_as_torchrun_would_and_returns_what_each_printed(tmp_path):
+    script = tmp_path / "ranks.py"
+    script.write_text("import sys, torch\n"
+                      "from unet_lib import distributed\n"
+                      "distributed.init_from_env('cpu')\n"
+                      "rank, world_size = distributed.world()\n"
+                      "total = distributed.sum_over_ranks([rank + 1])[0]\n"
+                      "print(f'rank {rank} of {world_size}, sum {total:g}, threads {torch.get_num_threads()}, '\n"
+                      "      f'args {sys.argv[1:]}')\n"
+                      "distributed.close()\n")
+    outputs = distributed.launch_local(script, nproc=2, args=["a", "b"], timeout=TIMEOUT)
+    assert [o.strip() for o in outputs] == [f"rank {r} of 2, sum 3, threads 1, args ['a', 'b']" for r in (0, 1)]
+
+
+def test_launch_local_reports_a_failed_rank_with_its_output(tmp_path):
+    script = tmp_path / "fails.py"
+    script.write_text("import os, sys\n"
+                      "if os.environ['RANK'] == '1':\n"
+                      "    sys.exit('rank 1 gives up')\n")
+    with pytest.raises(RuntimeError, match=r"fails.py failed on rank 1 of 3 \(exit code 1\); the end of its "
+                                           r"output:\nrank 1 gives up"):
+        distributed.launch_local(script, nproc=3, timeout=TIMEOUT)
+
+
+def test_launch_local_stops_ranks_that_do_not_finish_in_time(tmp_path):
+    script = tmp_path / "waits.py"
+    script.write_text("import os, pathlib, sys, time\n"
+                      f"pathlib.Path({str(tmp_path)!r}, 'pid' + os.environ['RANK']).write_text(str(os.getpid()))\n"
+                      "time.sleep(600)\n")
+    with pytest.raises(TimeoutError, match=r"the 2 processes of waits.py did not finish in 3 s and were stopped"):
+        distributed.launch_local(script, nproc=2, timeout=3)
+    for r in (0, 1):
+        pid_file = tmp_path / f"pid{r}"
+        if pid_file.exists():   # a rank that had started: it is gone
+            with pytest.raises(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), 0)
+
+
+def test_launch_local_names_wrong_arguments(tmp_path):
+    with pytest.raises(ValueError, match=r"script='.*missing.py' is not a file"):
+        distributed.launch_local(tmp_path / "missing.py")
+    script = tmp_path / "ok.py"
+    script.write_text("")
+    with pytest.raises(ValueError, match="nproc must be"):
+        distributed.launch_local(script, nproc=0)
+    with pytest.raises(TypeError, match="args must be a sequence of strings"):
+        distributed.launch_local(script, args="--fast")
+    with pytest.raises(ValueError, match="timeout"):
+        distributed.launch_local(script, timeout=0)

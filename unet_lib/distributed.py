@@ -21,21 +21,30 @@ the distribution itself is torch's.
   that ``fit`` needs beyond DDP's.
 * ``sync_batch_norm(model, device)``: a context in which the BatchNorm layers are torch's
   ``SyncBatchNorm`` (statistics over the batches of all ranks), the original layers restored after.
+* ``launch_local(script, nproc)``: run a script on ``nproc`` CPU processes of this machine as
+  torchrun would (one thread each), with a time limit; notebook 12 trains on two ranks with it.
 """
 
 import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from .validate import check_seed
+from .validate import check_int, check_number, check_seed
 
 __all__ = ["world", "env_world_size", "init_from_env", "close", "barrier", "rank_seed", "sum_over_ranks", "any_rank",
-           "broadcast_buffers", "sync_batch_norm"]
+           "broadcast_buffers", "sync_batch_norm", "launch_local"]
 
 
 def world() -> tuple[int, int]:
@@ -161,3 +170,72 @@ def sync_batch_norm(model: nn.Module, device: torch.device) -> Iterator[nn.Modul
     finally:
         for parent, name, child in originals:
             setattr(parent, name, child)
+
+
+def _free_port() -> int:
+    """A TCP port that is free now on this machine (the system picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_local(script: str | Path, nproc: int = 2, args: Sequence[str] = (), timeout: float = 120.0) -> list[str]:
+    """Run ``script`` on ``nproc`` CPU processes of this machine, joined as torchrun joins them, and
+    return what each printed (stdout and stderr together; rank r's at index r).
+
+    ``python script ARGS`` starts ``nproc`` times with torchrun's environment (``RANK`` and
+    ``LOCAL_RANK`` = r, ``WORLD_SIZE`` = ``LOCAL_WORLD_SIZE`` = nproc, ``MASTER_ADDR`` =
+    127.0.0.1, ``MASTER_PORT`` a free port), so the same script runs unchanged under
+    ``torchrun --standalone --nproc_per_node=NPROC script ARGS``; it joins the group itself
+    (``init_from_env("cpu")``: gloo). Without torchrun's own process, one import of torch fewer.
+    Each process gets ``OMP_NUM_THREADS=1`` (the processes share the cores, and their results do
+    not depend on the thread count) and this ``unet_lib`` on its path.
+
+    Raises ``TimeoutError`` when the processes have not finished after ``timeout`` seconds (a rank
+    left waiting for a collective that another never reaches) and ``RuntimeError`` with the end
+    of its output when a process fails; either way no process is left behind.
+    """
+    script = Path(script)
+    if not script.is_file():
+        raise ValueError(f"script={str(script)!r} is not a file; write the script that every rank runs first")
+    nproc = check_int("nproc", nproc, min=1, hint="the number of processes (ranks) to start")
+    timeout = check_number("timeout", timeout, positive=True, hint="seconds")
+    if isinstance(args, str) or not all(isinstance(a, str) for a in args):
+        raise TypeError(f"args must be a sequence of strings (the script's command line), got {args!r}")
+    root = str(Path(__file__).resolve().parent.parent)   # the folder that holds unet_lib
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    base = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, "WORLD_SIZE": str(nproc),
+            "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryDirectory() as logs:
+        files = [open(Path(logs) / f"rank{r}.txt", "w+") for r in range(nproc)]   # files: no pipe to fill up
+        procs = []
+        try:
+            for r, log in enumerate(files):
+                # a session of its own, so that a stuck rank and anything it started can be killed together
+                procs.append(subprocess.Popen([sys.executable, str(script), *args], stdout=log,
+                                              stderr=subprocess.STDOUT, start_new_session=True,
+                                              env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}))
+            for proc in procs:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    raise TimeoutError(
+                        f"the {nproc} processes of {script.name} did not finish in {timeout:g} s and were "
+                        f"stopped; a rank that waits forever usually waits for a collective (a DDP backward, "
+                        f"an all_reduce) that another rank never reaches") from None
+        finally:
+            for proc in procs:
+                if proc.poll() is None:   # after a timeout, a failed start or an interrupt
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+            outputs = []
+            for log in files:
+                log.seek(0)
+                outputs.append(log.read())
+                log.close()
+    for r, proc in enumerate(procs):
+        if proc.returncode != 0:
+            raise RuntimeError(f"{script.name} failed on rank {r} of {nproc} (exit code {proc.returncode}); "
+                               f"the end of its output:\n{outputs[r][-3000:]}")
+    return outputs
