@@ -18,6 +18,11 @@ F1 at IoU >= 0.5, merged and split cells, and the foreground Dice.
 
     .venv/bin/python benchmarks/three_class.py --seeds 0 1 2 --json   # writes data/three_class.json
 
+or one process per seed, then the merge (what made the shipped file, on a busy 2-core machine):
+
+    .venv/bin/python benchmarks/three_class.py --seeds 0 --out /tmp/three_class_0.json   # and 1, 2
+    .venv/bin/python benchmarks/three_class.py --merge /tmp/three_class_*.json --json
+
 Prints per-seed values, mean and sample SD (ddof=1), and the paired differences (border class
 minus weight map, same seed: same images and the same initialisation of the shared layers).
 """
@@ -94,10 +99,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", action="store_true", help=f"write the results to {RESULTS}")
+    parser.add_argument("--out", default=None, help="write this process's runs to this JSON file (for --merge)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="combine the runs of --out files")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    runs = {seed: run(seed) for seed in args.seeds}
+    threads = torch.get_num_threads()
+    if args.merge:
+        runs, threads = {}, set()
+        for path in args.merge:
+            part = json.loads(open(path).read())
+            runs.update({int(s): r for s, r in part["runs"].items()})
+            threads.add(part["threads"])
+        threads = sorted(threads)[0] if len(threads) == 1 else sorted(threads)   # of the training processes
+        runs = dict(sorted(runs.items()))
+        args.seeds = list(runs)
+    else:
+        runs = {seed: run(seed) for seed in args.seeds}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(dict(runs={str(s): r for s, r in runs.items()}, threads=torch.get_num_threads()), f, indent=1)
+        return
     summary = {}
     for key in ("f1", "merged", "split", "dice"):
         per_arm = {arm: np.array([runs[s][arm][key] for s in args.seeds], float) for arm in ("weight map", "border class")}
@@ -111,7 +133,7 @@ def main() -> None:
         RESULTS.write_text(json.dumps(dict(
             recipe="COURSE_MODEL, COURSE_TRAIN without augmentation, course_data(seed=S); test ToyCells(32, seed=2000)",
             runs={str(s): r for s, r in runs.items()}, summary=summary, torch=torch.__version__,
-            threads=torch.get_num_threads()), indent=1) + "\n")
+            threads=threads), indent=1) + "\n")
         print(f"wrote {RESULTS}")
 
 
