@@ -171,3 +171,37 @@ def test_classical_instances_keeps_an_object_without_its_own_marker():
 def test_baseline_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# -- watershed_split (notebook 11) ----------------------------------------------------------------
+
+from unet_lib.baselines import watershed_split  # noqa: E402
+
+
+def test_watershed_split_cuts_two_touching_discs_at_the_waist():
+    yy, xx = np.mgrid[:40, :60]
+    pair = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 38) ** 2 <= 100)
+    labels = watershed_split(pair)
+    assert labels.dtype == np.int64 and labels.max() == 2
+    assert np.array_equal(labels > 0, pair)
+    assert labels[20, 20] != labels[20, 38]
+    assert len(np.unique(labels[:, 25:32][pair[:, 25:32]])) == 2   # the cut lies at the waist (x ~ 29)
+
+
+def test_classical_instances_is_unchanged_by_the_refactoring():
+    # the last step of classical_instances is watershed_split of its foreground
+    image = np.zeros((40, 60))
+    yy, xx = np.mgrid[:40, :60]
+    image[((yy - 20) ** 2 + (xx - 20) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 38) ** 2 <= 100)] = 1.0
+    labels = classical_instances(image, sigma=0, min_size=0)
+    np.testing.assert_array_equal(labels, watershed_split(image > 0))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(foreground=np.zeros((2, 2, 2))), r"one \(H, W\) foreground"),
+    (dict(foreground=np.zeros((4, 4)), distance_sigma=-1), "distance_sigma must be >= 0"),
+    (dict(foreground=np.zeros((4, 4)), peak_footprint=0), "peak_footprint must be an integer >= 1"),
+])
+def test_watershed_split_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        watershed_split(**kwargs)

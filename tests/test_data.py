@@ -198,3 +198,64 @@ def test_a_0d_integer_tensor_is_an_index():
     data = ToyCells(2, size=32, radius=(4.0, 8.0))
     assert torch.equal(data[torch.tensor(1)]["image"], data[1]["image"])
     assert torch.equal(data[np.int64(-1)]["image"], data[1]["image"])
+
+
+# -- interior_border_classes and real_nuclei_crops (notebook 11) --------------------------------
+
+from unet_lib.data import interior_border_classes, load_real_nuclei, real_nuclei_crops  # noqa: E402
+
+
+def test_interior_border_classes_by_hand():
+    instances = np.array([[0, 0, 0, 0, 0, 0],
+                          [0, 1, 1, 1, 2, 2],
+                          [0, 1, 1, 1, 2, 2],
+                          [0, 1, 1, 1, 2, 2],
+                          [0, 0, 0, 0, 0, 0]])
+    expected = np.array([[0, 0, 0, 0, 0, 0],
+                         [0, 2, 2, 2, 2, 2],
+                         [0, 2, 1, 2, 2, 1],      # the 3x3 cell keeps its centre; the image edge is not a label
+                         [0, 2, 2, 2, 2, 2],
+                         [0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(interior_border_classes(instances, width=1), expected)
+    assert interior_border_classes(instances, width=1).dtype == np.int64
+
+
+def test_interior_border_classes_width_and_oracle():
+    _, instances = draw_cells(64, np.random.default_rng(3))
+    for width in (1, 2, 3):
+        classes = interior_border_classes(instances, width)
+        assert np.array_equal(classes > 0, instances > 0)
+        # oracle: a cell pixel is interior iff its (2w+1) square (clipped to the image) holds only its own label
+        padded = np.pad(instances, width, mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (2 * width + 1,) * 2)
+        interior = (windows == instances[..., None, None]).all(axis=(-2, -1)) & (instances > 0)
+        np.testing.assert_array_equal(classes == 1, interior)
+
+
+def test_interior_border_classes_refuses_a_bad_width():
+    with pytest.raises(ValueError, match="width"):
+        interior_border_classes(np.zeros((4, 4), np.int64), width=0)
+
+
+def test_real_nuclei_crops_cut_the_left_half():
+    crops = real_nuclei_crops()
+    assert list(crops) == [f"nuclei_y{y:03d}_x{x:03d}" for y in (0, 128, 256, 384) for x in (0, 128)]
+    image, instances = load_real_nuclei()
+    for stem, (crop, labels) in crops.items():
+        y, x = int(stem[8:11]), int(stem[13:16])
+        assert crop.dtype == np.uint8 and labels.dtype == np.uint16 and crop.shape == labels.shape == (128, 128)
+        truth = instances[y:y + 128, x:x + 128]
+        assert np.array_equal(labels > 0, truth > 0)
+        assert labels.max() == len(np.unique(truth)) - 1            # relabelled 1..n
+    right = real_nuclei_crops(256, columns=(256, 512))
+    assert list(right) == ["nuclei_y000_x256", "nuclei_y256_x256"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(size=100), "size must divide 512"),
+    (dict(columns=(0, 200)), "multiple of size=128"),
+    (dict(columns=(256, 128)), r"0 <= left < right <= 512"),
+])
+def test_real_nuclei_crops_refuses_bad_cuts(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        real_nuclei_crops(**kwargs)

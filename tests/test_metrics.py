@@ -190,3 +190,38 @@ def test_confusion_matrix_and_class_scores_by_hand():
         confusion_matrix(pred + 1, mask, 3)
     with pytest.raises(ValueError, match="square"):
         class_scores(np.zeros((2, 3), int))
+
+
+# -- instances_from_classes (notebook 11) --------------------------------------------------------
+
+from unet_lib.data import draw_cells, interior_border_classes  # noqa: E402
+from unet_lib.metrics import instances_from_classes  # noqa: E402
+
+
+def test_instances_from_classes_by_hand():
+    # two interiors whose border rings touch: two cells, each with its half of the border
+    pred = np.array([[2, 2, 2, 2, 2, 2],
+                     [2, 1, 2, 2, 1, 2],
+                     [2, 2, 2, 2, 2, 2],
+                     [0, 0, 0, 0, 0, 2]])                # a border pixel beyond reach of... the flood reaches it
+    labels = instances_from_classes(pred)
+    assert labels.dtype == np.int64
+    assert set(np.unique(labels)) == {0, 1, 2}
+    assert labels[1, 1] != labels[1, 4]
+    np.testing.assert_array_equal(labels[:, :3][:3], np.full((3, 3), labels[1, 1]))
+    np.testing.assert_array_equal(labels[:, 3:][:3], np.full((3, 3), labels[1, 4]))
+    assert (labels[3, :5] == 0).all() and labels[3, 5] == labels[1, 4]
+    # a border ring with no interior stays background
+    assert not instances_from_classes(np.array([[2, 2], [2, 2]])).any()
+
+
+def test_instances_from_classes_round_trip_of_toy_cells():
+    _, instances = draw_cells(96, np.random.default_rng(5), n_cells=(10, 10))
+    back = instances_from_classes(interior_border_classes(instances, 1))
+    scores = instance_scores(back, instances)
+    assert scores.merged == 0 and scores.f1 > 0.9
+
+
+def test_instances_from_classes_refuses_other_maps():
+    with pytest.raises(ValueError, match="classes 0 \\(background\\), 1 \\(interior\\) and 2"):
+        instances_from_classes(np.array([[0, 3]]))

@@ -8,15 +8,16 @@ One module per topic, in the order of the course: blocks, model (notebooks 01-04
 # The function unet_lib.augment.augment is not exported here: a package attribute of that name
 # would hide the module unet_lib.augment.
 from .augment import AugmentConfig, Augmented, elastic_deform, elastic_displacement, upsample_displacement
-from .baselines import classical_instances, otsu_instances, otsu_threshold, remove_small_objects, seeded_watershed
+from .baselines import (classical_instances, otsu_instances, otsu_threshold, remove_small_objects, seeded_watershed,
+                        watershed_split)
 from .blocks import DoubleConv, Down, OutConv, Up, center_crop
 from .checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, save_checkpoint
-from .data import (ToyCells, draw_cells, instances_to_mask, load_real_nuclei, percentile_normalize, separate_touching,
-                   targets_from_instances, touching_borders, touching_fraction)
+from .data import (ToyCells, draw_cells, instances_to_mask, interior_border_classes, load_real_nuclei, percentile_normalize,
+                   real_nuclei_crops, separate_touching, targets_from_instances, touching_borders, touching_fraction)
 from .losses import weighted_cross_entropy
 from .files import ImageFolder, read_image, read_mask, split_by_image, write_labels
-from .metrics import (InstanceScores, class_scores, confusion_matrix, dice, instance_scores, iou, label_instances,
-                      pixel_error, rand_error)
+from .metrics import (InstanceScores, class_scores, confusion_matrix, dice, instance_scores, instances_from_classes, iou,
+                      label_instances, pixel_error, rand_error)
 from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
 from .train import COURSE_CHECKPOINT, NonFiniteLossError, TrainConfig, evaluate, fit, make_optimizer, train_step
@@ -47,4 +48,6 @@ __all__ = [
     "remove_small_objects", "seeded_watershed",
     # your own images (the command lines: python -m unet_lib.train --images, python -m unet_lib.predict)
     "ImageFolder", "split_by_image", "read_image", "read_mask", "write_labels",
+    # your own images, notebook 11: the nuclei cut into files, a border class, post-processing
+    "real_nuclei_crops", "interior_border_classes", "instances_from_classes", "watershed_split",
 ]

@@ -20,6 +20,9 @@ API
   their 8 neighbours.
 * ``separate_touching(instances) -> int64 (H, W)``: instances with those pixels set to 0.
 * ``instances_to_mask(instances) -> int64 (H, W)``: the paper's semantic ground truth.
+* ``interior_border_classes(instances, width=2) -> int64 (H, W)``: a three-class target, 0 =
+  background, 1 = cell interior, 2 = the cell's own border ring (the alternative to the weight map
+  for touching cells; ``unet_lib.metrics.instances_from_classes`` turns a prediction back into cells).
 * ``targets_from_instances(instances, w0=10.0, sigma=5.0, class_weights="balanced")
   -> (mask int64 (H, W), weight_map float32 (H, W))``, numpy: what ``ToyCells`` computes from
   its instances; use it after augmenting ``instances`` (``unet_lib.augment``) so that mask and
@@ -42,7 +45,8 @@ from .weights import ClassWeights, _as_labels, _check_class_weights, _check_w0_s
 
 __all__ = [
     "ToyCells", "draw_cells", "touching_borders", "touching_fraction", "separate_touching", "instances_to_mask",
-    "targets_from_instances", "percentile_normalize", "load_real_nuclei",
+    "targets_from_instances", "interior_border_classes", "percentile_normalize", "load_real_nuclei",
+    "real_nuclei_crops",
 ]
 
 
@@ -96,6 +100,24 @@ def targets_from_instances(instances, w0: float = 10.0, sigma: float = 5.0,
     separated = separate_touching(instances)
     mask = (separated > 0).astype(np.int64)
     return mask, unet_weight_map(separated, w0=w0, sigma=sigma, class_weights=class_weights)
+
+
+def interior_border_classes(instances, width: int = 2) -> np.ndarray:
+    """A three-class target from (H, W) instances: 0 = background, 1 = cell interior, 2 = border.
+
+    The border of a cell is its own outer ring, ``width`` pixels thick: every cell pixel with a
+    pixel of another label (background or another cell) within ``width`` pixels (a (2 width + 1)
+    square). Touching cells are then two interiors with two border rings between them, so a
+    network that predicts the interior class keeps them apart without the weight map of Eq. 2
+    (not in the paper; a common alternative, e.g. in the 2018 Data Science Bowl). int64 (H, W).
+    """
+    labels = _as_labels(instances).astype(np.int64)
+    width = check_int("width", width, min=1, hint="the thickness of the border ring in pixels, e.g. 2")
+    size = 2 * width + 1
+    # a different label within the window: a larger one, or a smaller one (background included)
+    other = ((ndimage.maximum_filter(labels, size=size, mode="nearest") != labels)
+             | (ndimage.minimum_filter(labels, size=size, mode="nearest") != labels))
+    return np.where(labels == 0, 0, np.where(other, 2, 1)).astype(np.int64)
 
 
 # -- drawing cells ---------------------------------------------------------------------------
@@ -320,3 +342,35 @@ def load_real_nuclei(low: float = 1.0, high: float = 99.8,
     if ids[0] != 0:                        # no background pixel: the first id becomes 1, not 0
         instances += 1
     return image, instances
+
+
+def real_nuclei_crops(size: int = 128, columns: tuple[int, int] = (0, 256),
+                      data_dir: str | Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The real nuclei image cut into ``size`` x ``size`` crops, as files of your own would hold them.
+
+    Returns ``{stem: (image, instances)}`` in row-major order of the crops, stems
+    ``"nuclei_y{top:03d}_x{left:03d}"``: ``image`` uint8 (size, size), the stored grey values
+    (0..235, not normalised: what a microscope wrote), ``instances`` uint16 (size, size), the
+    nuclei in the crop relabelled 1..n (a nucleus cut by a crop's edge is a nucleus of each crop).
+    Only the columns ``columns[0]`` to ``columns[1] - 1`` are cut: the default is the left half,
+    notebook 10's training half (the right half, columns 256..511, is held out for evaluation).
+    """
+    size = check_int("size", size, min=1, max=512, hint="the crop side in pixels, e.g. 128")
+    left, right = check_pair("columns", columns, "integer")
+    if 512 % size:
+        raise ValueError(f"size must divide 512 (the image's height), got {size}; e.g. 64, 128 or 256")
+    if not 0 <= left < right <= 512 or (right - left) % size:
+        raise ValueError(f"columns must be (left, right) with 0 <= left < right <= 512 and right - left a multiple "
+                         f"of size={size}, got {columns!r}")
+    data_dir = DATA_DIR if data_dir is None else Path(data_dir)
+    with np.load(data_dir / REAL_NUCLEI_FILES["image"], allow_pickle=False) as f:
+        raw = f["image"]                                               # (512, 512) uint16, values 0..235
+    _, instances = load_real_nuclei(data_dir=data_dir)                 # (512, 512) int64, 1..125
+    crops = {}
+    for top in range(0, 512, size):
+        for x in range(left, right, size):
+            window = np.s_[top : top + size, x : x + size]
+            ids, inverse = np.unique(instances[window], return_inverse=True)
+            labels = inverse.reshape(size, size) + (0 if ids[0] == 0 else 1)   # 1..n, 0 stays background
+            crops[f"nuclei_y{top:03d}_x{x:03d}"] = (raw[window].astype(np.uint8), labels.astype(np.uint16))
+    return crops

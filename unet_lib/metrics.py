@@ -21,6 +21,8 @@ Segment level (``pred_instances`` and ``instances`` are label images, 0 = backgr
   costs nothing in pixel IoU but counts as two misses and one false positive here.
 
 ``label_instances(pred)`` turns a foreground map into instances: its connected components.
+``instances_from_classes(pred)`` does it for a three-class prediction (0 background, 1 interior,
+2 border; ``unet_lib.data.interior_border_classes``): each interior grown into its border.
 """
 
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from scipy import ndimage
 
 from .validate import check_array, check_number
 
-__all__ = ["iou", "dice", "pixel_error", "rand_error", "label_instances", "InstanceScores", "confusion_matrix", "class_scores",
+__all__ = ["iou", "dice", "pixel_error", "rand_error", "label_instances", "instances_from_classes", "InstanceScores", "confusion_matrix", "class_scores",
            "instance_scores"]
 
 
@@ -146,6 +148,26 @@ def label_instances(pred) -> np.ndarray:
         return np.stack([label_instances(p) for p in pred])
     labels, _ = ndimage.label(pred)   # default structure: 4-connectivity in 2-D
     return labels.astype(np.int64)
+
+
+def instances_from_classes(pred) -> np.ndarray:
+    """Instances from a three-class prediction (H, W): 0 = background, 1 = interior, 2 = border
+    (the target of ``unet_lib.data.interior_border_classes``).
+
+    The interiors are the seeds: their connected components (4-connectivity), labelled 1..n. Each
+    grows into the border pixels around it (``unet_lib.baselines.seeded_watershed``, flooding the
+    foreground, the nearest interior first), so two cells whose borders touch stay two cells.
+    Border pixels that no interior reaches (a ring without an interior) stay background.
+    Returns int64 (H, W).
+    """
+    from .baselines import seeded_watershed   # baselines imports nothing of unet_lib; kept local all the same
+    pred = _as_numpy(pred, "pred")
+    if pred.ndim != 2 or pred.max(initial=0) > 2:
+        raise ValueError(f"pred must be one (H, W) map of classes 0 (background), 1 (interior) and 2 (border), got "
+                         f"shape {pred.shape} with values up to {pred.max(initial=0)}")
+    seeds, _ = ndimage.label(pred == 1)                                # 4-connectivity
+    distance = ndimage.distance_transform_edt(pred != 1)              # to the nearest interior pixel
+    return seeded_watershed(distance, seeds, pred > 0)
 
 
 @dataclass
