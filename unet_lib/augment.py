@@ -262,9 +262,9 @@ class Augmented(Dataset):
     Anything else (a weight map of other settings or of its own) is refused on first access:
     augmentation cannot recompute it. Access k (k = 0, 1, ...) of sample i uses
     ``np.random.default_rng([seed, i, k])``: every epoch sees a new deformation, and a run with
-    the same seed and order sees the same ones. A dataset with a ``sample(i, targets=False)``
-    method (ImageFolder) is asked for the image and labels only after the first access: the
-    targets of the unaugmented sample would be thrown away.
+    the same seed and order sees the same ones. A dataset that ``draws_on_access`` and has a
+    ``sample(i, targets=False)`` method (ImageFolder with tiles) is asked for the image and labels
+    only after the first access: the targets of the unaugmented tile would be thrown away.
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0, config: AugmentConfig | None = None,
@@ -295,7 +295,7 @@ class Augmented(Dataset):
         if targets is None:
             sample = self.dataset[i]
             targets = self._targets[i] = self._targets_of(i, sample)
-        elif callable(getattr(self.dataset, "sample", None)):
+        elif getattr(self.dataset, "draws_on_access", False) and callable(getattr(self.dataset, "sample", None)):
             sample = self.dataset.sample(i, targets=False)            # the same draw, without its targets
         else:
             sample = self.dataset[i]
