@@ -640,5 +640,8 @@ def test_sample_without_targets_is_the_same_draw(two_sizes):
         a, b = full[i], bare.sample(i, targets=False)
         assert set(b) == {"image", "instances"}
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["instances"], b["instances"])
+    whole = ImageFolder(*two_sizes)
+    bare_whole = whole.sample(1, targets=False)
+    assert set(bare_whole) == {"image", "instances"} and torch.equal(bare_whole["image"], whole[1]["image"])
     with pytest.raises(TypeError, match=r"targets must be True or False, got 'no'"):
         bare.sample(0, targets="no")

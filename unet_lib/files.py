@@ -574,6 +574,8 @@ class ImageFolder(Dataset):
         stem = self.stems[i]
         image, labels = self._images[stem], self._labels[stem]        # (C, H, W), (H, W)
         if self.tile_size is None:
+            if not targets:
+                return self._untargeted(image, labels)
             if stem not in self._targets:                             # a whole image's targets: computed once
                 self._targets[stem] = self._targets_of(labels)
             mask, weight_map = self._targets[stem]
@@ -600,8 +602,6 @@ class ImageFolder(Dataset):
             # the tile's own targets, as unet_lib.augment.Augmented computes them after a deformation (it
             # checks that they agree): Eq. 2 sees the cells in the tile, not those just outside it
             mask, weight_map = self._targets_of(labels)
-        if not targets:
-            return self._untargeted(image, labels)
         # copies: the cache stays as read, whatever the caller does to a sample
         return {
             "image": torch.tensor(image),                                                   # (C, H, W) float32
