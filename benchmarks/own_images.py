@@ -11,17 +11,21 @@
    share is a / (a + b). Also: the one-time cost of building the ImageFolder, and the second
    epoch of a two-epoch ``fit`` (the first one also checks the first draws) as a check that
    a + b is what training costs.
-2. "Prediction at least 1 megapixel per second, any image size": ``predict_labels`` with the
-   shipped course checkpoint on random images of 512x512, 1000x700 (not a valid input size),
-   1024x1024 and 2048x2048; megapixels per second, the best of 3 after a warm-up. With the
-   default tiles (a 220x220 input for each 128x128 step: 2.95x the pixels it predicts) and, for
-   comparison, with ``tile_size=604`` (a 604x604 input for each 512x512 step: 1.39x).
+2. "Prediction at least 1 megapixel per second, any image size": the course checkpoint on random
+   images of 512x512, 1000x700 (not a valid input size), 1024x1024 and 2048x2048; megapixels per
+   second after a warm-up. With ``predict_labels``' default tiles (a 220x220 input for each
+   128x128 step: 2.95x the pixels it predicts), with the prediction command line's default
+   (``fastest_tile_size``: per image the tile of at most 700 px that computes the fewest
+   pixels, e.g. 604 for 512x512: 1.39x) and, for comparison, with ``tile_size=604``.
 
-    .venv/bin/python benchmarks/own_images.py
+Every number is measured ``--repeats`` times (default 3); the tables give the median and the
+range. Timings depend on the CPU and on what else runs; run it on a quiet machine.
 
-Timings depend on the CPU and on what else runs; run it on a quiet machine.
+    .venv/bin/python benchmarks/own_images.py [--repeats 3]
 """
 
+import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +40,11 @@ from unet_lib.augment import Augmented
 from unet_lib.data import draw_cells
 from unet_lib.files import ImageFolder, write_labels
 from unet_lib.tiling import predict_labels
+
+try:
+    from unet_lib.tiling import fastest_tile_size
+except ImportError:            # the library before fastest_tile_size: the command line used the default tiles
+    fastest_tile_size = None
 from unet_lib.train import COURSE_MODEL, TrainConfig, fit, train_step
 
 N_IMAGES, IMAGE_SIZE, TILE_SIZE, BATCH_SIZE = 20, 1024, 256, 4
@@ -88,60 +97,89 @@ def loading_share(images: Path, masks: Path) -> dict:
     for batch in batches:
         train_step(model, optimizer, batch, channels_last=True)
     train = time.perf_counter() - start
-    # fit end to end on a fresh dataset: its first epoch checks the first draws, the second is steady
+    return dict(build=build, first_epoch=first_epoch, batches=len(batches), load=load, train=train,
+                share=load / (load + train), steps_per_epoch=len(loader))
+
+
+def fit_epoch(images: Path, masks: Path) -> float:
+    """Seconds of the second epoch of a two-epoch ``fit`` on a fresh dataset (the first one also
+    checks the first draws): a check that a + b is what training costs."""
     torch.manual_seed(0)
     model = UNet(**COURSE_MODEL)
     fresh = ImageFolder(images, masks, tile_size=TILE_SIZE)
     history = fit(model, fresh, None, TrainConfig(epochs=2, batch_size=BATCH_SIZE, augment=True, progress=False))
-    return dict(build=build, first_epoch=first_epoch, batches=len(batches), load=load, train=train,
-                share=load / (load + train), fit_epoch=history["seconds"][1] - history["seconds"][0],
-                steps_per_epoch=len(loader))
+    return history["seconds"][1] - history["seconds"][0]
 
 
-def prediction_speed(model: UNet, tile_size: int | None = None, rounds: int = 3) -> list[tuple[str, float, float]]:
-    """(size, best seconds, megapixels per second) of ``predict_labels`` for each of PREDICTION_SIZES."""
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """median [min-max] of repeated measurements."""
+    return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
+
+
+def prediction_speed(model: UNet, tile: str, repeats: int) -> list[tuple[str, list[float]]]:
+    """(size, megapixels per second of each repeat) of the prediction of each of PREDICTION_SIZES,
+    with ``tile`` "default" (predict_labels' ~128 px tiles), "cli" (the command line's default)
+    or "604"."""
     rng = np.random.default_rng(0)
     results = []
     for h, w in PREDICTION_SIZES:
         image = rng.random((h, w), dtype=np.float32)                   # (H, W) in [0, 1]
+        if tile == "default" or (tile == "cli" and fastest_tile_size is None):
+            tile_size = None
+        else:
+            tile_size = fastest_tile_size(model, h, w) if tile == "cli" else LARGE_TILE
         predict_labels(model, image, tile_size)                        # warm-up
-        best = float("inf")
-        for _ in range(rounds):
+        speeds = []
+        for _ in range(repeats):
             start = time.perf_counter()
             predict_labels(model, image, tile_size)
-            best = min(best, time.perf_counter() - start)
-        results.append((f"{h}x{w}", best, h * w / 1e6 / best))
+            speeds.append(h * w / 1e6 / (time.perf_counter() - start))
+        results.append((f"{h}x{w}" + (f" ({tile_size})" if tile == "cli" else ""), speeds))
     return results
 
 
 def main() -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        images, masks = write_folder(Path(tmp))
-        written = time.perf_counter() - start
-        print(f"wrote {N_IMAGES} {IMAGE_SIZE}x{IMAGE_SIZE} uint16 TIFFs and their uint16 masks in {written:.1f} s")
-        r = loading_share(images, masks)
-    print(f"\n1. loading ({N_IMAGES} images, tile {TILE_SIZE}, batch {BATCH_SIZE}, augment on, num_workers=0)")
-    print(f"  ImageFolder built (read, checked, normalised): {r['build']:.2f} s once "
-          f"({r['build'] / N_IMAGES * 1000:.0f} ms per image)")
-    print(f"  first epoch of loading (targets checked once): {r['first_epoch']:.2f} s")
-    print(f"  | {'what':<34} | {'s total':>7} | {'ms/batch':>8} |")
-    print(f"  | {'(a) draw + augment + collate':<34} | {r['load']:7.2f} | {r['load'] / r['batches'] * 1000:8.0f} |")
-    print(f"  | {'(b) train_step (fwd+bwd+Adam)':<34} | {r['train']:7.2f} | {r['train'] / r['batches'] * 1000:8.0f} |")
-    verdict = "met" if r["share"] <= LOADING_TARGET else "NOT met"
-    print(f"  loading share a / (a + b) over {r['batches']} batches: {r['share']:.2%} "
-          f"(target <= {LOADING_TARGET:.0%}: {verdict})")
-    print(f"  fit, 2nd epoch end to end ({r['steps_per_epoch']} steps): {r['fit_epoch']:.2f} s "
-          f"(a + b per epoch: {(r['load'] + r['train']) / LOADING_EPOCHS:.2f} s)")
-    model = load_checkpoint(COURSE_CHECKPOINT).model
-    print(f"\n2. prediction (predict_labels, course checkpoint; best of 3 after a warm-up; "
-          f"target >= {PREDICTION_TARGET:g} Mpx/s)")
-    print(f"  | {'image (HxW)':<11} | {'default tiles':>21} | {f'tile_size={LARGE_TILE}':>21} |")
-    print(f"  | {'':<11} | {'s':>5} {'Mpx/s':>6} {'target':>8} | {'s':>5} {'Mpx/s':>6} {'target':>8} |")
-    for (size, s1, mpx1), (_, s2, mpx2) in zip(prediction_speed(model), prediction_speed(model, LARGE_TILE)):
-        met1, met2 = ("met" if m >= PREDICTION_TARGET else "NOT met" for m in (mpx1, mpx2))
-        print(f"  | {size:<11} | {s1:5.2f} {mpx1:6.2f} {met1:>8} | {s2:5.2f} {mpx2:6.2f} {met2:>8} |")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each number (median and range)")
+    parser.add_argument("--part", choices=["loading", "prediction", "both"], default="both")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average at the start "
+          f"{' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}")
+    if args.part in ("loading", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            images, masks = write_folder(Path(tmp))
+            written = time.perf_counter() - start
+            print(f"wrote {N_IMAGES} {IMAGE_SIZE}x{IMAGE_SIZE} uint16 TIFFs and their masks in {written:.1f} s")
+            runs = [loading_share(images, masks) for _ in range(args.repeats)]
+            fit_seconds = fit_epoch(images, masks)
+        r = {key: [run[key] for run in runs] for key in runs[0]}
+        n = runs[0]["batches"]
+        print(f"\n1. loading ({N_IMAGES} images, tile {TILE_SIZE}, batch {BATCH_SIZE}, augment on, num_workers=0; "
+              f"median [range] of {args.repeats})")
+        print(f"  ImageFolder built (read, checked, normalised): {spread(r['build'])} s once")
+        print(f"  first epoch of loading (targets checked once): {spread(r['first_epoch'])} s")
+        print(f"  | {'what':<34} | {'ms/batch':>18} |")
+        load_ms, train_ms = [x / n * 1000 for x in r["load"]], [x / n * 1000 for x in r["train"]]
+        print(f"  | {'(a) draw + augment + collate':<34} | {spread(load_ms, '{:.0f}'):>18} |")
+        print(f"  | {'(b) train_step (fwd+bwd+Adam)':<34} | {spread(train_ms, '{:.0f}'):>18} |")
+        verdict = "met" if statistics.median(r["share"]) <= LOADING_TARGET else "NOT met"
+        print(f"  loading share a / (a + b) over {n} batches: {spread([x * 100 for x in r['share']], '{:.1f}')} % "
+              f"(target <= {LOADING_TARGET:.0%}: {verdict})")
+        per_epoch = (statistics.median(r["load"]) + statistics.median(r["train"])) / LOADING_EPOCHS
+        print(f"  fit, 2nd epoch end to end ({runs[0]['steps_per_epoch']} steps): {fit_seconds:.2f} s "
+              f"(a + b per epoch: {per_epoch:.2f} s)")
+    if args.part in ("prediction", "both"):
+        model = load_checkpoint(COURSE_CHECKPOINT).model
+        print(f"\n2. prediction (course checkpoint; Mpx/s, median [range] of {args.repeats} after a warm-up; "
+              f"target >= {PREDICTION_TARGET:g} Mpx/s)")
+        for tile, what in (("default", "predict_labels, default tiles (~128 px outputs)"),
+                           ("cli", "python -m unet_lib.predict default (fastest_tile_size; tile in brackets)"),
+                           ("604", f"tile_size={LARGE_TILE}")):
+            print(f"  {what}")
+            for size, speeds in prediction_speed(model, tile, args.repeats):
+                met = "met" if statistics.median(speeds) >= PREDICTION_TARGET else "NOT met"
+                print(f"    {size:<18} {spread(speeds):>18} Mpx/s  {met}")
 
 
 if __name__ == "__main__":

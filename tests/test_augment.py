@@ -8,6 +8,7 @@ from scipy import ndimage
 from unet_lib.augment import (AugmentConfig, Augmented, augment, elastic_deform, elastic_displacement,
                               upsample_displacement)
 from unet_lib.data import ToyCells, draw_cells, targets_from_instances
+from unet_lib.weights import class_balance_map
 
 GEOMETRY_ONLY = AugmentConfig(elastic=0.0, brightness=0.0, contrast=0.0, gamma=0.0)
 NO_INTENSITY = AugmentConfig(brightness=0.0, contrast=0.0, gamma=0.0)
@@ -156,8 +157,10 @@ def test_augmented_keeps_the_datasets_weight_map_settings():
 @pytest.mark.parametrize("call, error, match", [
     (lambda: augment(np.zeros((8, 8)), np.zeros((8, 8), int), 0), TypeError, "numpy.random.Generator"),
     (lambda: augment(np.zeros((8, 8)), np.zeros((8, 9), int), np.random.default_rng()), ValueError, "same H, W"),
-    (lambda: augment(np.zeros((3, 8, 8)), np.zeros((8, 8), int), np.random.default_rng()), ValueError,
-     r"\(1, H, W\) or \(H, W\)"),
+    (lambda: augment(np.zeros((1, 3, 8, 8)), np.zeros((8, 8), int), np.random.default_rng()), ValueError,
+     r"\(C, H, W\) or \(H, W\)"),
+    (lambda: augment(np.zeros((3, 8, 8)), np.zeros((8, 9), int), np.random.default_rng()), ValueError,
+     r"image \(3, 8, 8\) and instances \(8, 9\) must have the same H, W"),
     (lambda: augment(np.zeros((8, 8)), np.zeros((8, 8)), np.random.default_rng()), TypeError, "integer dtype"),
     (lambda: upsample_displacement(np.zeros((3, 3)), (8, 8)), ValueError, r"\(2, g, g\)"),
     (lambda: elastic_displacement((8, 8), np.random.default_rng(), grid=1), ValueError, "grid must be"),
@@ -186,11 +189,8 @@ def test_more_bad_arguments(call, error, match):
         call()
 
 
-def test_augmented_refuses_masks_it_would_replace():
+def test_augmented_refuses_weight_maps_it_cannot_recompute():
     base = ToyCells(2, size=32, n_cells=(2, 3), radius=(4.0, 8.0))
-    five = [dict(s, mask=s["mask"] * 5) for s in (base[0], base[1])]   # labels 0 and 5
-    with pytest.raises(ValueError, match=r"dataset\[0\]\['mask'\] is not the mask of its instances.*labels \[0, 5\].*augment=False"):
-        Augmented(five)[0]
     custom = [dict(base[0], weight_map=torch.ones(32, 32))]
     with pytest.raises(ValueError, match=r"dataset\[0\]\['weight_map'\] is not Eq. 2 of its instances with w0=10.0"):
         Augmented(custom)[0]
@@ -209,3 +209,79 @@ def test_elastic_deform_keeps_any_integer_id(big):
     _, displacement = elastic_displacement((16, 16), np.random.default_rng(0), sigma=3.0)
     _, warped = elastic_deform(np.zeros((16, 16)), instances, displacement)
     assert set(np.unique(warped)) <= {0, big, big + 2} and warped.dtype == dtype
+
+
+def _class_sample(size=64, seed=0, k=3):
+    """A class map (0..k-1, no instances) and an image that encodes it: image = mask / (k - 1)."""
+    _, instances = draw_cells(size, np.random.default_rng(seed), radius=(5.0, 9.0))
+    mask = np.where(instances > 0, instances % (k - 1) + 1, 0)
+    return {"image": torch.from_numpy((mask / (k - 1)).astype(np.float32)[None]), "mask": torch.from_numpy(mask),
+            "instances": torch.zeros(size, size, dtype=torch.int64),
+            "weight_map": torch.from_numpy(class_balance_map(mask, k))}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_channel_gets_the_same_transform(seed):
+    image, instances = labelled_pair(size=96, seed=seed)
+    # three different patterns: each channel of the 3-channel result is what a 1-channel
+    # augmentation with the same generator makes of that channel alone
+    channels = np.stack([image, 1 - image, np.full_like(image, 0.5)])          # (3, H, W)
+    out, out_instances = augment(channels, instances, np.random.default_rng(seed))
+    assert out.shape == (3, 96, 96) and out.dtype == np.float32
+    for c in range(3):
+        alone, alone_instances = augment(channels[c], instances, np.random.default_rng(seed))
+        np.testing.assert_array_equal(out[c], alone)
+        np.testing.assert_array_equal(out_instances, alone_instances)
+    equal, _ = augment(np.stack([image] * 3), instances, np.random.default_rng(seed))
+    assert np.array_equal(equal[0], equal[1]) and np.array_equal(equal[1], equal[2])   # equal channels stay equal
+    assert not np.array_equal(out[0], image)
+
+
+def test_augmented_class_maps_stay_class_maps_aligned_with_the_image():
+    sample = _class_sample(size=128)             # at 64 px, sigma = 10 px can fold the image
+    labels = set(np.unique(sample["mask"].numpy()))
+    aug = Augmented([sample], seed=0, config=NO_INTENSITY)
+    for _ in range(3):
+        out = aug[0]
+        mask = out["mask"].numpy()
+        assert set(np.unique(mask)) <= labels and len(np.unique(mask)) == 3   # labels never blend
+        assert not np.array_equal(mask, sample["mask"].numpy())               # it moved
+        np.testing.assert_array_equal(out["weight_map"].numpy(), class_balance_map(mask, 3))
+        assert not out["instances"].any()
+        # the image (mask / 2) moved with the mask: interpolated linearly, it mixes the classes next to
+        # each pixel and equals its class almost everywhere (as for instances above)
+        image2 = out["image"][0].numpy() * 2
+        low, high = ndimage.minimum_filter(mask, size=5), ndimage.maximum_filter(mask, size=5)
+        assert np.all((low - 1e-4 <= image2) & (image2 <= high + 1e-4))
+        assert np.isclose(image2, mask, atol=1e-4).mean() > 0.8
+
+
+def test_augmented_keeps_k_class_masks_made_from_instances():
+    base = ToyCells(2, size=48, n_cells=(3, 5), radius=(5.0, 9.0))
+    five = [dict(s, mask=s["mask"] * 5) for s in (base[0], base[1])]   # labels 0 and 5, Eq. 2 weights
+    out = Augmented(five, seed=1)[0]
+    mask, instances = out["mask"].numpy(), out["instances"].numpy()
+    assert set(np.unique(mask)) == {0, 5}                               # not replaced by 0/1 targets
+    assert np.all(instances[mask > 0] > 0)                              # warped with the instances
+    np.testing.assert_array_equal(out["weight_map"].numpy(), targets_from_instances(instances)[1])
+
+
+def test_augmented_multichannel_samples_and_constant_weights():
+    sample = _class_sample()
+    three = dict(sample, image=torch.cat([sample["image"], 1 - sample["image"], sample["image"]]),
+                 weight_map=torch.full((64, 64), 2.0))
+    out = Augmented([three], seed=2, config=NO_INTENSITY)[0]
+    assert out["image"].shape == (3, 64, 64)
+    torch.testing.assert_close(out["image"][1], 1 - out["image"][0], atol=1e-6, rtol=0)
+    assert torch.equal(out["image"][0], out["image"][2])
+    assert torch.all(out["weight_map"] == 2.0)                           # a constant weight map stays constant
+
+
+def test_augmented_refuses_a_weight_map_of_a_class_map_it_cannot_recompute():
+    sample = _class_sample()
+    odd = dict(sample, weight_map=torch.rand(64, 64, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=r"dataset\[0\]\['weight_map'\] is neither Eq. 2 of its instances .*nor the "
+                                         r"class balance of its mask .*nor constant.*augment=False"):
+        Augmented([odd])[0]
+    with pytest.raises(ValueError, match=r"dataset\[0\]\['mask'\] is \(60, 64\), its instances \(64, 64\)"):
+        Augmented([dict(sample, mask=sample["mask"][:60])])[0]

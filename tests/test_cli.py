@@ -81,8 +81,9 @@ def test_three_class_round_trip_with_probabilities(class_folder, capsys):
     model_path = class_folder / "model.pt"
     _train(class_folder, model_path, "--classes", "3")
     printed = capsys.readouterr().out
-    assert "class maps, K = 3" in printed and "augmentation off" in printed and "mean_iou" in printed
+    assert "class maps, K = 3" in printed and "mean_iou" in printed
     checkpoint = load_checkpoint(model_path)
+    assert checkpoint.config.augment                                   # class maps are augmented too
     assert checkpoint.model.num_classes == 3 and checkpoint.meta["mask_kind"] == "classes"
     assert "val_mean_iou" in checkpoint.history and "val_f1" not in checkpoint.history
     out = class_folder / "pred"
@@ -192,7 +193,7 @@ def test_predict_help_runs_as_a_module():
     assert result.returncode == 0 and "IMAGES_DIR" in result.stdout and "--probabilities" in result.stdout
 
 
-def test_rgb_pngs_train_without_augmentation_and_a_time_budget_stops_cleanly(tmp_path, capsys):
+def test_rgb_pngs_train_with_augmentation_and_a_time_budget_stops_cleanly(tmp_path, capsys):
     import imageio.v3 as iio
     for d in ("images", "masks"):
         (tmp_path / d).mkdir()
@@ -205,9 +206,10 @@ def test_rgb_pngs_train_without_augmentation_and_a_time_budget_stops_cleanly(tmp
     train.main(["--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"), "--out", str(out),
                 "--epochs", "20", "--max-minutes", "0.00001", *TINY])
     printed = capsys.readouterr().out
-    assert "3 channel(s)" in printed and "augmentation off" in printed and "the time budget ran out" in printed
+    assert "3 channel(s)" in printed and "the time budget ran out" in printed
     checkpoint = load_checkpoint(out)
     assert checkpoint.model.in_channels == 3 and checkpoint.history["out_of_time"] == [1.0]
+    assert checkpoint.config.augment                                   # every channel alike
     predict.main([str(out), str(tmp_path / "images"), "--out", str(tmp_path / "pred")])
     assert tifffile.imread(tmp_path / "pred" / "rgb_0.tif").shape == SIZES[0]
 

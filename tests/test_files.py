@@ -10,7 +10,7 @@ import tifffile
 import torch
 from scipy import ndimage
 
-from unet_lib.augment import Augmented
+from unet_lib.augment import AugmentConfig, Augmented
 from unet_lib.data import draw_cells, percentile_normalize, targets_from_instances
 from unet_lib.files import (ImageFolder, class_balance_map, find_pairs, normalize_image, read_image, read_mask,
                             split_by_image, write_labels)
@@ -608,3 +608,40 @@ def test_tiles_drawn_in_dataloader_workers_differ_between_workers(tmp_path):
     first, second = [batch["image"] for batch in loader]
     assert not torch.equal(first, second)                        # both are access 0 of image 0, in two workers
     assert torch.equal(data[0]["image"], data.subset(data.stems, tile_size=20)[0]["image"])   # main process: as before
+
+
+def test_class_map_tiles_augment_as_class_maps(tmp_path):
+    """Augmented warps a class map with its 3-channel image and rebalances it; labels never blend."""
+    images, masks = {}, {}
+    for k in range(2):
+        image, instances = cells(k, 40, 40)
+        classes = np.where(instances > 0, 1 + instances % 2, 0).astype(np.uint8)     # 0, 1, 2
+        # channel 0 encodes the classes, channel 1 its negative, channel 2 their square: all must move together
+        stack = np.stack([classes / 2, 1 - classes / 2, (classes / 2) ** 2], -1)       # (H, W, 3)
+        images[f"c{k}.tif"], masks[f"c{k}.png"] = as_uint16(stack), classes
+    images_dir, masks_dir = folder(tmp_path, images, masks)
+    ds = ImageFolder(images_dir, masks_dir, "classes", num_classes=3, tile_size=32, low=0.0, high=100.0)
+    augmented = Augmented(ds, seed=0, config=AugmentConfig(brightness=0.0, contrast=0.0, gamma=0.0))
+    for i in [0, 1, 0, 1]:
+        sample = augmented[i]
+        mask, image = sample["mask"].numpy(), sample["image"].numpy()
+        assert image.shape == (3, 32, 32) and set(np.unique(mask)) <= {0, 1, 2}
+        np.testing.assert_array_equal(sample["weight_map"].numpy(), class_balance_map(mask, 3))
+        np.testing.assert_allclose(image[1], 1 - image[0], atol=1e-6)
+        inside = np.isclose(image[0] * 2, mask, atol=1e-3)                  # the image moved with its mask
+        assert inside.mean() > 0.8
+        np.testing.assert_allclose(image[2][inside], (mask[inside] / 2) ** 2, atol=1e-3)
+
+
+def test_sample_without_targets_is_the_same_draw(two_sizes):
+    """Augmented asks for tiles without the targets it recomputes: the same tiles, the same augmentations."""
+    full, bare = ImageFolder(*two_sizes, tile_size=16), ImageFolder(*two_sizes, tile_size=16)
+    for i in [0, 1, 0, 0]:
+        a, b = full[i], bare.sample(i, targets=False)
+        assert set(b) == {"image", "instances"}
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["instances"], b["instances"])
+    whole = ImageFolder(*two_sizes)
+    bare_whole = whole.sample(1, targets=False)
+    assert set(bare_whole) == {"image", "instances"} and torch.equal(bare_whole["image"], whole[1]["image"])
+    with pytest.raises(TypeError, match=r"targets must be True or False, got 'no'"):
+        bare.sample(0, targets="no")

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unet_lib import UNet
-from unet_lib.tiling import (context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles,
-                             predict_tiled)
+from unet_lib import COURSE_CHECKPOINT, UNet, load_checkpoint
+from unet_lib.tiling import (context_margin, fastest_tile_size, mirror_pad, padded_forward, predict_labels,
+                             predict_naive_tiles, predict_tiled)
 
 
 def _model(depth=2, padding="valid", batch_norm=True, in_channels=1, seed=0):
@@ -207,3 +207,39 @@ def test_property_overlap_tile_equals_whole_image(depth, padding, H, W, data, se
 def test_more_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call(UNet(depth=1, base_channels=1, batch_norm=False).eval())
+
+
+def test_the_fast_inference_path_gives_the_probabilities_of_plain_inference_and_restores_layouts():
+    """inference_mode and channels_last (on the CPU) change float rounding only: the course model's
+    tiled probabilities stay within 1e-5 of a plain contiguous forward of the whole image."""
+    model = load_checkpoint(COURSE_CHECKPOINT).model
+    image = torch.rand(1, 150, 171, generator=torch.Generator().manual_seed(0))   # not a valid input size
+    with torch.no_grad():
+        reference = padded_forward(model, image[None]).softmax(1)[0]                # (K, H, W)
+    for tile_size in [None, fastest_tile_size(model, 150, 171), 132]:
+        torch.testing.assert_close(predict_tiled(model, image, tile_size), reference, atol=1e-5, rtol=0)
+    assert all(p.is_contiguous() for p in model.parameters())                       # layouts given back
+    model.to(memory_format=torch.channels_last)                                     # as fit leaves it on the CPU
+    predict_tiled(model, image)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.ndim == 4)
+    probs = predict_tiled(model, image)
+    probs[0, 0, 0] = 0.5                           # an ordinary tensor: no inference-mode tensor leaks out
+    assert probs.requires_grad is False
+
+
+def test_fastest_tile_size_by_hand():
+    model = UNet(depth=3, base_channels=4)          # the course model's size arithmetic: 92 + 8k -> 4 + 8k
+    # 512 x 512: a 604 tile (516 out, steps of 512) covers it once: 604**2 = 364,816 pixels; the next
+    # candidates need four tiles (348 -> 260 out, steps of 256: 4 * 348**2 = 484,416) or more
+    assert fastest_tile_size(model, 512, 512) == 604
+    # 40 x 30: the smallest tile that covers it (132 -> 44 out) beats the smallest tile overall
+    # (100 -> 12 out, steps of 8: 5 x 4 tiles of 100**2)
+    assert fastest_tile_size(model, 40, 30) == 132
+    for h, w in [(1000, 700), (2048, 2048), (7, 3000)]:
+        tile = fastest_tile_size(model, h, w)
+        assert tile <= 700 and tile in model.valid_input_sizes(1, 700)
+    assert fastest_tile_size(model, 2048, 2048, max_tile=300) <= 300
+    with pytest.raises(ValueError, match=r"max_tile must be an integer >= 100, got 50.*smallest that can step is 100"):
+        fastest_tile_size(model, 64, 64, max_tile=50)
+    with pytest.raises(ValueError, match=r"h must be an integer >= 1, got 0"):
+        fastest_tile_size(model, 0, 64)

@@ -18,17 +18,20 @@ API
 ---
 * ``AugmentConfig(flip=True, rotate90=True, elastic=1.0, elastic_sigma=10.0, elastic_grid=3,
   brightness=0.1, contrast=0.2, gamma=0.2)``
-* ``augment(image, instances, rng, config=None) -> (image, instances)``: image (1, H, W) or
-  (H, W) float, instances (H, W) int; numpy or torch; returns the same shapes, dtypes and kinds
+* ``augment(image, instances, rng, config=None) -> (image, instances)``: image (C, H, W) or
+  (H, W) float, every channel transformed alike, instances (H, W) int; numpy or torch; returns
+  the same shapes, dtypes and kinds
   (a torch image gives torch outputs). Import it as ``from unet_lib.augment import augment``:
   ``unet_lib`` does not re-export it, because the name would hide this module.
 * ``elastic_displacement(shape, rng, grid=3, sigma=10.0) -> (coarse, displacement)``: coarse
   (2, grid, grid) and per-pixel (2, H, W) displacements (row, column), float64.
 * ``upsample_displacement(coarse, shape) -> (2, H, W)``: the bicubic interpolation.
-* ``elastic_deform(image, instances, displacement) -> (image, instances)``, numpy (H, W) each.
+* ``elastic_deform(image, instances, displacement) -> (image, instances)``, numpy (H, W) or (C, H, W) and (H, W).
 * ``Augmented(dataset, seed=0, config=None, w0=10.0, sigma=5.0, class_weights="balanced")``: a
-  Dataset that augments ``dataset[i]["image"]`` and ``["instances"]`` on every access and
-  recomputes ``mask`` and ``weight_map``; same dict keys, shapes and dtypes as ``ToyCells``.
+  Dataset that augments ``dataset[i]["image"]`` (C, H, W) and ``["instances"]`` on every access and
+  recomputes ``mask`` and ``weight_map`` from them, or, for a mask of the dataset's own (a class
+  map), warps the mask with them (nearest neighbour) and recomputes its weight map (class balance);
+  same dict keys, shapes and dtypes as ``ToyCells``.
   Access k of sample i draws from the generator seeded with (seed, i, k): a new deformation
   every epoch, reproducible from the seed (the counts live in the object, so with DataLoader
   workers each worker counts its own accesses; still reproducible with persistent workers).
@@ -37,6 +40,7 @@ API
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -47,7 +51,7 @@ from torch.utils.data import Dataset
 from .data import instances_to_mask, targets_from_instances
 from .validate import (check_bool, check_image, check_index, check_instance, check_int, check_number,
                        check_probability, check_rng, check_seed, describe)
-from .weights import ClassWeights, _as_labels, _check_class_weights, _check_w0_sigma
+from .weights import ClassWeights, _as_labels, _check_class_weights, _check_w0_sigma, class_balance_map
 
 __all__ = [
     "AugmentConfig", "augment", "elastic_displacement", "upsample_displacement", "elastic_deform", "Augmented",
@@ -125,75 +129,101 @@ def elastic_displacement(shape: tuple[int, int], rng: np.random.Generator, grid:
     return coarse, upsample_displacement(coarse, shape)
 
 
+def _sampling_points(displacement: np.ndarray) -> np.ndarray:
+    """(2, H, W) where output pixel x samples: x + displacement(x)."""
+    _, H, W = displacement.shape
+    rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    return np.stack([rows + displacement[0], cols + displacement[1]])    # (2, H, W)
+
+
+def _warp_image(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Every channel of image (C, H, W) sampled linearly at the same points: channels move together."""
+    return np.stack([ndimage.map_coordinates(channel, coords, order=1, mode="reflect") for channel in image])
+
+
+def _warp_labels(labels: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """labels (H, W) sampled by nearest neighbour at coords: every output value is an input value."""
+    # map_coordinates computes in float64, which holds integers exactly only up to 2**53: larger
+    # ids are warped as their ranks 0..n-1 and mapped back, so that any id survives exactly (the
+    # ranks cost a sort, which the usual small ids skip)
+    if int(labels.max()) < 2**53:
+        return ndimage.map_coordinates(labels, coords, order=0, mode="reflect").astype(labels.dtype)
+    ids, ranks = np.unique(labels, return_inverse=True)
+    ranks = ranks.reshape(labels.shape).astype(np.int64)
+    warped_ranks = ndimage.map_coordinates(ranks, coords, order=0, mode="reflect")
+    return ids[warped_ranks].astype(labels.dtype)
+
+
 def elastic_deform(image: np.ndarray, instances: np.ndarray, displacement: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Warp image (H, W) and instances (H, W) with one displacement field (2, H, W): output pixel
-    x takes the value at x + displacement(x). The image is interpolated linearly, the labels with
-    nearest-neighbour (ids stay ids); both reflect at the border, so they stay aligned."""
+    """Warp image (H, W) or (C, H, W) and instances (H, W) with one displacement field (2, H, W):
+    output pixel x takes the value at x + displacement(x). The image is interpolated linearly,
+    every channel at the same points; the labels with nearest-neighbour (ids stay ids); both
+    reflect at the border, so they stay aligned. A class map warps as ``instances`` does."""
     instances = _as_labels(instances)
-    image = check_image("image", image, 2, "(H, W)")
+    image = check_image("image", image, (2, 3), "(H, W) or (C, H, W)")
     displacement = check_image("displacement", displacement, 3, "(2, H, W)")
     H, W = instances.shape
-    if image.shape != (H, W) or displacement.shape != (2, H, W):
+    if image.shape[-2:] != (H, W) or displacement.shape != (2, H, W):
         raise ValueError(f"image {image.shape}, instances {instances.shape} and displacement "
-                         f"{displacement.shape} must be (H, W), (H, W) and (2, H, W)")
-    rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
-    coords = np.stack([rows + displacement[0], cols + displacement[1]])   # (2, H, W) where to sample
-    warped = ndimage.map_coordinates(image, coords, order=1, mode="reflect")
-    # map_coordinates computes in float64, which holds integers exactly only up to 2**53: warp
-    # the ids' ranks 0..n-1 instead and map them back, so that any id survives exactly
-    ids, ranks = np.unique(instances, return_inverse=True)
-    ranks = ranks.reshape(H, W).astype(np.int64)
-    warped_ranks = ndimage.map_coordinates(ranks, coords, order=0, mode="reflect")
-    return warped.astype(image.dtype), ids[warped_ranks].astype(instances.dtype)
+                         f"{displacement.shape} must be (H, W) or (C, H, W), (H, W) and (2, H, W)")
+    coords = _sampling_points(displacement)
+    warped = _warp_image(image.reshape(-1, H, W), coords).reshape(image.shape)
+    return warped.astype(image.dtype), _warp_labels(instances, coords)
+
+
+def _augment_arrays(image: np.ndarray, labels: list[np.ndarray], rng: np.random.Generator,
+                    config: AugmentConfig) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The transforms of ``augment`` on checked arrays: image (C, H, W) float64, each of
+    ``labels`` (H, W) ints (instances, and a class map when the sample has one). The draws from
+    ``rng`` do not depend on C or on how many label images there are."""
+    # geometry: one transform for the image's channels and every label image
+    if config.flip:
+        if rng.random() < 0.5:
+            image, labels = image[:, :, ::-1], [x[:, ::-1] for x in labels]
+        if rng.random() < 0.5:
+            image, labels = image[:, ::-1], [x[::-1] for x in labels]
+    if config.rotate90:
+        square = image.shape[1] == image.shape[2]
+        k = int(rng.integers(4)) if square else 2 * int(rng.integers(2))   # keep the shape
+        image, labels = np.rot90(image, k, axes=(1, 2)), [np.rot90(x, k) for x in labels]
+    image, labels = np.ascontiguousarray(image), [np.ascontiguousarray(x) for x in labels]
+    if rng.random() < config.elastic:
+        _, displacement = elastic_displacement(image.shape[1:], rng, config.elastic_grid, config.elastic_sigma)
+        coords = _sampling_points(displacement)
+        image, labels = _warp_image(image, coords), [_warp_labels(x, coords) for x in labels]
+
+    # intensity, image only: the paper asks for robustness to gray value variations (Sec. 3.1) but not
+    # how; brightness, contrast and gamma changes are the course's choice. One draw for all channels,
+    # each channel scaled around its own mean (channels are normalised separately)
+    image = np.clip(image, 0, 1) ** math.exp(rng.uniform(-config.gamma, config.gamma))
+    mean = np.array([channel.mean() for channel in image])[:, None, None]   # (C, 1, 1)
+    image = (image - mean) * rng.uniform(1 - config.contrast, 1 + config.contrast) + mean
+    image = np.clip(image + rng.uniform(-config.brightness, config.brightness), 0, 1)
+    return image, labels
 
 
 def augment(image, instances, rng: np.random.Generator, config: AugmentConfig | None = None):
     """Randomly flip, rotate by 90 degrees, elastically deform (all jointly) and change the
     intensity (image only) of one sample.
 
-    image (1, H, W) or (H, W) float in [0, 1]; instances (H, W) int labels; numpy arrays or torch
-    tensors. Returns (image, instances) with the same shapes, dtypes and kinds; the image is
-    clipped to [0, 1]. Then compute mask and weight_map from the returned instances.
+    image (C, H, W) or (H, W) float in [0, 1]; instances (H, W) int labels; numpy arrays or torch
+    tensors. Every channel gets the same geometric transform and the same intensity change
+    (contrast around each channel's own mean). Returns (image, instances) with the same shapes,
+    dtypes and kinds; the image is clipped to [0, 1]. Then compute mask and weight_map from the
+    returned instances.
     """
     _check_rng(rng)
     config = _check_config(config)
     as_torch = isinstance(image, torch.Tensor)
     labels = _as_labels(instances)
     # the intensity changes assume [0, 1]: a 0..255 image would come back all 1s
-    img = check_image("image", image, (2, 3), "(1, H, W) or (H, W)", unit_range=True)
-    channel = img.ndim == 3
-    if channel and img.shape[0] != 1:
-        raise ValueError(f"image must be (1, H, W) or (H, W), got {img.shape}")
-    img2d = img[0] if channel else img
-    if img2d.shape != labels.shape:
+    img = check_image("image", image, (2, 3), "(C, H, W) or (H, W)", unit_range=True)
+    if img.shape[-2:] != labels.shape:
         raise ValueError(f"image {img.shape} and instances {labels.shape} must have the same H, W")
     dtype, label_dtype = img.dtype, labels.dtype
-    img2d = img2d.astype(np.float64)
-
-    # geometry: the same transform for both
-    if config.flip:
-        if rng.random() < 0.5:
-            img2d, labels = img2d[:, ::-1], labels[:, ::-1]
-        if rng.random() < 0.5:
-            img2d, labels = img2d[::-1], labels[::-1]
-    if config.rotate90:
-        square = labels.shape[0] == labels.shape[1]
-        k = int(rng.integers(4)) if square else 2 * int(rng.integers(2))   # keep the shape
-        img2d, labels = np.rot90(img2d, k), np.rot90(labels, k)
-    img2d, labels = np.ascontiguousarray(img2d), np.ascontiguousarray(labels)
-    if rng.random() < config.elastic:
-        _, displacement = elastic_displacement(labels.shape, rng, config.elastic_grid, config.elastic_sigma)
-        img2d, labels = elastic_deform(img2d, labels, displacement)
-
-    # intensity, image only: the paper asks for robustness to gray value variations (Sec. 3.1) but not
-    # how; brightness, contrast and gamma changes are the course's choice
-    img2d = np.clip(img2d, 0, 1) ** math.exp(rng.uniform(-config.gamma, config.gamma))
-    mean = img2d.mean()
-    img2d = (img2d - mean) * rng.uniform(1 - config.contrast, 1 + config.contrast) + mean
-    img2d = np.clip(img2d + rng.uniform(-config.brightness, config.brightness), 0, 1)
-
-    img_out = (img2d[None] if channel else img2d).astype(dtype)
+    out, (labels,) = _augment_arrays(img.reshape(-1, *labels.shape).astype(np.float64), [labels], rng, config)
+    img_out = out.reshape(img.shape).astype(dtype)
     labels = labels.astype(label_dtype)
     if as_torch:
         return torch.from_numpy(img_out), torch.from_numpy(labels)
@@ -202,15 +232,39 @@ def augment(image, instances, rng: np.random.Generator, config: AugmentConfig | 
     return img_out, labels
 
 
-class Augmented(Dataset):
-    """Wraps a dataset of dicts with ``image`` (1, H, W) and ``instances`` (H, W) (``ToyCells``):
-    each access augments the sample and recomputes ``mask`` and ``weight_map`` from the augmented
-    instances, with the dataset's ``w0``, ``sigma`` and ``class_weights`` (its ``target_kwargs``)
-    unless they are given here. Returns the same keys as ``ToyCells``: image float32 (1, H, W), instances int64
-    (H, W), mask int64 (H, W), weight_map float32 (H, W).
+@dataclass(frozen=True)
+class _Targets:
+    """How ``Augmented`` gets one sample's mask and weight map after augmenting it."""
+    mask: Literal["instances", "given"]              # recomputed from the instances, or the sample's own, warped
+    weight: Literal["eq2", "balance", "constant"]    # Eq. 2 of the instances, class_balance_map, one value
+    num_classes: int = 2                             # K of class_balance_map
+    value: float = 1.0                               # the constant weight
 
-    Access k (k = 0, 1, ...) of sample i uses ``np.random.default_rng([seed, i, k])``: every
-    epoch sees a new deformation, and a run with the same seed and order sees the same ones.
+
+class Augmented(Dataset):
+    """Wraps a dataset of dicts with ``image`` (C, H, W) and ``instances`` (H, W) (``ToyCells``,
+    ``unet_lib.files.ImageFolder``): each access augments the sample (every channel alike) and
+    gives its targets for the augmented sample. Returns the same keys as ``ToyCells``: image
+    float32 (C, H, W), instances int64 (H, W), mask int64 (H, W), weight_map float32 (H, W).
+
+    Which targets, decided on the first access of each sample by comparing its own ``mask`` and
+    ``weight_map`` with what they could be computed from:
+
+    * the paper's (``mask`` of the instances, ``weight_map`` Eq. 2 with the dataset's ``w0``,
+      ``sigma`` and ``class_weights``, its ``target_kwargs``, unless given here): both recomputed
+      from the augmented instances, so the borders between touching cells move with them;
+    * a mask of its own (a class map; K > 2 classes derived from instances): it is warped with the
+      sample, by nearest neighbour (labels never blend), and stays what the dataset gave; its weight
+      map recomputed by the rule it follows: Eq. 2 of the augmented instances, the class balance of
+      the augmented mask (``class_balance_map``, K from ``dataset.num_classes`` or from the weights),
+      or a constant. A dataset with ``mask_kind == "classes"`` (ImageFolder) is taken at its word.
+
+    Anything else (a weight map of other settings or of its own) is refused on first access:
+    augmentation cannot recompute it. Access k (k = 0, 1, ...) of sample i uses
+    ``np.random.default_rng([seed, i, k])``: every epoch sees a new deformation, and a run with
+    the same seed and order sees the same ones. A dataset that ``draws_on_access`` and has a
+    ``sample(i, targets=False)`` method (ImageFolder with tiles) is asked for the image and labels
+    only after the first access: the targets of the unaugmented tile would be thrown away.
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0, config: AugmentConfig | None = None,
@@ -230,55 +284,115 @@ class Augmented(Dataset):
         if not isinstance(self.target_kwargs["class_weights"], str):
             _check_class_weights(self.target_kwargs["class_weights"])
         self._accesses: dict[int, int] = defaultdict(int)
-        self._checked: set[int] = set()   # samples whose own mask and weight map were compared once
+        self._targets: dict[int, _Targets] = {}   # per sample, decided on its first access
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         i = check_index("index", i, len(self), "a dataset")         # one seed per sample, also for i < 0
-        sample = self.dataset[i]
-        if i not in self._checked:
-            self._check_targets(i, sample)
-            self._checked.add(i)
+        targets = self._targets.get(i)
+        if targets is None:
+            sample = self.dataset[i]
+            targets = self._targets[i] = self._targets_of(i, sample)
+        elif getattr(self.dataset, "draws_on_access", False) and callable(getattr(self.dataset, "sample", None)):
+            sample = self.dataset.sample(i, targets=False)            # the same draw, without its targets
+        else:
+            sample = self.dataset[i]
         k = self._accesses[i]
         self._accesses[i] += 1
         rng = np.random.default_rng([self.seed, i, k])
-        image, instances = augment(torch.as_tensor(sample["image"]), torch.as_tensor(sample["instances"]),
-                                   rng, self.config)
-        mask, weight_map = targets_from_instances(instances.numpy(), **self.target_kwargs)
+        instances = _as_labels(sample["instances"], f"dataset[{i}]['instances']")
+        # the intensity changes assume [0, 1]: a 0..255 image would come back all 1s
+        image = check_image(f"dataset[{i}]['image']", sample["image"], (2, 3), "(C, H, W) or (H, W)", unit_range=True)
+        if image.shape[-2:] != instances.shape:
+            raise ValueError(f"dataset[{i}]: image {image.shape} and instances {instances.shape} must have the "
+                             f"same H, W")
+        labels = [instances]
+        if targets.mask == "given":
+            labels.append(_as_labels(sample["mask"], f"dataset[{i}]['mask']"))
+        out, labels = _augment_arrays(image.reshape(-1, *instances.shape).astype(np.float64), labels, rng,
+                                      self.config)
+        instances = labels[0]
+        if targets.mask == "instances":
+            mask, weight_map = targets_from_instances(instances, **self.target_kwargs)
+        else:
+            mask = labels[1].astype(np.int64)
+            if targets.weight == "eq2":
+                _, weight_map = targets_from_instances(instances, **self.target_kwargs)
+            elif targets.weight == "balance":
+                weight_map = class_balance_map(mask, targets.num_classes)
+            else:
+                weight_map = np.full(mask.shape, targets.value, np.float32)
         return {
-            "image": image.float(),                               # (1, H, W)
-            "instances": instances.long(),                        # (H, W)
-            "mask": torch.from_numpy(mask),                       # (H, W)
-            "weight_map": torch.from_numpy(weight_map),           # (H, W)
+            "image": torch.from_numpy(out.reshape(image.shape).astype(image.dtype)).float(),   # (C, H, W)
+            "instances": torch.from_numpy(instances.astype(np.int64)),                        # (H, W)
+            "mask": torch.from_numpy(mask),                                                   # (H, W)
+            "weight_map": torch.from_numpy(weight_map),                                       # (H, W)
         }
 
-    def _check_targets(self, i: int, sample: dict) -> None:
-        """Refuse a sample whose own ``mask`` or ``weight_map`` is not what augmentation would
-        recompute from its instances: training would silently replace them (a 6-class mask by
-        0/1 targets, a custom weight map by Eq. 2's)."""
+    def _targets_of(self, i: int, sample: dict) -> _Targets:
+        """Decide how sample i's targets follow its augmentation (see the class docstring), or
+        refuse a weight map that augmentation cannot recompute."""
         if not isinstance(sample, dict) or "image" not in sample or "instances" not in sample:
             found = sorted(sample) if isinstance(sample, dict) else describe(sample)
-            raise TypeError(f"dataset[{i}] must be a dict with 'image' (1, H, W) and 'instances' (H, W), got {found}")
-        if "mask" not in sample and "weight_map" not in sample:
-            return
+            raise TypeError(f"dataset[{i}] must be a dict with 'image' (C, H, W) and 'instances' (H, W), got {found}")
         instances = _as_labels(sample["instances"], f"dataset[{i}]['instances']")
-        fix = ("train without augmentation (TrainConfig(augment=False)), or give masks and weight maps computed "
-               "from the instances (unet_lib.targets_from_instances)")
-        if "mask" in sample:
-            mask, own = instances_to_mask(instances), np.asarray(torch.as_tensor(sample["mask"]).cpu())
-            if own.shape != mask.shape or not np.array_equal(own, mask):
-                differ = int((own != mask).sum()) if own.shape == mask.shape else own.size
-                raise ValueError(f"dataset[{i}]['mask'] is not the mask of its instances: augmentation recomputes "
-                                 f"a 0/1 mask from the augmented instances (targets_from_instances), but the "
-                                 f"dataset's mask has labels {np.unique(own).tolist()[:10]} and differs in "
-                                 f"{differ} pixels; {fix}")
-        if "weight_map" in sample:
-            _, weight_map = targets_from_instances(instances, **self.target_kwargs)
-            own = np.asarray(torch.as_tensor(sample["weight_map"]).cpu())
-            if own.shape != weight_map.shape or not np.allclose(own, weight_map, rtol=1e-5, atol=1e-4):
-                settings = ", ".join(f"{k}={v!r}" for k, v in self.target_kwargs.items())
-                raise ValueError(f"dataset[{i}]['weight_map'] is not Eq. 2 of its instances with {settings}: "
-                                 f"augmentation recomputes the weight map from the augmented instances; "
-                                 f"pass the dataset's settings (Augmented(..., w0=, sigma=, class_weights=)) or {fix}")
+        own_mask = (_as_labels(sample["mask"], f"dataset[{i}]['mask']") if "mask" in sample else None)
+        own_weights = np.asarray(torch.as_tensor(sample["weight_map"]).cpu()) if "weight_map" in sample else None
+        if own_mask is not None and own_mask.shape != instances.shape:
+            raise ValueError(f"dataset[{i}]['mask'] is {own_mask.shape}, its instances {instances.shape}: a mask "
+                             f"labels every pixel of its image")
+        if own_weights is not None and own_weights.shape != instances.shape:
+            raise ValueError(f"dataset[{i}]['weight_map'] is {own_weights.shape}, its instances {instances.shape}: "
+                             f"a weight map weighs every pixel of its image")
+        declared_k = getattr(self.dataset, "num_classes", None)
+        if getattr(self.dataset, "mask_kind", None) == "classes" and own_mask is not None:
+            # a class map by the dataset's word (its first tile may hold background only, which
+            # would read as an instance mask)
+            targets = _Targets("given", "balance", int(declared_k))
+            if own_weights is not None and not _close(own_weights, class_balance_map(own_mask, targets.num_classes)):
+                raise ValueError(f"dataset[{i}]['weight_map'] is not the class balance of its class map "
+                                 f"(class_balance_map(mask, {targets.num_classes})), which augmentation recomputes "
+                                 f"after each deformation; train without augmentation (TrainConfig(augment=False))")
+            return targets
+        derived = own_mask is None or np.array_equal(own_mask, instances_to_mask(instances))
+        eq2 = own_weights is None or _close(own_weights, targets_from_instances(instances, **self.target_kwargs)[1])
+        if derived and eq2:
+            return _Targets("instances", "eq2")
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.target_kwargs.items())
+        if derived and (own_mask is None or instances.any()):
+            raise ValueError(f"dataset[{i}]['weight_map'] is not Eq. 2 of its instances with {settings}: "
+                             f"augmentation recomputes the weight map from the augmented instances; pass the "
+                             f"dataset's settings (Augmented(..., w0=, sigma=, class_weights=)), or train without "
+                             f"augmentation (TrainConfig(augment=False)), or give weight maps computed from the "
+                             f"instances (unet_lib.targets_from_instances)")
+        # the dataset's own mask (a class map, K > 2 classes made from instances): it moves with the
+        # image and stays as given; its weight map follows the rule it was made by
+        if eq2:
+            return _Targets("given", "eq2")
+        for k in ([declared_k] if isinstance(declared_k, int) else []) + [_balanced_classes(own_mask, own_weights)]:
+            if k is not None and k > own_mask.max() and _close(own_weights, class_balance_map(own_mask, k)):
+                return _Targets("given", "balance", k)
+        if np.all(own_weights == own_weights.flat[0]):
+            return _Targets("given", "constant", value=float(own_weights.flat[0]))
+        raise ValueError(f"dataset[{i}]['weight_map'] is neither Eq. 2 of its instances ({settings}), nor the class "
+                         f"balance of its mask (class_balance_map), nor constant: augmentation recomputes the weight "
+                         f"map after each deformation and cannot recompute this one; train without augmentation "
+                         f"(TrainConfig(augment=False))")
+
+
+def _close(weights: np.ndarray, expected: np.ndarray) -> bool:
+    return weights.shape == expected.shape and bool(np.allclose(weights, expected, rtol=1e-5, atol=1e-4))
+
+
+def _balanced_classes(mask: np.ndarray, weights: np.ndarray) -> int | None:
+    """K if ``weights`` could be ``class_balance_map(mask, K)``: there a class of n_c pixels weighs
+    n / (K n_c), so K = n / (w_c n_c) for any class present. None when it is no whole number."""
+    c = int(mask.flat[0])
+    count = int(np.count_nonzero(mask == c))
+    w = float(weights.flat[0])
+    if not w > 0:
+        return None
+    k = mask.size / (w * count)
+    return round(k) if abs(k - round(k)) < 1e-3 and round(k) >= 2 else None

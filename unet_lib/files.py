@@ -6,8 +6,8 @@ C, H, W = channels, height, width. K = num_classes.
 is the key, the formats may differ. ``ImageFolder`` reads every pair once, checks it, keeps it in
 memory and gives the same sample dict as ``unet_lib.data.ToyCells``. With ``tile_size`` it says
 ``draws_on_access``, so ``fit`` asks it for new tiles every epoch instead of computing each sample
-once; ``evaluate`` scores whole images of any sizes. ``fit``'s augmentation takes one channel and
-instance masks: class maps and several channels train with ``TrainConfig(augment=False)``.
+once; ``evaluate`` scores whole images of any sizes. ``fit``'s augmentation (``Augmented``) moves
+every channel alike, and warps class maps with the image (nearest neighbour) and rebalances them.
 
 Images
 ------
@@ -71,7 +71,8 @@ API
   float32 (C, H, W) in [0, 1], ``instances`` int64 (H, W), ``mask`` int64 (H, W) in [0, K),
   ``weight_map`` float32 (H, W). Attributes ``stems``, ``in_channels``, ``num_classes``,
   ``mask_kind``, ``tile_size``, ``target_kwargs``; ``summary()`` -> dict; ``subset(stems,
-  tile_size=None)`` -> ImageFolder sharing the arrays already read.
+  tile_size=None)`` -> ImageFolder sharing the arrays already read; ``sample(i, targets=True)``:
+  ``ds[i]``, with ``targets=False`` without the targets ``Augmented`` recomputes anyway.
 * ``find_pairs(images_dir, masks_dir) -> dict[stem, (image_path, mask_path)]``, sorted by stem.
 * ``split_by_image(data, val_fraction=0.2, seed=0) -> (train, val)``.
 * ``read_image(path, channel_axis=None) -> (C, H, W)`` as stored (dtype kept, not normalised).
@@ -99,8 +100,8 @@ from torch.utils.data import Dataset
 from .atomic import atomic_write
 from .data import percentile_normalize, targets_from_instances
 from .tiling import mirror_pad
-from .validate import (check_array, check_choice, check_index, check_int, check_labels, check_number, check_seed,
-                       describe)
+from .validate import (check_array, check_bool, check_choice, check_index, check_int, check_labels, check_number,
+                       check_seed, describe)
 from .weights import _check_w0_sigma, class_balance_map   # re-exported: unet_lib.files.class_balance_map
 
 __all__ = [
@@ -447,8 +448,8 @@ class ImageFolder(Dataset):
         self.num_classes = 2 if mask_kind == "instances" else num_classes
         self.tile_size, self.seed = tile_size, seed
         self.low, self.high, self.channel_axis = low, high, channel_axis
-        # Augmented (fit's augmentation) recomputes the weight map with these; for class maps it cannot (it
-        # recomputes 0/1 targets from instances): train class maps with TrainConfig(augment=False)
+        # Augmented (fit's augmentation) recomputes the weight map of instances with these; a class map's
+        # with class_balance_map (it reads mask_kind and num_classes)
         self.target_kwargs = dict(w0=w0, sigma=sigma, class_weights="balanced")
         self.stems = list(pairs)
         self.paths = pairs
@@ -562,10 +563,19 @@ class ImageFolder(Dataset):
         return labels.astype(np.int64), class_balance_map(labels, self.num_classes)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.sample(i)
+
+    def sample(self, i: int, targets: bool = True) -> dict[str, torch.Tensor]:
+        """``ds[i]``; with ``targets=False`` without the targets that ``Augmented`` would recompute
+        after deforming the sample anyway (for instances ``mask`` and ``weight_map``, for class maps
+        ``weight_map``: a tile's Eq. 2 is most of the cost of drawing it). Counts as an access."""
         i = check_index("index", i, len(self), "ImageFolder")
+        check_bool("targets", targets)
         stem = self.stems[i]
         image, labels = self._images[stem], self._labels[stem]        # (C, H, W), (H, W)
         if self.tile_size is None:
+            if not targets:
+                return self._untargeted(image, labels)
             if stem not in self._targets:                             # a whole image's targets: computed once
                 self._targets[stem] = self._targets_of(labels)
             mask, weight_map = self._targets[stem]
@@ -587,6 +597,8 @@ class ImageFolder(Dataset):
                 h, w = labels.shape
             y, x = int(rng.integers(h - t + 1)), int(rng.integers(w - t + 1))
             image, labels = image[:, y : y + t, x : x + t], labels[y : y + t, x : x + t]   # (C, t, t), (t, t)
+            if not targets:
+                return self._untargeted(image, labels)
             # the tile's own targets, as unet_lib.augment.Augmented computes them after a deformation (it
             # checks that they agree): Eq. 2 sees the cells in the tile, not those just outside it
             mask, weight_map = self._targets_of(labels)
@@ -598,6 +610,16 @@ class ImageFolder(Dataset):
             "mask": torch.tensor(mask, dtype=torch.int64),                                  # (H, W)
             "weight_map": torch.tensor(weight_map),                                         # (H, W) float32
         }
+
+    def _untargeted(self, image: np.ndarray, labels: np.ndarray) -> dict[str, torch.Tensor]:
+        """image and instances (and a class map's mask, which is its labels) of a sample, copied.
+        Copied by numpy: torch spreads a copy this small over its threads, which costs more than
+        the copy where the CPU is shared."""
+        labels = torch.from_numpy(labels.astype(np.int64))
+        if self.mask_kind == "instances":
+            return {"image": torch.from_numpy(image.copy()), "instances": labels}
+        return {"image": torch.from_numpy(image.copy()), "instances": torch.zeros(labels.shape, dtype=torch.int64),
+                "mask": labels}
 
     def summary(self) -> dict:
         """What was found, for a command line to print: ``images``, ``sizes`` ({"HxW": count}),

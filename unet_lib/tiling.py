@@ -17,7 +17,9 @@ same 2x2 windows as it would on the whole image, and the stitched prediction equ
 prediction of the whole mirror-padded image up to float rounding.
 """
 
+import contextlib
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -25,7 +27,8 @@ import torch
 from .model import UNet, _output_side, _valid_sizes_rule
 from .validate import check_finite, check_instance, check_int, check_parameters_finite, check_spatial, check_tensor
 
-__all__ = ["mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_labels", "predict_naive_tiles"]
+__all__ = ["mirror_pad", "context_margin", "padded_forward", "predict_tiled", "predict_labels", "predict_naive_tiles",
+           "fastest_tile_size"]
 
 
 def _reflect_index(n: int, before: int, after: int, device=None) -> torch.Tensor:
@@ -168,6 +171,51 @@ def _tile_geometry(model: UNet, tile_size: int | None, h: int, w: int) -> tuple[
     return tile_size, out, stride
 
 
+@contextlib.contextmanager
+def _channels_last_on_cpu(model: UNet) -> Iterator[None]:
+    """On the CPU, run the model with channels_last (NHWC) convolution weights and give every
+    weight its own layout back afterwards: oneDNN's convolutions are 1.3-1.8x faster in NHWC on
+    this course's CPUs (the same values up to float rounding, ~1e-6). Elsewhere a no-op."""
+    weights = [p for p in model.parameters() if p.ndim == 4]
+    if not weights or weights[0].device.type != "cpu":
+        yield
+        return
+    contiguous = [p.is_contiguous() for p in weights]
+    for p in weights:
+        p.data = p.data.contiguous(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        for p, was in zip(weights, contiguous):
+            if was:
+                p.data = p.data.contiguous()
+
+
+def fastest_tile_size(model: UNet, h: int, w: int, max_tile: int | None = None) -> int:
+    """The input tile side for ``predict_tiled`` with which it computes the fewest input pixels
+    (rows x columns x tile**2) for an h x w image: large tiles recompute less overlap (a 604 tile
+    of the course model predicts 512 new pixels a side, a 220 tile 128), small ones waste less
+    beyond the image's edge. ``max_tile`` (default: 700, or the smallest tile that can step if
+    that is larger) bounds the memory: the course model's activations for a 700 x 700 tile take
+    a few hundred MB."""
+    check_instance("model", model, UNet, "a unet_lib.UNet")
+    h = check_int("h", h, min=1, hint="the image height in pixels")
+    w = check_int("w", w, min=1, hint="the image width in pixels")
+    step = 2**model.depth
+    smallest = _input_for(model, step)[0]
+    if max_tile is None:
+        max_tile = max(700, smallest)
+    max_tile = check_int("max_tile", max_tile, min=smallest,
+                         hint=f"the largest input tile side; the smallest that can step is {smallest}")
+    best, best_cost = smallest, None
+    for tile in range(smallest, max_tile + 1, step):      # valid sizes (or multiples of 2**depth) in steps of 2**depth
+        _, _, stride = _tile_geometry(model, tile, h, w)
+        cost = -(-h // stride) * -(-w // stride) * tile**2
+        if best_cost is None or cost < best_cost:
+            best, best_cost = tile, cost
+    return best
+
+
 @torch.no_grad()
 def predict_tiled(model: UNet, image, tile_size: int | None = None) -> torch.Tensor:
     """Class probabilities for an image of any size by the paper's overlap-tile strategy.
@@ -177,7 +225,8 @@ def predict_tiled(model: UNet, image, tile_size: int | None = None) -> torch.Ten
 
     ``tile_size`` is the side of the input tiles: a valid input size of the model
     (``model.valid_input_sizes()``), or a multiple of 2**depth for a ``padding="same"`` model;
-    ``None`` picks one whose output tiles are about 128 pixels. Neighbouring input tiles
+    ``None`` picks one whose output tiles are about 128 pixels (``fastest_tile_size`` picks the
+    one that computes the fewest pixels, as the prediction command line does). Neighbouring input tiles
     overlap by twice the context margin; their outputs tile the image without gaps, and the
     image is mirrored at its borders. The model runs in eval mode (BatchNorm uses its running
     statistics) and is left in the mode it was in.
@@ -194,18 +243,21 @@ def predict_tiled(model: UNet, image, tile_size: int | None = None) -> torch.Ten
     pad_right = (n_cols - 1) * stride + tile - w - m
     param = next(model.parameters())
     padded = mirror_pad(image.to(param.device, param.dtype), m, pad_bottom, m, pad_right)   # (C, H', W')
-    probs = torch.empty(model.num_classes, h, w)
+    probs = torch.empty(model.num_classes, h, w)    # outside inference mode: an ordinary tensor
     was_training = model.training
     model.eval()
     try:
-        for r in range(n_rows):
-            for c in range(n_cols):
-                y, x = r * stride, c * stride      # tile origin: image pixel (y, x) <-> padded (y + m, x + m)
-                tile_in = padded[None, :, y : y + tile, x : x + tile]                  # (1, C, tile, tile)
-                tile_probs = model(tile_in).softmax(1)[0]                              # (K, out, out) or (K, tile, tile)
-                tile_probs = tile_probs[:, m - offset :, m - offset :]                 # starts at image pixel (y, x)
-                hh, ww = min(stride, h - y), min(stride, w - x)
-                probs[:, y : y + hh, x : x + ww] = tile_probs[:, :hh, :ww].float().cpu()
+        # inference_mode: no autograd bookkeeping at all (no_grad still tracks versions)
+        with torch.inference_mode(), _channels_last_on_cpu(model):
+            for r in range(n_rows):
+                for c in range(n_cols):
+                    y, x = r * stride, c * stride  # tile origin: image pixel (y, x) <-> padded (y + m, x + m)
+                    hh, ww = min(stride, h - y), min(stride, w - x)
+                    tile_in = padded[None, :, y : y + tile, x : x + tile]              # (1, C, tile, tile)
+                    logits = model(tile_in)                        # (1, K, out, out) or (1, K, tile, tile)
+                    top = m - offset                                                   # starts at image pixel (y, x)
+                    tile_probs = logits[0, :, top : top + hh, top : top + ww].softmax(0)   # (K, hh, ww)
+                    probs[:, y : y + hh, x : x + ww] = tile_probs.float().cpu()
     finally:
         model.train(was_training)
     return probs

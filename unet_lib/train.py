@@ -418,8 +418,10 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     access), whose first draw of each sample is checked and which is then asked anew every
     epoch; validation images may differ in size. With ``config.augment`` every epoch sees new augmentations of them
     (``unet_lib.augment.Augmented``: flips, 90-degree rotations, the paper's elastic
-    deformation; mask and weight map are recomputed from the augmented instances with the
-    dataset's ``w0``, ``sigma`` and ``class_weights``). Images are
+    deformation, every channel alike; the paper's targets are recomputed from the augmented
+    instances with the dataset's ``w0``, ``sigma`` and ``class_weights``, and a mask of the
+    dataset's own (a class map, K > 2 classes) is warped with the image by nearest neighbour
+    and its class-balance weights recomputed, so training sees the targets the data gives). Images are
     mirror-padded so a valid-padding model predicts every pixel (``padded_forward``).
 
     The history has one entry per epoch in each list: ``epoch``, ``train_loss`` (mean over the
@@ -751,9 +753,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m unet_lib.train", description=main.__doc__,
         epilog="Your own images: images and masks are paired by file name (see unet_lib.files). Instance masks "
-               "(a distinct id per object; without --classes) train with the paper's weight map and elastic "
-               "augmentation for 1-channel images; class maps (--classes K) and multi-channel images train without "
-               "augmentation for now. Each epoch draws --tiles-per-image random --tile x --tile tiles per training "
+               "(a distinct id per object; without --classes) train with the paper's weight map, class maps "
+               "(--classes K) with class-balanced weights; both with flips, rotations and the paper's elastic "
+               "deformation, applied to every channel alike. Each epoch draws --tiles-per-image random --tile x --tile tiles per training "
                "image; the "
                "best epoch's weights (by the validation F1 for instances, the mean IoU of classes 1..K-1 for class "
                "maps) are kept. Predict with `python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR`. "
@@ -921,9 +923,7 @@ def _main_folder(parser: argparse.ArgumentParser, args: argparse.Namespace, worl
         raise SystemExit(f"error: --resume {args.resume} is a model for {model.in_channels}-channel images and "
                          f"{model.num_classes} classes ({prior_meta.get('mask_kind', 'unknown')} masks), the data "
                          f"is {data.in_channels}-channel {mask_kind} with {data.num_classes} classes")
-    augment = mask_kind == "instances" and data.in_channels == 1
-    if not augment:
-        say("augmentation off: it takes 1-channel images with instance masks for now")
+    augment = True   # every channel alike; class maps warped with the image (unet_lib.augment.Augmented)
     config = TrainConfig(epochs=args.epochs or 50, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                          weighted=not args.unweighted, augment=augment, seed=args.seed, device=device,
                          max_minutes=args.max_minutes, patience=args.patience if val_stems else None,
