@@ -1353,6 +1353,7 @@ def check_steps_per_epoch(steps_per_epoch: Callable) -> CheckPassed:
         _fail(f"{n} samples, batch_size {batch_size} per process, {world_size} processes: steps_per_epoch gave "
               f"{got}; fit takes {expected} steps per epoch", hint)
     return CheckPassed("✓ steps_per_epoch counts the steps of fit's epochs for any number of processes")
+@_own_rng
 def check_interior_border_classes(interior_border: Callable) -> CheckPassed:
     """``interior_border(instances, width)`` must turn (H, W) instances into three classes: 0 =
     background, 1 = interior, 2 = every cell pixel with a pixel of another label (background or
@@ -1411,6 +1412,7 @@ def _near(background: np.ndarray, width: int) -> np.ndarray:
     return ndimage.maximum_filter(background.astype(np.uint8), size=2 * width + 1, mode="nearest") > 0
 
 
+@_own_rng
 def check_postprocess(postprocess: Callable, min_f1: float = 0.70) -> CheckPassed:
     """``postprocess(labels)`` must turn the raw Otsu labels of the real nuclei image
     (``otsu_instances``: hundreds of specks, touching nuclei merged) into nuclei: an (H, W) label
