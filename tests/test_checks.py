@@ -559,12 +559,20 @@ from unet_lib.train import train_step  # noqa: E402
 
 
 def train_step_by_hand(model, optimizer, batch, mistake=None):
-    logits = padded_forward(model, batch["image"])
-    weight_map = None if mistake == "unweighted" else batch["weight_map"]
-    loss = weighted_cross_entropy(logits, batch["mask"], weight_map)
-    if mistake != "no zero_grad":
+    if mistake in ("unpadded", "cropped mask"):
+        logits = model(batch["image"])                                   # smaller than the mask
+    else:
+        logits = padded_forward(model, batch["image"])
+    mask, weight_map = batch["mask"], None if mistake == "unweighted" else batch["weight_map"]
+    if mistake == "cropped mask":                                        # what the loss's error message suggests
+        mask, weight_map = center_crop(mask, logits.shape[-2:]), center_crop(weight_map, logits.shape[-2:])
+    loss = weighted_cross_entropy(logits, mask, weight_map)
+    if mistake not in ("no zero_grad", "zero_grad after backward"):
         optimizer.zero_grad()
-    loss.backward()
+    if mistake != "no backward":
+        loss.backward()
+    if mistake == "zero_grad after backward":
+        optimizer.zero_grad()
     if mistake != "no step":
         optimizer.step()
     return loss if mistake == "tensor" else loss.item()
@@ -579,7 +587,13 @@ def test_check_train_step_passes_the_library_and_a_hand_written_step():
 @pytest.mark.parametrize("mistake, match", [
     ("unweighted", r"unweighted cross-entropy.*\nHint: pass batch\['weight_map'\]"),
     ("no zero_grad", r"after step 2 the weights .* differ.*\nHint: .*optimizer.zero_grad\(\)"),
-    ("no step", r"weights did not change\nHint: .*optimizer.step\(\)"),
+    ("no step", r"weights did not change\nHint: call optimizer.step\(\) after loss.backward\(\)"),
+    ("no backward", r"no gradient reached them\nHint: call loss.backward\(\)"),
+    ("zero_grad after backward", r"gradients were zero when optimizer.step\(\) came\nHint: optimizer.zero_grad\(\) "
+                                 r"after loss.backward\(\) erases the gradients just computed.*zero_grad\(\) first"),
+    ("unpadded", r"ran the model on the unpadded 32x32 image.*ValueError.*\nHint: logits = padded_forward"),
+    ("cropped mask", r"ran the model on the unpadded 32x32 image, so its loss leaves out.*\nHint: logits = padded_forward"
+                     r".*do not crop the mask"),
     ("tensor", r"returned a tensor .*\nHint: return loss.item\(\)"),
 ])
 def test_check_train_step_fails_a_broken_step(mistake, match):
@@ -1364,3 +1378,85 @@ def test_checks_of_notebook_11_leave_the_global_rng_alone():
     check_postprocess(_fill_filter_split)
     assert torch.equal(state, torch.random.get_rng_state())
     assert np.array_equal(np_state, np.random.get_state()[1])
+# -- check_lr_sweep (notebook 07) --------------------------------------------------------------
+
+from unet_lib.checks import check_lr_sweep  # noqa: E402
+
+
+def lr_sweep_by_hand(lrs, batch, steps, seed, mistake=None):
+    losses = []
+    if mistake == "seed once":
+        torch.manual_seed(seed)
+    model = None
+    for lr in lrs:
+        if mistake != "seed once" and mistake != "no seed" and (model is None or mistake != "one model"):
+            torch.manual_seed(seed)
+        if model is None or mistake != "one model":
+            model = UNet(depth=1, base_channels=4, batch_norm=True)
+        optimizer = (torch.optim.SGD if mistake == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr)
+        history = []
+        for _ in range(steps):
+            history.append(train_step_by_hand(model, optimizer, batch, "unweighted" if mistake == "unweighted" else None))
+        losses.append(history[0] if mistake == "first loss" else history[-1])
+    return [torch.tensor(v) for v in losses] if mistake == "tensors" else losses
+
+
+def test_check_lr_sweep_passes_a_hand_written_sweep():
+    result = check_lr_sweep(lr_sweep_by_hand)
+    assert result.startswith("✓") and "lr = 1e-05 moves the loss by less than 1%" in result
+    assert_skeleton_is_friendly(check_lr_sweep, "lr_sweep")
+
+
+@pytest.mark.parametrize("mistake, match", [
+    ("first loss", r"\nHint: these are the losses of the first step"),
+    ("one model", r"\nHint: each learning rate continued training the previous one's model"),
+    ("seed once", r"\nHint: only the first model starts from the seed's weights"),
+    ("no seed", r"\nHint: the first run already differs: torch.manual_seed\(seed\)"),
+    ("sgd", r"\nHint: use torch.optim.Adam"),
+    ("unweighted", r"\nHint: use the weighted loss"),
+    ("tensors", r"expected floats\nHint: record the float"),
+])
+def test_check_lr_sweep_fails_a_broken_sweep(mistake, match):
+    with pytest.raises(CheckError, match=match):
+        check_lr_sweep(lambda lrs, batch, steps, seed: lr_sweep_by_hand(lrs, batch, steps, seed, mistake))
+
+
+# -- check_shift_change (notebook 08) ----------------------------------------------------------
+
+from unet_lib.checks import check_shift_change  # noqa: E402
+
+
+def shift_change_by_hand(model, image, size, shift, mistake=None):
+    if mistake != "train mode":
+        model.eval()
+    run = (lambda x: padded_forward(model, x)) if mistake == "padded" else model
+    with torch.no_grad():
+        first = run(image[None, :, :size, :size])
+        second = run(image[None, :, shift:shift + size, shift:shift + size])
+    if mistake != "logits":
+        first, second = first.softmax(1), second.softmax(1)
+    first, second = first[0, 1], second[0, 1]
+    n = first.shape[-1]
+    if mistake == "unaligned":
+        return float((first - second).abs().max())
+    diff = (first[shift:, shift:] - second[:n - shift, :n - shift]).abs()
+    return diff if mistake == "tensor" else float(diff.max()) if mistake != "mean" else float(diff.mean())
+
+
+def test_check_shift_change_passes_a_hand_written_shift_change():
+    result = check_shift_change(shift_change_by_hand)
+    assert "shifts of 8 and 16 px (multiples of 2**depth = 8) change P(cell) by less than 1e-4" in result
+    assert_skeleton_is_friendly(check_shift_change, "shift_change")
+
+
+@pytest.mark.parametrize("mistake, match", [
+    ("train mode", r"\nHint: call model.eval\(\) first"),
+    ("unaligned", r"\nHint: compare the pixels that see the same input"),
+    ("logits", r"\nHint: compare probabilities"),
+    ("padded", r"\nHint: run model\(window\) directly"),
+    ("tensor", r"(?s)returned tensor.*expected one float\nHint: return the largest"),
+    ("mean", r"expected .*\nHint: windows image\[:, :140, :140\]"),
+])
+def test_check_shift_change_fails_a_broken_shift_change(mistake, match):
+    with pytest.raises(CheckError, match=match):
+        check_shift_change(lambda model, image, size, shift: shift_change_by_hand(model, image, size, shift, mistake))

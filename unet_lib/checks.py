@@ -26,12 +26,12 @@ __all__ = [
     "check_record_output",
     "check_instances_to_mask", "check_border_term",
     "check_touching_pairs", "check_warp_image", "check_class_balance", "check_border_weight_share",
-    "check_train_step", "check_iou", "check_count_matches",
     "check_convolutionalize", "check_contracting_parameters", "check_receptive_field", "check_up_forward",
     "check_overlap_counts",
     "check_merged_per_skip", "check_tune_peak_footprint",
     "check_rank_shard", "check_steps_per_epoch",
     "check_interior_border_classes", "check_postprocess",
+    "check_train_step", "check_lr_sweep", "check_iou", "check_count_matches", "check_shift_change",
 ]
 
 
@@ -750,6 +750,17 @@ def _train_step_case():
     return model, twin, batch
 
 
+def _watch_training(model: nn.Module) -> tuple[list, list, list]:
+    """Hooks on ``model`` that record what one call of the learner's train_step did: the input
+    sizes the model ran on, and whether backward reached the parameters. Returns (input sizes,
+    backward flags, handles to remove)."""
+    sizes: list[tuple[int, int]] = []
+    backward: list[bool] = []
+    handles = [model.register_forward_pre_hook(lambda module, args: sizes.append(tuple(args[0].shape[-2:])))]
+    handles += [p.register_hook(lambda grad: backward.append(True)) for p in model.parameters()]
+    return sizes, backward, handles
+
+
 @_own_rng
 def check_train_step(train_step: Callable) -> CheckPassed:
     """``train_step(model, optimizer, batch)`` must do one optimisation step with the paper's
@@ -758,8 +769,24 @@ def check_train_step(train_step: Callable) -> CheckPassed:
     from .train import train_step as reference
     model, twin, batch = _train_step_case()
     opt, opt_twin = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, twin))
+    h, w = batch["image"].shape[-2:]
+    unpadded_hint = (f"logits = padded_forward(model, batch['image']): it mirror-pads the image by the context "
+                     f"margin, so that every pixel of the mask gets a prediction (do not crop the mask instead: "
+                     f"the loss must cover every pixel)")
     for step in (1, 2):
-        got = _call(train_step, model, opt, batch)
+        sizes, backward, handles = _watch_training(model)
+        try:
+            try:
+                got = _call(train_step, model, opt, batch)
+            except (ValueError, RuntimeError) as error:
+                if (h, w) in sizes:   # the model ran on the unpadded image: its output is smaller than the mask
+                    _fail(f"train_step ran the model on the unpadded {h}x{w} image; a valid-padding U-Net's "
+                          f"output is smaller than its input, so the logits do not cover the {h}x{w} mask "
+                          f"({type(error).__name__}: {str(error).splitlines()[0][:120]})", unpadded_hint)
+                raise
+        finally:
+            for handle in handles:
+                handle.remove()
         expected = reference(twin, opt_twin, batch)
         unweighted = reference(_train_step_case()[0], torch.optim.SGD([torch.zeros(1)], lr=0.0), batch, False) \
             if step == 1 else None
@@ -768,6 +795,10 @@ def check_train_step(train_step: Callable) -> CheckPassed:
                   "return loss.item(): a float, and no reference to the graph that holds every activation")
         if not isinstance(got, float):
             _fail(f"train_step returned {got!r}; expected the loss as a float", "return loss.item()")
+        if (h, w) in sizes:
+            _fail(f"step {step}: train_step ran the model on the unpadded {h}x{w} image, so its loss leaves out "
+                  f"the pixels near the border (a valid-padding U-Net's output is smaller than its input)",
+                  unpadded_hint)
         if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
             if unweighted is not None and abs(got - unweighted) < 1e-4 * max(1.0, abs(unweighted)):
                 _fail(f"step {step}: loss {got:.4f} is the unweighted cross-entropy; expected {expected:.4f}",
@@ -777,7 +808,16 @@ def check_train_step(train_step: Callable) -> CheckPassed:
                   "batch['mask'], batch['weight_map']); return the loss computed before the update")
         changed = any(not torch.equal(p, q) for p, q in zip(model.parameters(), _train_step_case()[0].parameters()))
         if not changed:
-            _fail("the model's weights did not change", "call loss.backward() and then optimizer.step()")
+            grads = [p.grad for p in model.parameters()]
+            if backward and all(g is None or not g.any() for g in grads):
+                _fail("the model's weights did not change: loss.backward() ran, but the gradients were zero "
+                      "when optimizer.step() came",
+                      "optimizer.zero_grad() after loss.backward() erases the gradients just computed, so "
+                      "step has nothing to do: call zero_grad() first, then backward(), then step()")
+            if not backward:
+                _fail("the model's weights did not change, and no gradient reached them",
+                      "call loss.backward() on the loss, then optimizer.step()")
+            _fail("the model's weights did not change", "call optimizer.step() after loss.backward()")
         for (name, p), q in zip(model.named_parameters(), twin.parameters()):
             if not torch.allclose(p, q, atol=1e-5):
                 hint = ("the second step differs: gradients add up across steps unless you call "
@@ -785,6 +825,89 @@ def check_train_step(train_step: Callable) -> CheckPassed:
                         "one backward and one optimizer.step() per call, on the loss you return")
                 _fail(f"after step {step} the weights ({name}) differ from the library's", hint)
     return CheckPassed("✓ train_step: same loss and same weights as unet_lib.train.train_step over two steps")
+
+
+def _lr_sweep_reference(lrs, batch, steps: int, seed: int, mistake: str | None = None) -> list[float]:
+    """What ``lr_sweep`` must return (``mistake=None``), or what a known mistake returns."""
+    from .train import train_step
+    losses = []
+    model = None
+    if mistake == "seed once":
+        torch.manual_seed(seed)
+    for lr in lrs:
+        if mistake == "seed once":
+            model = UNet(**_LR_SWEEP_MODEL)
+        elif model is None or mistake != "one model":
+            torch.manual_seed(seed)
+            model = UNet(**_LR_SWEEP_MODEL)
+        optimizer = (torch.optim.SGD if mistake == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr)
+        step_losses = [train_step(model, optimizer, batch, weighted=mistake != "unweighted") for _ in range(steps)]
+        losses.append(step_losses[0] if mistake == "first loss" else step_losses[-1])
+    return losses
+
+
+# the tiny model of the learning-rate exercise (notebook 07): the course model's design, 4 channels
+_LR_SWEEP_MODEL = dict(depth=1, base_channels=4, batch_norm=True)
+
+
+@_own_rng
+def check_lr_sweep(lr_sweep: Callable) -> CheckPassed:
+    """``lr_sweep(lrs, batch, steps, seed)`` must train, for each learning rate, a fresh
+    ``UNet(depth=1, base_channels=4, batch_norm=True)`` built right after ``torch.manual_seed(seed)``
+    with Adam for ``steps`` calls of ``train_step`` on ``batch``, and return the loss of each run's
+    last step. Compared with the check's own runs (within 1e-3, relative): too small, good and too
+    large learning rates."""
+    _, _, batch = _train_step_case()
+    lrs, steps, seed = (1e-5, 0.1, 10.0), 6, 3
+    torch.manual_seed(12345)   # a learner who does not seed gets other weights, the same every time
+    got = _call(lr_sweep, list(lrs), batch, steps, seed)
+    if isinstance(got, (torch.Tensor, np.ndarray)):
+        got = got.tolist()
+    if not isinstance(got, (list, tuple)) or len(got) != len(lrs):
+        _fail(f"lr_sweep({list(lrs)}, batch, {steps}, {seed}) returned {got!r}; expected a list of {len(lrs)} floats",
+              "one loss per learning rate, in the order of lrs")
+    if not all(isinstance(v, (int, float, np.floating)) for v in got):
+        _fail(f"lr_sweep returned {got!r}; expected floats",
+              "record the float that train_step returns (or loss.item()), not the tensor")
+    expected = _lr_sweep_reference(lrs, batch, steps, seed)
+
+    def same(a, b) -> bool:
+        return all(abs(x - y) <= 1e-3 * max(1.0, abs(y)) for x, y in zip(a, b))
+
+    if same(got, expected):
+        start = _lr_sweep_reference(lrs[:1], batch, 1, seed)[0]   # the loss before any update
+        seen = []
+        if abs(got[0] - start) < 0.01 * start:
+            seen.append(f"lr = {lrs[0]:g} moves the loss by less than 1%")
+        if got[1] < 0.5 * start:
+            seen.append(f"lr = {lrs[1]:g} more than halves it")
+        if got[2] > got[1]:
+            seen.append(f"lr = {lrs[2]:g} ends higher than lr = {lrs[1]:g}")
+        return CheckPassed(f"✓ lr_sweep matches the check's own runs ({steps} Adam steps from the same weights at "
+                           f"lr = {', '.join(f'{lr:g}' for lr in lrs)})" + (": " + "; ".join(seen) if seen else ""))
+    shown = ", ".join(f"{v:.4f}" for v in got)
+    wanted = ", ".join(f"{v:.4f}" for v in expected)
+    problem = f"lr_sweep({list(lrs)}, batch, steps={steps}, seed={seed}) = [{shown}]; expected [{wanted}]"
+    hints = {
+        "first loss": "these are the losses of the first step, before any update: return the loss of the last step",
+        "one model": ("each learning rate continued training the previous one's model: build a fresh model for "
+                      "every learning rate (torch.manual_seed(seed), then UNet(...), inside the loop)"),
+        "seed once": ("only the first model starts from the seed's weights: call torch.manual_seed(seed) inside the "
+                      "loop, right before building each model, so that every learning rate starts from the same "
+                      "weights (otherwise you compare initialisations, not learning rates)"),
+        "sgd": "use torch.optim.Adam(model.parameters(), lr=lr): the course trains with Adam",
+        "unweighted": "use the weighted loss (train_step's default, or weighted_cross_entropy with batch['weight_map'])",
+    }
+    for mistake, hint in hints.items():
+        if same(got, _lr_sweep_reference(lrs, batch, steps, seed, mistake)):
+            _fail(problem, hint)
+    if abs(got[0] - expected[0]) > 1e-3 * max(1.0, abs(expected[0])):
+        hint = (f"the first run already differs: torch.manual_seed(seed) right before "
+                f"UNet(depth=1, base_channels=4, batch_norm=True), Adam with lr, then {steps} train_step calls "
+                f"on batch; return the last loss")
+    else:
+        hint = "a new model, after torch.manual_seed(seed), and a new Adam optimizer for every learning rate"
+    _fail(problem, hint)
 
 
 @_own_rng
@@ -1452,3 +1575,76 @@ def check_postprocess(postprocess: Callable, min_f1: float = 0.70) -> CheckPasse
                 "unet_lib.metrics.instance_scores, as in section 6")
     _fail(f"instance F1 on the held-out right half is {s.f1:.2f} (merged {s.merged}, split {s.split}, "
           f"objects under 20 px: {specks}); the check asks for at least {min_f1:.2f}", hint)
+def _shift_change_reference(model: UNet, image: torch.Tensor, size: int, shift: int,
+                            mistake: str | None = None) -> float:
+    """What ``shift_change`` must return (``mistake=None``), or what a known mistake returns."""
+    from .tiling import padded_forward
+    import copy
+    model = copy.deepcopy(model).train(mistake == "train mode")   # a copy: training mode updates BatchNorm's statistics
+    forward = (lambda x: padded_forward(model, x)) if mistake == "padded" else model
+    with torch.no_grad():
+        first = forward(image[None, :, :size, :size])                                   # (1, K, n, n)
+        second = forward(image[None, :, shift : shift + size, shift : shift + size])
+    if mistake != "logits":
+        first, second = first.softmax(1), second.softmax(1)
+    first, second = first[0, 1], second[0, 1]                                           # (n, n) P(cell)
+    n = first.shape[-1]
+    if mistake == "unaligned":
+        return (first - second).abs().max().item()
+    return (first[shift:, shift:] - second[: n - shift, : n - shift]).abs().max().item()
+
+
+@_own_rng
+def check_shift_change(shift_change: Callable) -> CheckPassed:
+    """``shift_change(model, image, size, shift)`` must return the largest change of a
+    valid-padding model's P(cell) between two ``size`` x ``size`` input windows of ``image`` that
+    are ``shift`` px apart (down and right), compared pixel by pixel where they predict the same
+    place. Compared with the check's own computation on the course checkpoint, for shifts that are
+    and are not multiples of 2**depth."""
+    import copy
+
+    from .checkpoint import load_checkpoint
+    from .data import ToyCells
+    from .train import COURSE_CHECKPOINT
+    model = load_checkpoint(COURSE_CHECKPOINT).model.cpu()
+    image = ToyCells(1, size=164, seed=5)[0]["image"]                  # (1, 164, 164)
+    size, step = model.min_input_size() + 6 * 2**model.depth, 2**model.depth   # 140 -> a 52x52 output
+    shifts = (step, 1, step // 2, 2 * step)                            # 8, 1, 4, 16 for depth 3
+    results = {}
+    for shift in shifts:
+        # a copy in training mode, as a model arrives from training: the learner's code must switch to
+        # eval mode, and a forward pass in training mode must not change the check's model
+        got = _call(shift_change, copy.deepcopy(model).train(), image.clone(), size, shift)
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if not isinstance(got, (int, float, np.floating)):
+            _fail(f"shift_change(model, image, {size}, {shift}) returned {got!r}; expected one float",
+                  "return the largest absolute difference as a float: diff.abs().max().item()")
+        expected = _shift_change_reference(model, image, size, shift)
+        if abs(got - expected) <= 1e-5:
+            results[shift] = expected
+            continue
+        problem = f"shift_change(model, image, {size}, {shift}) = {got:.6f}; expected {expected:.6f}"
+        hints = {
+            "train mode": ("call model.eval() first: in training mode BatchNorm normalises each window with its own "
+                           "statistics, so even a perfect shift changes the output"),
+            "unaligned": (f"compare the pixels that see the same input: pixel (i, j) of the second window's output is "
+                          f"pixel (i + {shift}, j + {shift}) of the first's, e.g. first[{shift}:, {shift}:] against "
+                          f"second[:n - {shift}, :n - {shift}]"),
+            "logits": "compare probabilities: softmax over the classes (dim 1), then channel 1 is P(cell)",
+            "padded": ("run model(window) directly: padded_forward mirrors each window at its own border, so the "
+                       "pixels near it change whatever the shift"),
+        }
+        for mistake, hint in hints.items():
+            if abs(got - _shift_change_reference(model, image, size, shift, mistake)) <= 1e-5:
+                _fail(problem, hint)
+        _fail(problem, f"windows image[:, :{size}, :{size}] and image[:, {shift}:{shift + size}, {shift}:{shift + size}], "
+                       "each with a batch dimension; P(cell) = model(window).softmax(1)[0, 1]; then the largest "
+                       "absolute difference over the aligned pixels")
+    aligned = [s for s in shifts if s % step == 0]
+    others = [s for s in shifts if s % step]
+    facts = ""
+    if max(results[s] for s in aligned) < 1e-4 and min(results[s] for s in others) > 1e-2:
+        facts = (f": shifts of {' and '.join(map(str, aligned))} px (multiples of 2**depth = {step}) change P(cell) "
+                 f"by less than 1e-4, shifts of {' and '.join(map(str, others))} px by more than 0.01")
+    return CheckPassed(f"✓ shift_change matches the check's own computation on the course model{facts}")
