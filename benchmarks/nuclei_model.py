@@ -21,7 +21,8 @@ Notebook 11's recipe for your own images, run on the real nuclei image of notebo
 
 Per seed: Dice, F1, merged and split for the U-Net, the margin over the fair pipeline (a paired
 difference: the same held-out half); then mean and sample SD (ddof=1) over the seeds. The results
-go to ``data/nuclei_model.json`` (with ``--json``), which notebook 11 reads.
+go to ``data/nuclei_model.json`` with ``--json`` (the shipped model's scores are recomputed by
+notebook 11; the three-seed table is in data/README.md).
 """
 
 import argparse
