@@ -1460,3 +1460,112 @@ def test_check_shift_change_passes_a_hand_written_shift_change():
 def test_check_shift_change_fails_a_broken_shift_change(mistake, match):
     with pytest.raises(CheckError, match=match):
         check_shift_change(lambda model, image, size, shift: shift_change_by_hand(model, image, size, shift, mistake))
+
+
+# -- check_smallest_valid_input (notebook 04) --------------------------------------------------
+
+from unet_lib.checks import check_smallest_valid_input  # noqa: E402
+
+
+def smallest_valid_input_by_trying(model, max_size=1024, channels=None, start=1, skip_first=False):
+    """Try n = start, start + 1, ... on the model itself; the mistakes are switched on by the arguments."""
+    found = False
+    for n in range(start, max_size + 1):
+        x = torch.zeros(1, model.in_channels if channels is None else channels, n, n)
+        try:
+            with torch.no_grad():
+                model(x)
+        except ValueError:
+            continue
+        if skip_first and not found:
+            found = True
+            continue
+        return n
+    return None
+
+
+def _valid_padding_formula(model):
+    """The valid-padding answer, whatever the model's padding (a formula, not a measurement)."""
+    return UNet(depth=model.depth, base_channels=1).valid_input_sizes(1, 1024)[0]
+
+
+def _raises_on_invalid(model):
+    for n in range(1, 1025):
+        with torch.no_grad():
+            model(torch.zeros(1, model.in_channels, n, n))   # no try: the first invalid size raises
+        return n
+
+
+def test_check_smallest_valid_input_passes_a_search():
+    result = check_smallest_valid_input(smallest_valid_input_by_trying)
+    assert "finds 18, 92, 380, 44, 8 for the five models" in result
+    assert_skeleton_is_friendly(check_smallest_valid_input, "smallest_valid_input")
+
+
+@pytest.mark.parametrize("broken, match", [
+    (lambda model: 572, r"= 572; the smallest size that runs is 18\nHint: 572 is the paper's tile"),
+    (lambda model: model.output_size(smallest_valid_input_by_trying(model)),
+     r"= 2; the smallest.* 18\nHint: 2 is the \*output\* size"),
+    (lambda model: smallest_valid_input_by_trying(model, skip_first=True),
+     r"= 20; .* 18\nHint: off by one step of 2\*\*depth = 2"),
+    (lambda model: smallest_valid_input_by_trying(model, channels=1),
+     r"in_channels=3.* returned None.*\nHint: the model takes model.in_channels channels"),
+    (_valid_padding_formula, r"padding='same'\)\) = 92; .* 8\nHint: that is the answer for valid padding"),
+    (lambda model: 2 * model.depth + 8 if model.depth > 1 else 18,
+     r"depth=3.* = 14; .* 92, and model\(x\) raises ValueError for n = 14\nHint: return only a size"),
+    (lambda model: 6 if model.depth > 1 else 18, r"depth=3.* = 6; .*\nHint: the first max-pool accepts it"),
+    (_raises_on_invalid, r"raised ValueError: input height 1 is not valid.*\nHint: UNet refuses .* catch it"),
+    (lambda model: str(smallest_valid_input_by_trying(model)), r"returned '18'; expected an int"),
+    (lambda model: smallest_valid_input_by_trying(model, start=19) if model.depth == 1 else 200,
+     r"= 20; .* 18\nHint: off by one step"),
+    (lambda model: smallest_valid_input_by_trying(model) + 32 if model.depth == 1 else 0,
+     r"= 50; .* 18\nHint: a smaller size, 18, also runs"),
+])
+def test_check_smallest_valid_input_names_the_mistake(broken, match):
+    with pytest.raises(CheckError, match=match):
+        check_smallest_valid_input(broken)
+
+
+# -- check_touching_share (notebook 05) --------------------------------------------------------
+
+from unet_lib import ToyCells, touching_fraction  # noqa: E402
+from unet_lib.checks import check_touching_share  # noqa: E402
+
+
+def touching_share_by_hand(touching, n_samples=8, seed=0, mistake=None):
+    cells = ToyCells(16 if mistake == "16 images" else n_samples, seed=0 if mistake == "seed 0" else seed,
+                     touching=0.7 if mistake == "default touching" else touching)
+    counts, fractions = [], []
+    for i in range(1 if mistake == "first image" else len(cells)):
+        instances = cells[i]["instances"]
+        counts.append(len(np.unique(instances.numpy())) - 1)
+        fractions.append(touching_fraction(instances))
+    if mistake == "mean per image":
+        return float(np.mean(fractions))
+    touching_cells = sum(n * f for n, f in zip(counts, fractions))
+    if mistake == "count":
+        return round(touching_cells)
+    share = touching_cells / sum(counts)
+    return 100 * share if mistake == "percent" else [share] if mistake == "list" else share
+
+
+def test_check_touching_share_passes_a_pooled_share():
+    result = check_touching_share(touching_share_by_hand)
+    assert result.startswith("✓ touching_share: 0.") and "at touching = 0, 0.4 and 1" in result
+    assert_skeleton_is_friendly(check_touching_share, "touching_share")
+
+
+@pytest.mark.parametrize("mistake, match", [
+    ("percent", r"\nHint: return a fraction in \[0, 1\]"),
+    ("count", r"\nHint: that is the number of touching cells; divide by all cells"),
+    ("mean per image", r"\nHint: that is the mean of the per-image fractions"),
+    ("first image", r"\nHint: that is the first image only"),
+    ("default touching", r"touching_share\(0.0, .*\nHint: that is ToyCells' default touching=0.7"),
+    ("seed 0", r"\nHint: that is seed 0: pass seed=seed"),
+    ("16 images", r"\nHint: that is 16 images: use n_samples"),
+    ("list", r"returned list; expected one float"),
+])
+def test_check_touching_share_names_the_mistake(mistake, match):
+    with pytest.raises(CheckError, match=match):
+        check_touching_share(lambda touching, n_samples, seed: touching_share_by_hand(touching, n_samples, seed, mistake))
+

@@ -32,6 +32,7 @@ __all__ = [
     "check_rank_shard", "check_steps_per_epoch",
     "check_interior_border_classes", "check_postprocess",
     "check_train_step", "check_lr_sweep", "check_iou", "check_count_matches", "check_shift_change",
+    "check_smallest_valid_input", "check_touching_share",
 ]
 
 
@@ -1648,3 +1649,138 @@ def check_shift_change(shift_change: Callable) -> CheckPassed:
         facts = (f": shifts of {' and '.join(map(str, aligned))} px (multiples of 2**depth = {step}) change P(cell) "
                  f"by less than 1e-4, shifts of {' and '.join(map(str, others))} px by more than 0.01")
     return CheckPassed(f"✓ shift_change matches the check's own computation on the course model{facts}")
+
+
+
+def _first_runs(model: UNet, n: int) -> bool:
+    try:
+        model.output_size(n)
+    except ValueError:
+        return False
+    return True
+
+
+@_own_rng
+def check_smallest_valid_input(smallest_valid_input: Callable) -> CheckPassed:
+    """``smallest_valid_input(model)`` must find, by running ``model`` on n x n inputs for
+    n = 1, 2, 3, ..., the smallest n for which the forward pass works. Run on U-Nets the notebook
+    does not use (depth 5, three input channels, same padding) and compared with
+    ``UNet.valid_input_sizes``; exact, since a size either runs or not."""
+    cases = [("UNet(depth=1, base_channels=1)", UNet(depth=1, base_channels=1)),
+             ("UNet(depth=3, base_channels=1)", UNet(depth=3, base_channels=1)),
+             ("UNet(depth=5, base_channels=1)", UNet(depth=5, base_channels=1)),
+             ("UNet(in_channels=3, depth=2, base_channels=1)", UNet(in_channels=3, depth=2, base_channels=1)),
+             ("UNet(depth=3, base_channels=1, padding='same')", UNet(depth=3, base_channels=1, padding="same"))]
+    found = []
+    for name, model in cases:
+        model.eval()
+        expected = model.valid_input_sizes(1, 1024)[0]
+        step = 2 ** model.depth
+        what = f"smallest_valid_input({name})"
+        try:
+            got = _call(smallest_valid_input, model)
+        except NotImplementedError:
+            raise
+        except (ValueError, RuntimeError) as error:
+            _fail(f"{what} raised {type(error).__name__}: {str(error).splitlines()[0]}",
+                  "UNet refuses a size it cannot pool evenly with a ValueError: catch it "
+                  "(try: model(x) except ValueError: continue) and try the next n")
+        if got is None and model.in_channels != 1:
+            _fail(f"{what} returned None: no size worked", "the model takes model.in_channels channels: "
+                  "try torch.zeros(1, model.in_channels, n, n), not 1 channel")
+        if isinstance(got, (torch.Tensor, np.integer)) and np.ndim(got) == 0:
+            got = int(got)
+        if not isinstance(got, int) or isinstance(got, bool):
+            _fail(f"{what} returned {got!r}; expected an int, the side length n",
+                  "return the first n for which model(torch.zeros(1, model.in_channels, n, n)) runs")
+        if got == expected:
+            found.append(got)
+            continue
+        problem = f"{what} = {got}; the smallest size that runs is {expected}"
+        if got == 572:
+            _fail(problem, "572 is the paper's tile for depth 4, not the smallest valid size, and not the "
+                           "answer for other depths: try n = 1, 2, 3, ... on the model itself")
+        if got == model.output_size(expected):
+            _fail(problem, f"{got} is the *output* size of the smallest input: return n, the input's side")
+        if got == expected + step:
+            _fail(problem, f"off by one step of 2**depth = {step}: you skipped the first size that works; "
+                           "start at n = 1 and return the first n whose forward pass runs")
+        if model.padding == "same" and got == UNet(depth=model.depth, base_channels=1).min_input_size():
+            _fail(problem, "that is the answer for valid padding; this model pads its convolutions "
+                           "(padding='same') and has other sizes: measure on the model you are given, "
+                           "do not compute a formula")
+        first_pool = (4 if model.padding == "valid" else 0) + 2
+        if model.depth > 1 and got == first_pool:
+            _fail(problem, "the first max-pool accepts it, but every one of the depth max-pools needs an "
+                           "even size: run the whole model, not only its first level")
+        if not _first_runs(model, got):
+            _fail(problem + f", and model(x) raises ValueError for n = {got}",
+                  "return only a size for which the forward pass runs (the first n where model(x) raises "
+                  "no error)")
+        _fail(problem, f"a smaller size, {expected}, also runs: start at n = 1 and try every n in turn")
+    return CheckPassed(f"✓ smallest_valid_input finds {', '.join(map(str, found))} for the five models, as "
+                       f"UNet.valid_input_sizes does")
+
+
+@functools.lru_cache(maxsize=32)
+def _touching_cells(touching: float, n_samples: int, seed: int) -> tuple[tuple[int, float], ...]:
+    """(cells, touching_fraction) of each image of ``ToyCells(n_samples, seed=seed, touching=touching)``."""
+    from .data import ToyCells, touching_fraction
+    cells = ToyCells(n_samples, seed=seed, touching=touching)
+    out = []
+    for i in range(n_samples):
+        instances = cells[i]["instances"]
+        out.append((len(np.unique(instances.numpy())) - 1, touching_fraction(instances)))
+    return tuple(out)
+
+
+def _touching_share(touching: float, n_samples: int, seed: int) -> float:
+    per_image = _touching_cells(touching, n_samples, seed)
+    return sum(n * f for n, f in per_image) / sum(n for n, _ in per_image)
+
+
+@_own_rng
+def check_touching_share(touching_share: Callable) -> CheckPassed:
+    """``touching_share(touching, n_samples, seed)`` must return the fraction of all the cells of
+    ``ToyCells(n_samples, seed=seed, touching=touching)`` that touch another cell (touching cells
+    over all images / cells over all images), measured with ``touching_fraction``. Run for
+    settings and seeds the notebook does not use, against the same experiment here, within 0.001."""
+    tolerance = 1e-3
+    cases = [(0.0, 6, 11), (0.4, 6, 11), (1.0, 6, 11), (0.4, 3, 5)]
+    measured = []
+    for touching, n_samples, seed in cases:
+        what = f"touching_share({touching}, n_samples={n_samples}, seed={seed})"
+        got = _call(touching_share, touching, n_samples, seed)
+        try:
+            value = float(got)
+        except (TypeError, ValueError):
+            _fail(f"{what} returned {type(got).__name__}; expected one float, a fraction of cells",
+                  "pool all images: return touching cells / all cells as a float")
+        expected = _touching_share(touching, n_samples, seed)
+        if abs(value - expected) <= tolerance:
+            measured.append(value)
+            continue
+        problem = f"{what} = {value:.4g}; the experiment gives {expected:.4f}"
+        per_image = _touching_cells(touching, n_samples, seed)
+        cells = sum(n for n, _ in per_image)
+        mistakes = [
+            (100 * expected, "return a fraction in [0, 1], not a percentage"),
+            (round(expected * cells), f"that is the number of touching cells; divide by all cells ({cells})"),
+            (float(np.mean([f for _, f in per_image])), "that is the mean of the per-image fractions, which "
+             "gives an image with 3 cells the weight of one with 12: add up touching cells and all cells over "
+             "the images first, then divide"),
+            (_touching_share(touching, 1, seed), "that is the first image only: measure all n_samples images"),
+            (_touching_share(0.7, n_samples, seed), "that is ToyCells' default touching=0.7: pass "
+             "touching=touching to ToyCells"),
+            (_touching_share(touching, n_samples, 0), "that is seed 0: pass seed=seed to ToyCells"),
+        ]
+        if n_samples != 16:
+            mistakes.append((_touching_share(touching, 16, seed), "that is 16 images: use n_samples"))
+        for wrong, hint in mistakes:
+            if abs(value - wrong) <= tolerance and abs(wrong - expected) > tolerance:
+                _fail(problem, hint)
+        _fail(problem, "cells = ToyCells(n_samples, seed=seed, touching=touching); for each image, "
+                       "n = number of cell ids (np.unique without 0) and f = touching_fraction(instances); "
+                       "return sum(n * f) / sum(n)")
+    return CheckPassed(f"✓ touching_share: {measured[0]:.2f}, {measured[1]:.2f} and {measured[2]:.2f} of the "
+                       f"cells touch at touching = 0, 0.4 and 1 (6 images, seed 11), as the same experiment here")
