@@ -21,8 +21,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 lab: $(VENV)/.installed
 	$(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) --ServerApp.ip=127.0.0.1 --no-browser $(ROOT_FLAG)
 
+# two pytest workers (pytest-xdist), each file in one worker (nbval runs a notebook's cells in order
+# in one kernel), each worker one thread unless OMP_NUM_THREADS says otherwise: both cores busy
+# without oversubscribing them. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # the exercise editions: exercises/NN_*.ipynb from notebooks/NN_*.ipynb (solution bodies -> skeletons)
 exercises: $(VENV)/.installed
