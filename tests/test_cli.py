@@ -26,16 +26,21 @@ def _cells(seed, h, w):
     return image[:h, :w], instances[:h, :w]
 
 
-@pytest.fixture
-def instance_folder(tmp_path):
-    """images/*.tif (uint16) and masks/*.png (instance ids) of four sizes."""
+def write_instance_folder(root):
+    """root/images/*.tif (uint16) and root/masks/*.tif (instance ids) of the four SIZES; returns root."""
     for d in ("images", "masks"):
-        (tmp_path / d).mkdir()
+        (root / d).mkdir()
     for i, (h, w) in enumerate(SIZES):
         image, instances = _cells(i, h, w)
-        tifffile.imwrite(tmp_path / "images" / f"cell_{i}.tif", (image * 60000).astype(np.uint16))
-        tifffile.imwrite(tmp_path / "masks" / f"cell_{i}.tif", instances.astype(np.uint16))
-    return tmp_path
+        tifffile.imwrite(root / "images" / f"cell_{i}.tif", (image * 60000).astype(np.uint16))
+        tifffile.imwrite(root / "masks" / f"cell_{i}.tif", instances.astype(np.uint16))
+    return root
+
+
+@pytest.fixture
+def instance_folder(tmp_path):
+    """images/*.tif (uint16) and masks/*.tif (instance ids) of four sizes."""
+    return write_instance_folder(tmp_path)
 
 
 @pytest.fixture

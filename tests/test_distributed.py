@@ -201,14 +201,8 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank(two_ranks):
 
 
 def test_torchrun_trains_from_the_command_line_and_rank_0_alone_prints_and_writes(tmp_path):
-    from test_cli import SIZES, _cells   # the tiny folders of the command-line tests
-    import tifffile
-    for d in ("images", "masks"):
-        (tmp_path / d).mkdir()
-    for i, (h, w) in enumerate(SIZES):
-        image, instances = _cells(i, h, w)
-        tifffile.imwrite(tmp_path / "images" / f"cell_{i}.tif", (image * 60000).astype(np.uint16))
-        tifffile.imwrite(tmp_path / "masks" / f"cell_{i}.tif", instances.astype(np.uint16))
+    from test_cli import write_instance_folder   # the tiny folders of the command-line tests
+    write_instance_folder(tmp_path)
     out = tmp_path / "model.pt"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     (printed,) = _run([torchrun + ["-m", "unet_lib.train", "--images", str(tmp_path / "images"),
