@@ -159,8 +159,8 @@ def sync_batch_norm(model: nn.Module, device: torch.device) -> Iterator[nn.Modul
     convertible = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
     originals = [(parent, name, child) for parent in model.modules()
                  for name, child in parent.named_children() if isinstance(child, convertible)]
-    # converted also in one process (where SyncBatchNorm is plain BatchNorm), so that a test without
-    # a GPU can check the conversion and the restoration; fit asks only when it trains on several
+    # the conversion itself needs no process group (a test without a GPU checks the swap and the
+    # restoration with device "cuda"); fit enters this block only when it trains on several ranks
     if device.type != "cuda" or not originals:
         yield model
         return
