@@ -11,8 +11,8 @@ Two ways to keep touching cells apart, trained on the same toy cells with the sa
 
 The course model (``COURSE_MODEL``, with 3 output classes for the second arm) is trained with the
 course recipe (``COURSE_TRAIN``: 18 epochs of 16 256x256 tiles) on ``course_data(seed=S)``, but
-without augmentation in both arms: ``fit``'s augmentation recomputes two-class targets from the
-instances, so it cannot deform a three-class mask yet. The seed sets the training images, the
+without augmentation in both arms: when this was run, ``fit``'s augmentation recomputed two-class
+targets from the instances and could not deform a three-class mask (it warps class maps now). The seed sets the training images, the
 initialisation and the shuffling. Each model is scored on ``ToyCells(32, seed=2000)``: instance
 F1 at IoU >= 0.5, merged and split cells, and the foreground Dice.
 
