@@ -1,0 +1,208 @@
+"""Tests for unet_lib.checks._core and what every check shares: staged hints, messages in two
+languages, refused shortcuts, friendly skeletons, the learner's random state kept, and every
+check tested both ways in its notebook's test file."""
+
+import ast
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from checktools import skeleton
+
+from unet_lib import DoubleConv, UNet, checks
+from unet_lib.checks import CheckError, _core, check_double_conv
+from unet_lib.checks._core import call, fail, learner_check, message, passed
+
+HERE = Path(__file__).parent
+
+
+# -- messages and staged hints -------------------------------------------------------------------
+
+def test_check_error_is_an_assertion_error_with_a_hint():
+    with pytest.raises(AssertionError, match=r"^it is wrong\nHint: look here$"):
+        fail("it is wrong", "look here")
+    assert issubclass(CheckError, AssertionError)   # pytest and nbval report it as a failed check
+
+
+def test_fields_are_filled_and_a_template_without_fields_is_shown_as_written():
+    with pytest.raises(CheckError, match=r"^got 3, expected \(1, 2\)\nHint: a \{dict\} stays$"):
+        fail("got {got}, expected {expected}", "a {{dict}} stays", got=3, expected=(1, 2))
+    assert message("a {brace} shown as written") == "a {brace} shown as written"
+
+
+def _failure(check, answer) -> str:
+    with pytest.raises(CheckError) as info:
+        check(answer)
+    return str(info.value)
+
+
+@learner_check
+def check_twice(fn):
+    if call(fn) != 2:
+        fail("returned {got}; expected 2", "first hint: the concept", "second hint: the tool", got=call(fn))
+    return passed("✓ two")
+
+
+def test_hints_come_in_stages_per_failure_and_the_last_stays():
+    first = _failure(check_twice, lambda: 1)
+    assert "Hint 1 of 2: first hint: the concept" in first and "second hint" not in first
+    assert "run the check again" in first
+    second = _failure(check_twice, lambda: 3)
+    assert "Hint 1 of 2" in second and "Hint 2 of 2: second hint: the tool" in second
+    assert "run the check again" not in second
+    assert "Hint 2 of 2" in _failure(check_twice, lambda: 4)          # the last stage stays
+    _core.reset_hints()
+    assert "second hint" not in _failure(check_twice, lambda: 1)
+
+
+def test_hints_are_counted_per_check():
+    @learner_check
+    def check_other(fn):
+        fail("returned {got}; expected 2", "other first", "other second", got=call(fn))
+
+    _failure(check_twice, lambda: 1)
+    assert "other second" not in _failure(check_other, lambda: 1)
+
+
+def test_messages_in_chinese_come_from_the_catalogue(monkeypatch):
+    fake = {"returned {got}; expected 2": "返回了 {got}；应为 2", "first hint: the concept": "第一条提示",
+            "Hint {k} of {n}": "提示 {k}/{n}"}
+    monkeypatch.setattr(_core, "_language", "zh")
+    monkeypatch.setattr(_core, "catalogue", lambda language: fake)
+    text = _failure(check_twice, lambda: 1)
+    assert text.startswith("返回了 1；应为 2\n提示 1/2: 第一条提示")
+    # a template the catalogue lacks is shown in English, not dropped
+    assert "(run the check again after a change for the next hint)" in text
+
+
+def test_set_language_names_the_choices():
+    with pytest.raises(ValueError, match=r"language must be one of 'en', 'zh'; got 'fr'"):
+        checks.set_language("fr")
+    checks.set_language("zh")
+    assert checks.language() == "zh"
+
+
+# -- refused shortcuts ---------------------------------------------------------------------------
+
+def library_iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+class Sampler:
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+
+@pytest.mark.parametrize("answer, shortcut", [
+    (lambda a, b: library_iou(a, b), "library_iou"),                           # by its name
+    (lambda a, b: (lambda f: f(a, b))(library_iou), "library_iou"),            # renamed, passed around
+    (lambda a, b: len(list(Sampler(3))) and library_iou(a, b), "Sampler, library_iou"),   # a class
+    (lambda a, b: torch.cat([torch.tensor([1.0])]).sum(), "torch.cat"),      # a builtin
+    (lambda a, b: UNet(depth=0, base_channels=1).eval()(torch.zeros(1, 1, 5, 5)), "UNet.forward"),   # model(x)
+    (lambda a, b: UNet.forward(UNet(depth=0, base_channels=1), torch.zeros(1, 1, 5, 5)), "UNet.forward"),
+])
+def test_a_shortcut_is_refused_however_it_is_reached(answer, shortcut):
+    refuse = {"library_iou": library_iou, "Sampler": Sampler, "torch.cat": torch.cat, "UNet.forward": UNet.forward}
+    a = b = np.ones(3, bool)
+    names = ", ".join(f"`{s}`" for s in shortcut.split(", "))
+    with pytest.raises(CheckError, match=rf"^`<lambda>` called {names}, which already does what this exercise "
+                                         r"asks you to write\nHint: write it yourself"):
+        call(answer, a, b, refuse=refuse)
+
+
+def test_an_own_solution_and_an_allowed_function_pass_the_watch():
+    def own_iou(a, b):
+        return np.logical_and(a, b).sum() / np.logical_or(a, b).sum()
+
+    a, b = np.array([1, 1, 0], bool), np.array([1, 0, 0], bool)
+    assert call(own_iou, a, b, refuse={"library_iou": library_iou}) == 0.5
+    assert call(library_iou, a, b, refuse={"UNet.forward": UNet.forward}) == 0.5   # each check, its own list
+
+
+def test_a_shortcut_is_named_even_when_the_answer_then_raises():
+    def raises_after(a, b):
+        library_iou(a, b)
+        raise RuntimeError("later")
+
+    with pytest.raises(CheckError, match="called `library_iou`"):
+        call(raises_after, np.ones(2, bool), np.ones(2, bool), refuse={"library_iou": library_iou})
+
+
+def test_the_watch_restores_an_earlier_profiler():
+    seen = []
+    previous = lambda frame, event, arg: seen.append(event)   # noqa: E731
+    import sys
+    sys.setprofile(previous)
+    try:
+        call(lambda: library_iou(np.ones(1, bool), np.ones(1, bool)), refuse={})
+        assert sys.getprofile() is previous and seen   # chained while watching, restored after
+    finally:
+        sys.setprofile(None)
+
+
+# -- skeletons and the learner's random state -----------------------------------------------------
+
+CHECKS = sorted(name for name in checks.__all__ if name.startswith("check_"))
+
+
+def assert_skeleton_is_friendly(check, name: str) -> None:
+    with pytest.raises(NotImplementedError, match=rf"^`{name}` is still the exercise skeleton: replace "
+                                                  r"`raise NotImplementedError` with your code"):
+        check(skeleton(name))
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_skeleton_gets_the_friendly_message(check):
+    """Every check, present and future, calls the learner's code through `call` first."""
+    assert_skeleton_is_friendly(getattr(checks, check), "my_answer")
+
+
+def _draws_after(fn) -> tuple[float, float]:
+    """torch's and numpy's next global random numbers after seeding both and running ``fn``."""
+    torch.manual_seed(123)
+    np.random.seed(123)
+    fn()
+    return torch.rand(1).item(), np.random.rand()
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_checks_leave_the_learners_global_rng_alone(check):
+    def run():
+        with pytest.raises(NotImplementedError):
+            getattr(checks, check)(skeleton("my_answer"))
+    assert _draws_after(run) == _draws_after(lambda: None)
+
+
+def test_a_passing_check_leaves_the_global_rng_alone():
+    # check_double_conv seeds its own case and builds the learner's block (which draws weights)
+    assert _draws_after(lambda: check_double_conv(DoubleConv)) == _draws_after(lambda: None)
+
+
+@functools.cache
+def _test_functions() -> dict[str, list[ast.FunctionDef]]:
+    """{test file name: its test functions}, for every notebook's check tests."""
+    return {path.name: [n for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)]
+            for path in sorted(HERE.glob("test_nb*.py"))}
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_every_check_is_tested_both_ways_in_its_notebooks_file(check):
+    module = getattr(checks, check).__module__.rpartition(".")[2]
+    tests = _test_functions().get(f"test_{module}.py", [])
+    mine = [t for t in tests if t.name.startswith(f"test_{check}_")]
+    assert any(t.name.startswith(f"test_{check}_passes") for t in mine), \
+        f"no test_{check}_passes_... in tests/checks/test_{module}.py: show that it passes a right answer"
+    assert any(isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "parametrize"
+               for t in mine if not t.name.startswith(f"test_{check}_passes") for d in t.decorator_list), \
+        f"no parameterised test_{check}_... in tests/checks/test_{module}.py: show that it fails broken versions"
+
+
+def test_every_check_lives_in_its_notebooks_module():
+    for name in CHECKS:
+        module = getattr(checks, name).__module__
+        assert module.startswith("unet_lib.checks.nb"), f"{name} is defined in {module}"
