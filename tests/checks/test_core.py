@@ -206,3 +206,60 @@ def test_every_check_lives_in_its_notebooks_module():
     for name in CHECKS:
         module = getattr(checks, name).__module__
         assert module.startswith("unet_lib.checks.nb"), f"{name} is defined in {module}"
+
+
+# -- every message is a template that the catalogue can hold ----------------------------------------
+
+MESSAGE_CALLS = {"fail", "passed", "message", "T"}
+MODULES = sorted((HERE.parent.parent / "unet_lib" / "checks").glob("*.py"))
+
+
+def _is_template(node: ast.expr, assigned: dict[str, list[ast.expr]]) -> bool:
+    """A plain string literal, a choice between templates, ``T("...")``, or a name that the
+    function only ever binds to those."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return True
+    if isinstance(node, ast.IfExp):
+        return _is_template(node.body, assigned) and _is_template(node.orelse, assigned)
+    if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "T":
+        return len(node.args) == 1 and isinstance(node.args[0], ast.Constant)
+    if isinstance(node, ast.Name) and assigned.get(node.id):
+        return all(_is_template(value, {}) for value in assigned[node.id])
+    if isinstance(node, ast.Starred):
+        return _is_template(node.value, assigned)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(_is_template(e, assigned) for e in node.elts)
+    return False
+
+
+def _untemplated(path: Path) -> list[str]:
+    """Where a message of ``path`` is not a template: an f-string, a built string, a
+    ``CheckPassed(...)`` made by hand."""
+    tree = ast.parse(path.read_text())
+    problems = []
+    for function in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Lambda))] or [tree]:
+        if getattr(function, "name", "") in MESSAGE_CALLS:   # the machinery passes its caller's template on
+            continue
+        assigned: dict[str, list[ast.expr]] = {}
+        for node in ast.walk(function):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        assigned.setdefault(target.id, []).append(node.value)
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name == "CheckPassed" and path.name != "_core.py":
+                problems.append(f"line {node.lineno}: CheckPassed(...) by hand; use passed(template, **values)")
+            if name in MESSAGE_CALLS and not all(_is_template(a, assigned) for a in node.args):
+                problems.append(f"line {node.lineno}: {name}(...) with a message that is not a template literal")
+    return sorted(set(problems))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
+def test_every_message_is_a_template_the_catalogue_can_hold(path):
+    """Messages are string literals with {fields} (values as keyword arguments), so that every
+    English template can be found here and given its translation."""
+    problems = _untemplated(path)
+    assert not problems, f"{path.name}:\n" + "\n".join(problems)
