@@ -399,3 +399,12 @@ def test_install_cell_installs_the_wheel_in_a_fresh_environment(tmp_path):
     assert result["after"] == result["before"]
     installed = sorted(p.name for p in fresh_site.iterdir() if p.name != "course-deps.pth")
     assert [p for p in installed if not p.startswith(("unet_lib", "__pycache__"))] == []   # nothing else
+
+
+def test_readme_badges_and_install_line_agree_with_pyproject():
+    readme = (ROOT / "README.md").read_text(encoding="utf8")
+    source = read_source(ROOT / "pyproject.toml")
+    first = "notebooks/01_intuition.ipynb"
+    assert f"]({colab_url(source, first)})" in readme and f"]({binder_url(source, first)})" in readme
+    assert f'pip install "{source.requirement}"' in readme
+    assert f"(tag\n`{source.tag}`)" in readme or f"(tag `{source.tag}`)" in readme
