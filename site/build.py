@@ -19,10 +19,11 @@ This script runs in the course's environment (``.venv``: nbformat, ``unet_lib.la
 ``requirements-site.txt``): Jupyter Book 1 caps Sphinx, docutils and others, and a separate
 environment means it can never up- or downgrade anything the course itself runs with.
 
-The steps: stage the sources in ``_build/site-src/`` (the notebooks with their generated launch
+The steps, for each edition (``EDITIONS``: English now, Chinese later, in ``zh/``): stage the
+sources in ``_build/site-src-<language>/`` (the notebooks with their generated launch
 cells removed, as the theme has its own buttons; ``intro.md``; ``_toc.yml`` in course order;
 ``_config.yml``; the assets in ``_assets/``, served as ``_static/``), build with ``jupyter-book build``, and copy the HTML
-to ``_build/site/`` (replaced only once the new build succeeded).
+to ``_build/site/`` (or its subfolder; replaced only once the new build succeeded).
 """
 
 import argparse
@@ -42,9 +43,35 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from unet_lib.launch import GENERATED_TAG, NOTEBOOK_GLOB, Source, read_source  # noqa: E402
+from unet_lib.launch import GENERATED_TAG, NOTEBOOK_GLOB, Source, binder_url, colab_url, read_source  # noqa: E402
 
-TITLE = "unet-course: U-Net, built step by step"
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One language of the site: its notebooks, landing page and place in the site."""
+    language: str         # Sphinx's language: search stemming, the theme's labels
+    notebooks: str        # the notebooks' folder in the repository; its parent is where the
+                          # launch buttons look ("" for notebooks/, "zh" for zh/notebooks/)
+    readme: str           # its overview (above the first '## ') and notebook table make the landing page
+    folder: str           # where in the site: "" (the root) or a subfolder
+    title: str
+    label: str            # its name in the other editions' language switch
+    table_heading: str = "## The notebooks"
+    run_heading: str = "## Run the notebooks"
+    # {colab}, {binder}, {readme}: addresses
+    run_text: str = ("Every page here shows a notebook with the outputs of its last run. To run it yourself, use "
+                     "the launch button at the top of the page (Colab or Binder), or open the first notebook in "
+                     "[Colab]({colab}) or on [Binder]({binder}); to run the course on your computer, follow "
+                     "[the README]({readme}).")
+
+
+# The Chinese edition (issue #23) adds its entry here: Edition("zh_CN", "zh/notebooks",
+# "README.zh-CN.md", "zh", ..., table_heading=..., run_heading=..., run_text=...); an edition
+# whose notebooks folder does not exist is not built.
+EDITIONS = (
+    Edition("en", "notebooks", "README.md", "", "unet-course: U-Net, built step by step", "English"),
+)
 
 
 @dataclass(frozen=True)
@@ -148,57 +175,54 @@ def without_generated(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def readme_sections(readme: str) -> tuple[str, str, str]:
+def readme_sections(readme: str, table_heading: str = "## The notebooks") -> tuple[str, str, str]:
     """(title, overview, notebook table section) from the README: the text above its first
-    '## ' heading, and the '## The notebooks' section."""
+    '## ' heading, and the section under ``table_heading``."""
     title, _, rest = readme.partition("\n")
     if not title.startswith("# "):
         raise SiteError("README.md does not start with a '# ' title")
     overview = rest.split("\n## ", 1)[0].strip()
-    match = re.search(r"(?ms)^## The notebooks\n(.*?)(?=^## |\Z)", readme)
+    match = re.search(rf"(?ms)^{re.escape(table_heading)}\n(.*?)(?=^## |\Z)", readme)
     if match is None:
-        raise SiteError("README.md has no '## The notebooks' section; the landing page shows it")
+        raise SiteError(f"README.md has no '{table_heading}' section; the landing page shows it")
     return title[2:].strip(), overview, match[1].strip()
 
 
-def landing_page(readme: str, names: list[str], source: Source, notebooks_dir: str) -> str:
+def landing_page(readme: str, names: list[str], source: Source, edition: Edition = EDITIONS[0],
+                 switch: str = "") -> str:
     """The landing page: the README's overview, how to run the notebooks, and its notebook table
-    with each notebook's name a link to its page."""
-    title, overview, table = readme_sections(readme)
+    with each notebook's name a link to its page; ``switch`` (HTML) links the other editions."""
+    title, overview, table = readme_sections(readme, edition.table_heading)
     missing = [n for n in names if f"`{n}`" not in table]
     if missing:
-        raise SiteError(f"README.md's notebook table does not name {', '.join(missing)}")
+        raise SiteError(f"{edition.readme}'s notebook table does not name {', '.join(missing)}")
     for name in names:
-        table = table.replace(f"| `{name}` |", f"| [`{name}`]({notebooks_dir}/{name}.ipynb) |", 1)
-    first = f"{notebooks_dir}/{names[0]}.ipynb"
-    colab = f"https://colab.research.google.com/github/{source.owner}/{source.repo}/blob/{source.tag}/{first}"
-    binder = f"https://mybinder.org/v2/gh/{source.owner}/{source.repo}/{source.tag}?urlpath=lab/tree/{first}"
-    return (f"# {title}\n\n{overview}\n\n"
-            f"## Run the notebooks\n\n"
-            f"Every page here shows a notebook with the outputs of its last run. To run it yourself, use "
-            f"the launch button at the top of the page (Colab or Binder), or open the first notebook in "
-            f"[Colab]({colab}) or on [Binder]({binder}); to run the course on your computer, follow "
-            f"[the README]({source.repository}#quick-start).\n\n"
-            f"## The notebooks\n\n{table}\n")
+        table = table.replace(f"| `{name}` |", f"| [`{name}`](notebooks/{name}.ipynb) |", 1)
+    first = f"{edition.notebooks}/{names[0]}.ipynb"
+    run = edition.run_text.format(colab=colab_url(source, first), binder=binder_url(source, first),
+                                  readme=f"{source.repository}/blob/{source.tag}/{edition.readme}")
+    return (f"# {title}\n\n{switch + chr(10) + chr(10) if switch else ''}{overview}\n\n"
+            f"{edition.run_heading}\n\n{run}\n\n{edition.table_heading}\n\n{table}\n")
 
 
-def config(source: Source, title: str, language: str = "en") -> dict:
+def config(source: Source, edition: Edition = EDITIONS[0]) -> dict:
     """Jupyter Book's ``_config.yml`` (written as JSON, which is YAML)."""
     return {
-        "title": title,
+        "title": edition.title,
         "author": "the unet-course authors",
         "copyright": "the unet-course authors (code: MIT)",
         "only_build_toc_files": True,
         "execute": {"execute_notebooks": "off"},   # the stored outputs, never re-run
         "parse": {"myst_enable_extensions": ["dollarmath", "amsmath", "colon_fence"]},
         "sphinx": {"config": {
-            "language": language,
+            "language": edition.language,
             # not "_static": Jupyter Book would add every .js and .css in it to every page
             "html_static_path": ["_assets"],
             # the theme's options in full (a partial dict would replace Jupyter Book's mapping)
             "html_theme_options": {
                 "search_bar_text": "Search this book...",
-                "repository_url": source.repository, "repository_branch": source.tag, "path_to_docs": "",
+                "repository_url": source.repository, "repository_branch": source.tag,
+                "path_to_docs": Path(edition.notebooks).parent.as_posix().removeprefix("."),
                 # every notebook page: Colab and Binder (JupyterLab) at the tag, as the notebooks' badges
                 "launch_buttons": {"notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
                                    "colab_url": "https://colab.research.google.com", "thebe": False},
@@ -218,10 +242,12 @@ def config(source: Source, title: str, language: str = "en") -> dict:
     }
 
 
-def stage(out: Path, static: Path, *, notebooks_dir: Path = ROOT / "notebooks", readme: Path = ROOT / "README.md",
-          pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """Write the book's sources to ``out`` (emptied first); returns the notebooks' names in course order."""
+def stage(out: Path, static: Path, edition: Edition = EDITIONS[0], *, notebooks_dir: Path | None = None,
+          pyproject: Path = ROOT / "pyproject.toml", switch: str = "") -> list[str]:
+    """Write the book's sources of ``edition`` to ``out`` (emptied first); returns the notebooks'
+    names in course order. ``notebooks_dir`` replaces the edition's folder (tests)."""
     source = read_source(pyproject)
+    notebooks_dir = notebooks_dir or ROOT / edition.notebooks
     paths = sorted(notebooks_dir.glob(NOTEBOOK_GLOB))
     if not paths:
         raise SiteError(f"no notebooks named {NOTEBOOK_GLOB} in {notebooks_dir}")
@@ -233,15 +259,25 @@ def stage(out: Path, static: Path, *, notebooks_dir: Path = ROOT / "notebooks", 
         notebook_title(nb)   # a page without a title would have none in the navigation
         nbformat.write(nb, out / "notebooks" / path.name)
         names.append(path.stem)
-    (out / "intro.md").write_text(landing_page(readme.read_text(encoding="utf8"), names, source, "notebooks"),
-                                  encoding="utf8")
+    readme = (ROOT / edition.readme).read_text(encoding="utf8")
+    (out / "intro.md").write_text(landing_page(readme, names, source, edition, switch), encoding="utf8")
     toc = {"format": "jb-book", "root": "intro",
            "chapters": [{"file": f"notebooks/{name}"} for name in names]}
     (out / "_toc.yml").write_text(json.dumps(toc, indent=1), encoding="utf8")
-    (out / "_config.yml").write_text(json.dumps(config(source, TITLE), indent=1), encoding="utf8")
+    (out / "_config.yml").write_text(json.dumps(config(source, edition), indent=1), encoding="utf8")
     shutil.copytree(static, out / "_assets", ignore=shutil.ignore_patterns("assets.json"))
     (out / "_assets" / WIDGETS_CONFIG_JS).write_text(WIDGETS_CONFIG_SOURCE, encoding="utf8")
     return names
+
+
+def language_switch(edition: Edition, editions: list[Edition]) -> str:
+    """HTML links from ``edition``'s landing page to the others' ("" for a site of one language)."""
+    links = []
+    for other in editions:
+        if other != edition:
+            up = "../" * len(Path(edition.folder).parts)
+            links.append(f'<a href="{up}{other.folder + "/" if other.folder else ""}intro.html">{other.label}</a>')
+    return f'<p class="language-switch">{" · ".join(links)}</p>' if links else ""
 
 
 def build(staged: Path, site: Path, jupyter_book: str) -> None:
@@ -272,13 +308,18 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         static = fetch_assets(ROOT / "_build" / "site-assets", args.npm)
-        names = stage(ROOT / "_build" / "site-src", static)
-        build(ROOT / "_build" / "site-src", args.out, args.jupyter_book)
+        editions = [e for e in EDITIONS if (ROOT / e.notebooks).is_dir()]
+        built = []
+        for edition in sorted(editions, key=lambda e: e.folder):   # the root first: it replaces the site
+            staged = ROOT / "_build" / f"site-src-{edition.language}"
+            names = stage(staged, static, edition, switch=language_switch(edition, editions))
+            build(staged, args.out / edition.folder, args.jupyter_book)
+            built.append(f"{len(names)} notebooks ({edition.language})")
     except SiteError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(f"{args.out}: {len(names)} notebooks, {size / 1e6:.1f} MB, built in {time.perf_counter() - start:.0f} s")
+    print(f"{args.out}: {', '.join(built)}, {size / 1e6:.1f} MB, built in {time.perf_counter() - start:.0f} s")
     return 0
 
 

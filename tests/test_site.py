@@ -86,9 +86,27 @@ def test_landing_page_is_the_readme_overview_with_each_notebook_linked(staged):
 
 def test_landing_page_refuses_a_readme_without_the_table():
     with pytest.raises(build.SiteError, match="README.md has no '## The notebooks' section"):
-        build.landing_page("# x\n\ntext\n\n## Other\n", ["01_a"], SOURCE, "notebooks")
-    with pytest.raises(build.SiteError, match="does not name 02_b"):
-        build.landing_page("# x\n\n## The notebooks\n\n| `01_a` | a |\n", ["01_a", "02_b"], SOURCE, "notebooks")
+        build.landing_page("# x\n\ntext\n\n## Other\n", ["01_a"], SOURCE)
+    with pytest.raises(build.SiteError, match="README.md's notebook table does not name 02_b"):
+        build.landing_page("# x\n\n## The notebooks\n\n| `01_a` | a |\n", ["01_a", "02_b"], SOURCE)
+
+
+ZH = build.Edition("zh_CN", "zh/notebooks", "README.zh-CN.md", "zh", "标题", "中文", table_heading="## 笔记本",
+                   run_heading="## 运行", run_text="[Colab]({colab}) [Binder]({binder}) [README]({readme})")
+
+
+def test_a_second_edition_gets_its_own_folder_launch_paths_and_a_language_switch():
+    english = build.EDITIONS[0]
+    assert build.language_switch(english, [english]) == ""
+    assert build.language_switch(english, [english, ZH]) == '<p class="language-switch"><a href="zh/intro.html">中文</a></p>'
+    assert build.language_switch(ZH, [english, ZH]) == '<p class="language-switch"><a href="../intro.html">English</a></p>'
+    assert build.config(SOURCE, ZH)["sphinx"]["config"]["html_theme_options"]["path_to_docs"] == "zh"
+    assert build.config(SOURCE, english)["sphinx"]["config"]["html_theme_options"]["path_to_docs"] == ""
+    page = build.landing_page("# 课程\n\n概述。\n\n## 笔记本\n\n| `01_a` | a |\n", ["01_a"], SOURCE, ZH, "<p>switch</p>")
+    assert page.startswith("# 课程\n\n<p>switch</p>\n\n概述。\n\n## 运行\n\n")
+    assert f"[Colab]({launch.colab_url(SOURCE, 'zh/notebooks/01_a.ipynb')})" in page
+    assert f"[README]({SOURCE.repository}/blob/{SOURCE.tag}/README.zh-CN.md)" in page
+    assert "| [`01_a`](notebooks/01_a.ipynb) |" in page
 
 
 def test_config_serves_everything_from_the_site_and_launches_at_the_tag(staged):
