@@ -9,7 +9,7 @@ LAB_DIR ?= notebooks
 # JupyterLab refuses to start as root without --allow-root (containers, CI)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test exercises clean
+.PHONY: lab test exercises launch wheel site site-test clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,34 @@ test: $(VENV)/.installed
 exercises: $(VENV)/.installed
 	$(BIN)/python -m unet_lib.exercises
 
+# the launch cells (Colab and Binder badges, Colab's install cell) of notebooks/ from pyproject.toml's
+# address and version, then the exercise editions, which carry them too
+launch: $(VENV)/.installed
+	$(BIN)/python -m unet_lib.launch
+	$(BIN)/python -m unet_lib.exercises
+
+# the package as a wheel, in dist/
+wheel: $(VENV)/.installed
+	$(BIN)/python -m pip wheel --no-deps --wheel-dir dist .
+
+# the course website in _build/site/, from the notebooks' stored outputs (nothing is re-run).
+# Jupyter Book lives in its own environment, .venv-site (requirements-site.txt): it caps Sphinx,
+# docutils and others, and must not change what the course itself runs with.
+SITE_VENV ?= .venv-site
+
+$(SITE_VENV)/.installed: requirements-site.txt
+	test -x $(SITE_VENV)/bin/python || $(PYTHON) -m venv $(SITE_VENV)
+	$(SITE_VENV)/bin/python -m pip install --upgrade pip
+	$(SITE_VENV)/bin/python -m pip install -r requirements-site.txt
+	touch $@
+
+site: $(VENV)/.installed $(SITE_VENV)/.installed
+	$(BIN)/python site/build.py --jupyter-book $(SITE_VENV)/bin/jupyter-book
+
+# every page of the built site in headless Chromium, served from 127.0.0.1 (after `make site`)
+site-test: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/site_pages.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(SITE_VENV) _build dist .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -45,6 +45,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from .atomic import atomic_write
+from .launch import GENERATED_TAG, retarget_badges
 
 __all__ = [
     "ExerciseError", "SOLUTION_TAG", "EXERCISE_TAG", "RAISES_TAG", "ANSWER_TAG", "STAMP_KEY",
@@ -196,8 +197,11 @@ def _drop_answers(cells: list, source_name: str) -> list:
     return kept
 
 
-def exercise_edition(nb: NotebookNode, source_name: str = "the solution notebook") -> NotebookNode:
+def exercise_edition(nb: NotebookNode, source_name: str = "the solution notebook",
+                     edition_path: str | None = None) -> NotebookNode:
     """The exercise edition of the solution notebook ``nb`` (a new notebook; ``nb`` is unchanged).
+    ``edition_path``, its path in the repository, is where its launch badges point
+    (``unet_lib.launch``); without it they stay the solution notebook's.
 
     Raises ``ExerciseError`` naming the cell when a ``solution`` cell is not a single documented
     definition, or is not followed by a code cell that mentions the defined name (its check).
@@ -229,7 +233,11 @@ def exercise_edition(nb: NotebookNode, source_name: str = "the solution notebook
         check_tags = check.metadata.setdefault("tags", [])
         if RAISES_TAG not in check_tags:
             check_tags.append(RAISES_TAG)
-    at = 1 if cells and cells[0].cell_type == "markdown" else 0   # under the title
+    if edition_path is not None:
+        retarget_badges(nb, edition_path)
+    # under the title, which may follow the generated launch badges
+    at = next((i for i, c in enumerate(cells) if GENERATED_TAG not in c.metadata.get("tags", [])), len(cells))
+    at += 1 if at < len(cells) and cells[at].cell_type == "markdown" else 0
     banner = _banner(source_name)
     if not all("id" in c for c in cells if not c.get("id", "").startswith("answers-note-")):
         del banner["id"]   # nbformat < 4.5 has no cell ids
@@ -280,7 +288,8 @@ def generate(notebooks_dir: Path | str = "notebooks", out_dir: Path | str = "exe
     for path in paths:
         nb = _read_notebook(path, "solution notebook")
         source_name = f"{notebooks_dir.name}/{path.name}"
-        editions[out_dir / path.name] = render(exercise_edition(nb, source_name))
+        edition_path = (out_dir / path.name).as_posix() if not out_dir.is_absolute() else f"{out_dir.name}/{path.name}"
+        editions[out_dir / path.name] = render(exercise_edition(nb, source_name, edition_path))
     return editions
 
 
