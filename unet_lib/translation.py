@@ -594,7 +594,8 @@ def glossary_problems(english: str, chinese: str, glossary: Sequence[Term],
     and English terms allowed in this cell (the store's ``glossary_exceptions``)."""
     exceptions = set(exceptions)
     zh_prose = _prose(chinese, keep_english_quotes=False)
-    zh_squashed = re.sub(r"\s+", "", zh_prose)
+    # a term may sit in a code span (`valid`填充): kept for the term's check, not for the variants'
+    zh_squashed = re.sub(r"\s+", "", _prose(_CODE_SPAN.sub(lambda m: m.group(2), chinese), keep_english_quotes=False))
     en_prose = "\n".join(line for line in _prose(english, keep_english_quotes=False).split("\n")
                          if not line.lstrip().startswith(">"))
     problems = []
