@@ -644,3 +644,15 @@ def test_the_progress_of_the_chinese_edition(record_property):
     counts = [tuple(map(int, pair)) for pair in re.findall(r"(\d+)/(\d+)", line)]
     assert len(counts) == 4 and all(done <= total for done, total in counts), line
     assert counts[0][1] == len(ENGLISH_NOTEBOOKS) and counts[1][1] > 0, line
+
+
+def test_a_class_exercise_gets_the_chinese_message_of_a_method_skeleton():
+    solution = 'class Pair:\n    """两个数。"""\n\n    def total(self):\n        return 2'
+    nb = _notebook(_cell(new_markdown_cell, "# 02 · 类", "title"),
+                   _cell(new_code_cell, solution, "sol", [], tags=[SOLUTION_TAG]),
+                   _cell(new_code_cell, "check(Pair)", "check", []))
+    texts = {key: _text(entry["zh"]) for key, entry in json.loads((ROOT / COURSE.texts_path()).read_text()).items()}
+    edition = translation.chinese_exercises(nb, texts, "zh/notebooks/02_x.ipynb", "zh/exercises/02_x.ipynb")
+    skeleton = _cell_of(edition, "sol").source
+    assert 'raise NotImplementedError("练习`Pair.total`：把这一行换成你的代码（类的文档字符串说明了要做什么）")' in skeleton
+    assert _cell_of(edition, "exercise-edition").source.startswith("**练习版**。")

@@ -364,6 +364,7 @@ def store_text(store: Store) -> str:
 
 
 def write_store(path: Path | str, store: Store) -> Path:
+    """Write ``store`` to ``path`` atomically, as ``store_text`` lays it out."""
     return atomic_write(path, store_text(store))
 
 
