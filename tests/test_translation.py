@@ -151,10 +151,12 @@ def test_link_targets_of_every_kind():
                                   "05_toy.ipynb", "https://ref.org", "https://d2l.ai"}
 
 
-ENGLISH = ('## 3. Pooling\n\nOne max-pooling keeps 41% of the 16,384 pixels ([paper](https://arxiv.org/abs/1505.04597), '
-           '`F.max_pool2d`, $2 \\times 2$).\n\n> "In order to localize, high resolution features\n> are combined." (Sec. 1)')
-CHINESE = ('## 3. 池化\n\n一次最大池化保留了 16384 个像素中的 41%（[论文](https://arxiv.org/abs/1505.04597)，'
-           '`F.max_pool2d`，$2 \\times 2$）。\n\n> "In order to localize, high resolution features are combined." (Sec. 1)\n>\n'
+ENGLISH = ('## 3. Pooling\n\nOne max-pooling keeps 41% of the 16,384 pixels '
+           '([paper](https://arxiv.org/abs/1505.04597), `F.max_pool2d`, $2 \\times 2$).\n\n'
+           '> "In order to localize, high resolution features\n> are combined." (Sec. 1)')
+CHINESE = ('## 3. 池化\n\n一次最大池化保留了16384个像素中的41%（[论文](https://arxiv.org/abs/1505.04597)，'
+           '`F.max_pool2d`，$2 \\times 2$）。\n\n'
+           '> "In order to localize, high resolution features are combined." (Sec. 1)\n>\n'
            '> “为了定位，……”（第 1 节）')
 
 
@@ -406,9 +408,10 @@ def test_a_glossary_break_and_a_changed_number_in_a_translation_fail():
 
 def test_generated_cells_are_not_translated_and_the_language_cell_follows_them():
     nb = english_notebook()
-    badges = _cell(new_markdown_cell, "[![Open In Colab](x.svg)](https://colab/notebooks/01_toy.ipynb)", "launch-badges",
-                   tags=["generated"])
-    install = _cell(new_code_cell, "# In Colab: install the course\nimport sys", "colab-install", [], tags=["generated"])
+    badges = _cell(new_markdown_cell, "[![Open In Colab](x.svg)](https://colab/notebooks/01_toy.ipynb)",
+                   "launch-badges", tags=["generated"])
+    install = _cell(new_code_cell, "# In Colab: install the course\nimport sys", "colab-install", [],
+                    tags=["generated"])
     nb.cells[1:1] = [install]
     nb.cells.insert(0, badges)
     store = translated_store(nb)
@@ -479,35 +482,37 @@ def _cell_of(nb, cell_id):
     return next(c for c in nb.cells if c.get("id") == cell_id)
 
 
+def _set(cell_id: str, **fields):
+    """A change of a notebook: cell ``cell_id`` gets ``fields``."""
+    return lambda nb: [setattr(_cell_of(nb, cell_id), k, v) for k, v in fields.items()]
+
+
+def _stdout(text: str) -> list:
+    return [new_output("stream", name="stdout", text=text)]
+
+
+EN, STORE, ZH = "notebooks/01_toy.ipynb", "i18n/zh/01_toy.json", "zh/notebooks/01_toy.ipynb"
 BREAKAGES = {
-    "English markdown changed": ("notebooks/01_toy.ipynb", lambda nb: setattr(_cell_of(nb, "skip"), "source", "New text."),
-                                 [("01_toy.ipynb", "skip", "stale")]),
-    "English code changed": ("notebooks/01_toy.ipynb",
-                             lambda nb: setattr(_cell_of(nb, "imports"), "source", "import math   # the standard library\n\nx = 3"),
-                             [("zh/notebooks/01_toy.ipynb", "imports", "code"), ("zh/notebooks/01_toy.ipynb", "", "edition")]),
-    "English outputs changed": ("notebooks/01_toy.ipynb",
-                                lambda nb: setattr(_cell_of(nb, "check"), "outputs", [new_output("stream", name="stdout", text="5\n")]),
-                                [("zh/notebooks/01_toy.ipynb", "check", "outputs")]),
-    "Chinese code edited": ("zh/notebooks/01_toy.ipynb",
-                            lambda nb: setattr(_cell_of(nb, "check"), "source", "print(double(3))"),
-                            [("zh/notebooks/01_toy.ipynb", "check", "code"), ("zh/notebooks/01_toy.ipynb", "", "edition")]),
-    "language cell removed": ("zh/notebooks/01_toy.ipynb", lambda nb: nb.cells.pop(1),
-                              [("zh/notebooks/01_toy.ipynb", "", "edition")]),
+    "English markdown changed": (EN, _set("skip", source="New text."), [("01_toy.ipynb", "skip", "stale")]),
+    "English code changed": (EN, _set("imports", source="import math   # the standard library\n\nx = 3"),
+                             [(ZH, "imports", "code"), (ZH, "", "edition")]),
+    "English outputs changed": (EN, _set("check", outputs=_stdout("5\n")), [(ZH, "check", "outputs")]),
+    "Chinese code edited": (ZH, _set("check", source="print(double(3))"), [(ZH, "check", "code"), (ZH, "", "edition")]),
+    "language cell removed": (ZH, lambda nb: nb.cells.pop(1), [(ZH, "", "edition")]),
     "number changed in the translation": (
-        "i18n/zh/01_toy.json", lambda cells: cells["title"].update(zh=_text(cells["title"]["zh"]).replace("2次", "3次")),
-        [("01_toy.ipynb", "title", "faithfulness"), ("zh/notebooks/01_toy.ipynb", "", "edition")]),
+        STORE, lambda cells: cells["title"].update(zh=_text(cells["title"]["zh"]).replace("2次", "3次")),
+        [("01_toy.ipynb", "title", "faithfulness"), (ZH, "", "edition")]),
     "banned term in the translation": (
-        "i18n/zh/01_toy.json", lambda cells: cells["skip"].update(zh="每个跳跃连接把特征图的渠道复制过去。"),
+        STORE, lambda cells: cells["skip"].update(zh="每个跳跃连接把特征图的渠道复制过去。"),
         [("01_toy.ipynb", "skip", "glossary")]),
     "space in the translation": (
-        "i18n/zh/01_toy.json", lambda cells: cells["skip"].update(zh="每个跳跃连接把一张特征图复制到 U 的另一侧。"),
+        STORE, lambda cells: cells["skip"].update(zh="每个跳跃连接把一张特征图复制到 U 的另一侧。"),
         [("01_toy.ipynb", "skip", "style")]),
-    "translation missing": ("i18n/zh/01_toy.json", lambda cells: cells.pop("skip"), [("01_toy.ipynb", "skip", "missing")]),
-    "orphan translation": ("i18n/zh/01_toy.json", lambda cells: cells.update(gone=translation._markdown_entry("Old.", "旧。")),
+    "translation missing": (STORE, lambda cells: cells.pop("skip"), [("01_toy.ipynb", "skip", "missing")]),
+    "orphan translation": (STORE, lambda cells: cells.update(gone=translation._markdown_entry("Old.", "旧。")),
                            [("01_toy.ipynb", "gone", "orphan")]),
-    "docstring changed in English": (
-        "notebooks/01_toy.ipynb", lambda nb: setattr(_cell_of(nb, "sol"), "source", SOLUTION.replace("Return twice", "Give twice")),
-        [("01_toy.ipynb", "sol", "stale"), ("zh/notebooks/01_toy.ipynb", "", "edition")]),
+    "docstring changed in English": (EN, _set("sol", source=SOLUTION.replace("Return twice", "Give twice")),
+                                     [("01_toy.ipynb", "sol", "stale"), (ZH, "", "edition")]),
 }
 
 
@@ -538,8 +543,7 @@ def test_stale_exercise_texts_are_named(course):
 
 
 def test_build_refuses_to_overwrite_a_learners_work_unless_told(course, capsys):
-    _edit_notebook(course.root / "zh/notebooks/01_toy.ipynb",
-                   lambda nb: setattr(_cell_of(nb, "check"), "outputs", [new_output("stream", name="stdout", text="mine\n")]))
+    _edit_notebook(course.root / ZH, _set("check", outputs=_stdout("mine\n")))
     _edit_store(course.root / "i18n/zh/01_toy.json", lambda cells: cells["skip"].update(zh="每个跳跃连接复制一张特征图。"))
     capsys.readouterr()
     assert main(["--root", str(course.root), "build"]) == 3

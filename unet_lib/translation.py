@@ -327,11 +327,13 @@ def read_store(path: Path | str) -> Store:
     try:
         data = json.loads(path.read_text(encoding="utf8"))
     except json.JSONDecodeError as error:
-        raise TranslationError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
-                               f"a translation's quotes must be escaped as \\\" or written as “” in Chinese") from None
+        raise TranslationError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: "
+                               f"{error.msg}); a translation's quotes must be escaped as \\\" or written as “” "
+                               f"in Chinese") from None
     except OSError as error:
         raise TranslationError(f"{path} cannot be read ({error.strerror})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), dict) or not isinstance(data.get("notebook"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), dict) \
+            or not isinstance(data.get("notebook"), str):
         raise TranslationError(f"{path} must hold a JSON object with \"notebook\" (the English notebook's path) and "
                                f"\"cells\" ({{cell id: entry}})")
     for cell_id, entry in data["cells"].items():
@@ -349,7 +351,8 @@ def read_store(path: Path | str) -> Store:
                 for s in entry["segments"]:
                     _text(s.get("zh"))
             elif not {"sha256", "en"} <= entry.keys():
-                raise TranslationError("a markdown entry needs \"sha256\", \"en\" and \"zh\"; a code entry \"segments\"")
+                raise TranslationError("a markdown entry needs \"sha256\", \"en\" and \"zh\"; "
+                                       "a code entry \"segments\"")
             else:
                 _text(entry["en"]), _text(entry.get("zh"))
         except TranslationError as error:
@@ -724,7 +727,8 @@ def _check_code(cell: NotebookNode, entry: dict | None,
             found.append(("invalid", f"the translation of {_first_line(text)!r}: {why}"))
             continue
         found += [("faithfulness", f"{_first_line(text)!r}: {m}") for m in faithfulness_problems(text, zh)]
-        found += [("glossary", f"{_first_line(text)!r}: {m}") for m in glossary_problems(text, zh, glossary, exceptions)]
+        found += [("glossary", f"{_first_line(text)!r}: {m}")
+                  for m in glossary_problems(text, zh, glossary, exceptions)]
         found += [("style", f"{_first_line(text)!r}: {m}") for m in style_problems(zh.lstrip("#"))]
     return found, not untranslated
 
@@ -756,8 +760,9 @@ def check_store(nb: NotebookNode, store: Store, name: str,
         if cell is None:
             segments_ = entry.get("segments") or [{"en": ""}]
             began = _text(entry.get("en")) if "segments" not in entry else _text(segments_[0]["en"])
-            message = (f"translation of a cell the English notebook no longer has (it began: {_first_line(began or '')!r}); "
-                       f"`scaffold` moves it when the cell only got a new id, `scaffold --drop-orphans` removes it")
+            message = (f"translation of a cell the English notebook no longer has (it began: "
+                       f"{_first_line(began or '')!r}); `scaffold` moves it when the cell only got a new id, "
+                       f"`scaffold --drop-orphans` removes it")
         elif _is_generated(cell):
             message = "a generated cell is written by its generator (issue #22), not translated here"
         else:
@@ -979,8 +984,9 @@ def _read_texts(edition: Edition, glossary: Sequence[Term] = ()) -> tuple[dict[s
             continue
         zh = _text(entry["zh"])
         if _text(entry.get("en")) != english:
-            problems.append(Problem(where, key, "stale", "unet_lib.exercises writes another English text now; update "
-                                    "\"zh\" and \"en\". What changed:\n" + _diff(_text(entry.get("en")) or "", english)))
+            problems.append(Problem(where, key, "stale", "unet_lib.exercises writes another English text now; "
+                                    "update \"zh\" and \"en\". What changed:\n"
+                                    + _diff(_text(entry.get("en")) or "", english)))
             continue
         for placeholder in ("{source}", "{name}"):
             if placeholder in english and placeholder not in zh:
@@ -1039,16 +1045,17 @@ def check_edition(edition: Edition, names: Iterable[str] | None = None) -> tuple
                                 chinese_exercises(zh, texts, edition.zh_notebook(name), edition.zh_exercises(name)))):
             path = edition.path(relative)
             if not path.is_file():
-                problems.append(Problem(relative, "", "edition", "not generated yet: run `python -m unet_lib.translation`"))
+                problems.append(Problem(relative, "", "edition",
+                                        "not generated yet: run `python -m unet_lib.translation`"))
                 continue
             committed = _read_notebook(path)
             if relative == edition.zh_notebook(name):
                 problems += compare_with_english(nb, committed, relative)
             if not same_notebook(json.dumps(committed), json.dumps(want)):
                 cells = [c.get("id") for c, w in zip(committed.cells, want.cells) if c != w]
-                problems.append(Problem(relative, "", "edition", "not what the generator writes from the English notebook "
-                                        "and the store now" + (f" (cells {', '.join(map(str, cells[:8]))})" if cells else "")
-                                        + ": run `python -m unet_lib.translation`"))
+                which = f" (cells {', '.join(map(str, cells[:8]))})" if cells else ""
+                problems.append(Problem(relative, "", "edition", f"not what the generator writes from the English "
+                                        f"notebook and the store now{which}: run `python -m unet_lib.translation`"))
     for store_file in edition.stores() if everything else []:
         if f"{store_file.stem}.ipynb" not in english_names:
             problems.append(Problem(edition.store_of(store_file.stem), "", "orphan",
@@ -1272,7 +1279,8 @@ def check_templates(paths: Iterable[Path | str]) -> dict[str, list[str]]:
                         if isinstance(target, ast.Name):
                             assigned.setdefault(target.id, []).append(node.value)
             for node in ast.walk(scope):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in MESSAGE_CALLS:
+                name = getattr(node.func, "id", getattr(node.func, "attr", "")) if isinstance(node, ast.Call) else ""
+                if name in MESSAGE_CALLS:
                     templates: set[str] = set()
                     for arg in node.args:
                         _templates_of(arg, assigned, templates)
@@ -1340,7 +1348,8 @@ def summary(edition: Edition) -> str:
 
 def _name(edition: Edition, given: str) -> str:
     """The English notebook's file name for ``given`` ("01", "01_intuition" or the file name)."""
-    matches = [p.name for p in edition.english() if p.stem == given or p.name == given or p.name.startswith(f"{given}_")]
+    matches = [p.name for p in edition.english()
+               if p.stem == given or p.name == given or p.name.startswith(f"{given}_")]
     if len(matches) != 1:
         raise TranslationError(f"{given!r} names {'no' if not matches else 'more than one'} notebook in "
                                f"{edition.notebooks}/; give its number (01) or name (01_intuition)")
@@ -1393,7 +1402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 store = read_store(store_file) if store_file.is_file() else Store(path.name)
                 _, progress = check_store(_read_notebook(path), store, path.name)
                 print(f"{path.stem}: {'' if store_file.is_file() else '(no store) '}markdown "
-                      f"{progress.markdown_done}/{progress.markdown_total}, code {progress.code_done}/{progress.code_total}")
+                      f"{progress.markdown_done}/{progress.markdown_total}, "
+                      f"code {progress.code_done}/{progress.code_total}")
             print(f"Chinese edition: {summary(edition)}")
             return 0
         if args.command == "scaffold":
@@ -1417,7 +1427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "accept":
             name = _name(edition, args.notebook)
             store_file = edition.path(edition.store_of(name))
-            store = accept(_read_notebook(edition.path(f"{edition.notebooks}/{name}")), read_store(store_file), args.cells)
+            english = _read_notebook(edition.path(f"{edition.notebooks}/{name}"))
+            store = accept(english, read_store(store_file), args.cells)
             write_store(store_file, store)
             print(f"{edition.store_of(name)}: accepted {', '.join(args.cells)}")
             return 0

@@ -75,7 +75,8 @@ def test_a_template_in_one_language_only_or_with_other_fields_fails(synthetic, c
 def test_only_the_required_templates_must_be_translated(synthetic):
     templates = check_templates([synthetic])
     assert catalogue_problems(templates, {}, required=[]) == []
-    assert catalogue_problems(templates, {}, required=["✓ toy"]) == ["no translation of '✓ toy' (used at nb99_toy.py:11)"]
+    missing = catalogue_problems(templates, {}, required=["✓ toy"])
+    assert missing == ["no translation of '✓ toy' (used at nb99_toy.py:11)"]
 
 
 # -- the course's catalogue ------------------------------------------------------------------------------
@@ -101,7 +102,8 @@ def _modules_to_check() -> list:
         templates = check_templates(left)
         todo = sum(1 for t in templates if t not in catalogue)
         reason = (f"required once their notebook is translated: {', '.join(m.stem for m in left)} ({todo} of "
-                  f"{len(templates)} templates to translate: python -m unet_lib.translation catalogue --add-missing NN)")
+                  f"{len(templates)} templates to translate: "
+                  f"python -m unet_lib.translation catalogue --add-missing NN)")
         params.append(pytest.param(None, id="not-translated-yet", marks=pytest.mark.skip(reason=reason)))
     return params
 
