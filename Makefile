@@ -29,9 +29,11 @@ TEST_WORKERS ?= 2
 test: $(VENV)/.installed
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-# the exercise editions: exercises/NN_*.ipynb from notebooks/NN_*.ipynb (solution bodies -> skeletons)
+# the exercise editions: exercises/NN_*.ipynb from notebooks/NN_*.ipynb (solution bodies -> skeletons),
+# then the Chinese edition: zh/notebooks and zh/exercises from notebooks/ and i18n/zh/ (i18n/README.md)
 exercises: $(VENV)/.installed
 	$(BIN)/python -m unet_lib.exercises
+	$(BIN)/python -m unet_lib.translation
 
 # the launch cells (Colab and Binder badges, Colab's install cell) of notebooks/ from pyproject.toml's
 # address and version, then the exercise editions, which carry them too
