@@ -31,12 +31,7 @@ from .nb03_bottleneck_and_expansive_path import (
     check_up_conv,
     check_up_forward,
 )
-from .nb04_skip_connections_and_full_unet import (
-    check_center_crop,
-    check_output_size,
-    check_smallest_valid_input,
-    check_unet_forward,
-)
+from .nb04_skip_connections_and_full_unet import check_output_size, check_unet_forward, check_valid_sizes
 from .nb05_toy_cells_and_augmentation import (
     check_instances_to_mask,
     check_touching_pairs,
@@ -68,7 +63,7 @@ __all__ = [
     # notebook 03
     "check_overlap_counts", "check_up_conv", "check_up_forward",
     # notebook 04
-    "check_center_crop", "check_output_size", "check_smallest_valid_input", "check_unet_forward",
+    "check_output_size", "check_unet_forward", "check_valid_sizes",
     # notebook 05
     "check_instances_to_mask", "check_touching_pairs", "check_touching_share", "check_warp_image",
     # notebook 06
