@@ -32,12 +32,7 @@ from .nb03_bottleneck_and_expansive_path import (
     check_up_forward,
 )
 from .nb04_skip_connections_and_full_unet import check_output_size, check_unet_forward, check_valid_sizes
-from .nb05_toy_cells_and_augmentation import (
-    check_instances_to_mask,
-    check_touching_pairs,
-    check_touching_share,
-    check_warp_image,
-)
+from .nb05_toy_cells_and_augmentation import check_touching_pairs, check_touching_share, check_warp_image
 from .nb06_weighted_loss import (
     check_border_term,
     check_border_weight_share,
@@ -65,7 +60,7 @@ __all__ = [
     # notebook 04
     "check_output_size", "check_unet_forward", "check_valid_sizes",
     # notebook 05
-    "check_instances_to_mask", "check_touching_pairs", "check_touching_share", "check_warp_image",
+    "check_touching_pairs", "check_touching_share", "check_warp_image",
     # notebook 06
     "check_border_term", "check_border_weight_share", "check_class_balance",
     # notebook 07

@@ -176,9 +176,11 @@ def check_valid_sizes(valid_sizes: Callable) -> CheckPassed:
     refuse = _size_shortcuts()
     same_padding = T("this model pads its convolutions (padding='same'): they keep the size, so only the max-pools "
                      "restrict it. Measure on the model you are given rather than reuse the valid-padding arithmetic")
-    cases = [(dict(depth=1, base_channels=1), 1, 40), (dict(depth=3, base_channels=1), 60, 130),
-             (dict(in_channels=3, depth=2, base_channels=1), 30, 64),
-             (dict(depth=3, base_channels=1, padding="same"), 1, 40),
+    # small ranges (each size is a forward pass of the learner's), each with a size that a wrong rule
+    # gets wrong: 19 (an odd first pool), 14 (the way up fails), 94 (an odd second pool), hi itself
+    cases = [(dict(depth=1, base_channels=1), 10, 30), (dict(depth=3, base_channels=1), 85, 100),
+             (dict(in_channels=3, depth=2, base_channels=1), 36, 52),
+             (dict(depth=3, base_channels=1, padding="same"), 1, 24),
              (dict(depth=2, base_channels=1, upsampling="bilinear"), 45, 48),     # only hi = 48 is valid
              (dict(depth=2, base_channels=1), 49, 51)]                            # none
     found = []
@@ -230,19 +232,19 @@ def check_valid_sizes(valid_sizes: Callable) -> CheckPassed:
                 fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, outside the range {lo}..{hi}",
                      "return only sizes n with lo <= n <= hi (both ends included)", n=n, **values)
             if pools is None:
-                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an {n} x {n} input shrinks to "
-                     "nothing on the way down", "a size is valid only when every block has pixels to work on",
+                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an input of {n} x {n} pixels "
+                     "shrinks to nothing on the way down", "a size is valid only when every block has pixels to work on",
                      n=n, **values)
             if any(p % 2 for p in pools):
-                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an {n} x {n} input sends a map of "
-                     "odd size {odd} into a max-pool",
+                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an input of {n} x {n} pixels "
+                     "sends a map of odd size {odd} into a max-pool",
                      "the paper, Sec. 2: 'all 2x2 max-pooling operations are applied to a layer with an even x- and "
                      "y-size'. The blocks run on an odd size too: the max-pool drops the last row without an error "
                      "(section 5.3)",
                      "look at the size of x before every block of model.downs, not only at the input",
                      n=n, odd=next(p for p in pools if p % 2), **values)
-            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but for an {n} x {n} input the way up runs "
-                 "out of pixels",
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but for an input of {n} x {n} pixels "
+                 "the way up runs out of pixels",
                  "run the whole U, not only the contracting path: on the way up each valid DoubleConv needs a map "
                  "larger than 4 x 4",
                  n=n, **values)
