@@ -89,7 +89,8 @@ def by_the_valid_sizes(n, depth):
 
 BROKEN_OUTPUT_SIZE = {
     "UNet.output_size (refused)": (by_the_model, refused("UNet.output_size")),
-    "model(x) (refused)": (by_running_the_model, refused("UNet.forward", "UNet.output_size")),
+    # model(x) runs UNet.forward, and whatever size check it calls: both are named
+    "model(x) (refused)": (by_running_the_model, r"called `UNet.forward`.*, which already does what this exercise"),
     "context_margin (refused)": (by_the_margin, refused("context_margin")),
     "valid_input_sizes (refused)": (by_the_valid_sizes, refused("UNet.valid_input_sizes")),
     "no validity check": (lambda n, depth: by_formula(n, depth, check_valid=False),
@@ -277,7 +278,7 @@ def valid_padding_formula(model, lo, hi):
 
 
 BROKEN_VALID_SIZES = {
-    "model(x) (refused)": (by_model_call, refused("UNet.forward", "UNet.output_size")),
+    "model(x) (refused)": (by_model_call, r"called `UNet.forward`.*, which already does what this exercise"),
     "valid_input_sizes (refused)": (lambda m, lo, hi: m.valid_input_sizes(lo, hi), refused("UNet.valid_input_sizes")),
     "min_input_size (refused)": (lambda m, lo, hi: [n for n in range(lo, hi + 1) if n >= m.min_input_size()
                                                      and (n - m.min_input_size()) % 2**m.depth == 0],
