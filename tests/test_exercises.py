@@ -71,11 +71,11 @@ def crop(x: "torch.Tensor",
 def _toy_solution_notebook() -> nbformat.NotebookNode:
     return _notebook(
         new_markdown_cell("# 99 · Toy\n\nGoals."),
-        _executed(new_code_cell("import torch\nfrom unet_lib.checks import check_center_crop")),
+        _executed(new_code_cell("import torch\nfrom unet_lib.checks import check_output_size")),
         _executed(new_code_cell("heavy = sum(range(10))   # stands for training a network\nprint(heavy)")),
         new_markdown_cell("## Exercises\n\n**1.** Write `crop`."),
         _executed(_solution(CROP)),
-        _executed(new_code_cell("check_center_crop(crop)"), "✓ crop matches"),
+        _executed(new_code_cell("check_output_size(crop)"), "✓ crop matches"),
         new_markdown_cell("## Questions\n\n1. Why?"),
         _executed(new_code_cell("print(torch.__name__)   # a later cell that does not need the exercise")),
     )
@@ -206,7 +206,7 @@ def test_exercise_edition_of_a_hand_made_notebook():
         if new.cell_type == "code":
             assert new.outputs == [] and new.execution_count is None and "execution" not in new.metadata
     check = cells[4]
-    assert check.source == "check_center_crop(crop)" and check.metadata.tags == [RAISES_TAG]
+    assert check.source == "check_output_size(crop)" and check.metadata.tags == [RAISES_TAG]
     assert [RAISES_TAG in c.metadata.get("tags", []) for c in cells].count(True) == 1
 
 

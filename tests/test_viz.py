@@ -301,3 +301,70 @@ def test_draw_unet_draws_into_given_axes_with_a_title():
     assert draw_unet(UNet(depth=2, base_channels=4), 44, ax=ax, title="where we are") is fig
     assert ax.get_title() == "where we are" and len(ax.texts) > 0
     plt.close(fig)
+
+
+# -- notebook 04: the crop that aligns a skip with the upsampled map ------------------------------
+
+def _skip_and_up(odd: bool = False):
+    """A skip and the up-convolved map of the top level of a small U-Net, from hooks."""
+    torch.manual_seed(0)
+    net = UNet(depth=1, base_channels=2).eval()
+    captured = {}
+    handle = net.ups[0].register_forward_pre_hook(lambda module, args: captured.update(x=args[0], skip=args[1]))
+    with torch.no_grad():
+        net(torch.rand(1, 1, 20, 22))
+        up = net.ups[0].up(captured["x"])
+    handle.remove()
+    skip = captured["skip"]
+    if odd:
+        skip = torch.cat([skip, skip[..., -1:, :]], dim=-2)     # one row more: an odd difference
+    return skip, up
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_draw_skip_crop_draws_the_window_that_center_crop_keeps(odd):
+    from unet_lib.viz import draw_skip_crop
+    skip, up = _skip_and_up(odd)
+    (H, W), (h, w) = skip.shape[-2:], up.shape[-2:]
+    fig = draw_skip_crop(skip, up, skip_channel=1, x_channel=0)
+    window = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    assert len(window) == 1
+    (x0, y0), width, height = window[0].get_xy(), window[0].get_width(), window[0].get_height()
+    top, left = round(y0 + 0.5), round(x0 + 0.5)
+    # the window's pixels are exactly what center_crop keeps
+    assert (width, height) == (w, h)
+    assert torch.equal(skip[..., top:top + h, left:left + w], center_crop(skip, (h, w)))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert f"{top} rows off" in texts and f"{H - top - h} rows off" in texts and f"{left} columns off" in texts
+    assert (H - top - h) - top == (1 if odd else 0)                  # the extra row goes at the bottom
+    # the cropped panel shows channel 1 of the crop, on the skip's colour scale; the overlay the two parts
+    shown = fig.axes[1].images[0]
+    assert np.array_equal(shown.get_array(), center_crop(skip, (h, w))[0, 1].numpy())
+    assert shown.get_clim() == fig.axes[0].images[0].get_clim()
+    assert fig.axes[3].images[0].get_array().shape == (h, w, 3)
+    assert f"{skip.shape[1]} + {up.shape[1]} = {skip.shape[1] + up.shape[1]} channels" in fig.axes[3].get_title()
+    assert all(ax.get_title() for ax in fig.axes)
+    plt.close(fig)
+
+
+def test_draw_skip_crop_picks_the_most_varied_channel():
+    from unet_lib.viz import draw_skip_crop
+    skip, up = _skip_and_up()
+    skip = skip.clone()
+    skip[:, 0] = 0.0                                                 # a flat channel
+    skip[:, 1] = torch.arange(skip[0, 1].numel()).reshape(skip.shape[-2:]).float()
+    fig = draw_skip_crop(skip, up)
+    assert "magenta: ch 1" in fig.axes[3].get_title()
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("args, match", [
+    (lambda s, u: (s[0], u), r"skip must be a \(B, C, H, W\) tensor, got \(2, 16, 18\)"),
+    (lambda s, u: (u, s), r"x \(16x18\) must not be larger than skip \(8x10\)"),
+    (lambda s, u: (s, u, 5), r"skip_channel must be in 0..1, got 5"),
+])
+def test_draw_skip_crop_refuses_bad_input(args, match):
+    from unet_lib.viz import draw_skip_crop
+    skip, up = _skip_and_up()
+    with pytest.raises(ValueError, match=match):
+        draw_skip_crop(*args(skip, up))

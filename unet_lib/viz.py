@@ -25,7 +25,9 @@ from .model import UNet, named_blocks
 from .validate import check_instance
 
 __all__ = ["Source", "show_source", "use_course_style", "label_colours", "show_images", "show_feature_maps",
-           "plot_history", "draw_unet", "COURSE_DPI"]
+           "plot_history", "draw_unet", "COURSE_DPI",
+           "draw_skip_crop",
+           ]
 
 # The course's figure resolution: 8-px tick labels stay readable at JupyterLab's default zoom,
 # and a notebook of about twenty figures stays under 1.5 MB.
@@ -520,3 +522,73 @@ def draw_unet(model: UNet, input_size: int | tuple[int, int], highlight: str | S
               handleheight=1.6, handlelength=2.0, frameon=False, borderaxespad=0.5)
     ax.set_title(title, fontsize=_TITLE_FONT)
     return ax.figure
+
+
+# -- notebook 04: the crop that aligns a skip with the upsampled map ---------------------------
+
+def _most_varied_channel(x: torch.Tensor) -> int:
+    """The channel of x[0] (C, H, W) with the largest spread: the most legible one to draw."""
+    return int(x[0].flatten(1).std(dim=1).argmax())
+
+
+def draw_skip_crop(skip: torch.Tensor, x: torch.Tensor, skip_channel: int | None = None,
+                   x_channel: int | None = None, size: float = 3.0) -> plt.Figure:
+    """How ``Up`` joins a skip connection to the map coming up, drawn from the real tensors.
+
+    ``skip`` (B, C_s, H_s, W_s) is the contracting path's map at one level, ``x`` (B, C_x, h, w)
+    the map the up-convolution brings back to that level, h <= H_s, w <= W_s. Four panels, for
+    the first image of the batch: the skip with its centre crop window (the rows and columns
+    ``center_crop`` removes on each side written beside it), the cropped skip, ``x``, and the
+    concatenation, drawn as one channel of each part overlaid (magenta: skip, green: ``x``) so that
+    pixel (i, j) of one is seen to lie on pixel (i, j) of the other. The skip and its crop share
+    one colour scale. A channel left as None is the one with the largest spread.
+    """
+    from .blocks import center_crop   # here, so that this section stays one block at the end
+
+    for name, t in (("skip", skip), ("x", x)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4:
+            raise ValueError(f"{name} must be a (B, C, H, W) tensor, got "
+                             f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+    (H, W), (h, w) = skip.shape[-2:], x.shape[-2:]
+    if h > H or w > W:
+        raise ValueError(f"x ({h}x{w}) must not be larger than skip ({H}x{W}): the skip is cropped to x's size")
+    skip_channel = _most_varied_channel(skip) if skip_channel is None else skip_channel
+    x_channel = _most_varied_channel(x) if x_channel is None else x_channel
+    for name, channel, t in (("skip_channel", skip_channel, skip), ("x_channel", x_channel, x)):
+        if not 0 <= channel < t.shape[1]:
+            raise ValueError(f"{name} must be in 0..{t.shape[1] - 1}, got {channel}")
+    cropped = center_crop(skip, (h, w))                                   # (B, C_s, h, w)
+    top, left = (H - h) // 2, (W - w) // 2                                # where center_crop starts
+    s = skip[0, skip_channel].detach().cpu().float().numpy()              # (H_s, W_s)
+    c = cropped[0, skip_channel].detach().cpu().float().numpy()           # (h, w)
+    u = x[0, x_channel].detach().cpu().float().numpy()                    # (h, w)
+    lo, hi = float(s.min()), float(s.max())
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        return (a - a.min()) / (np.ptp(a) + 1e-12)
+
+    overlay = np.stack([unit(c), unit(u), unit(c)], axis=-1)             # (h, w, 3): magenta + green
+
+    fig, axes = plt.subplots(1, 4, figsize=(4 * size + 1.0, size + 0.9))
+    axes[0].imshow(s, cmap="gray", vmin=lo, vmax=hi)
+    axes[0].add_patch(Rectangle((left - 0.5, top - 0.5), w, h, fill=False, edgecolor="orange", lw=1.6, ls="--"))
+    axes[0].text(W / 2, top / 2, f"{top} rows off", color="orange", ha="center", va="center", fontsize=8)
+    axes[0].text(W / 2, top + h + (H - top - h) / 2, f"{H - top - h} rows off", color="orange", ha="center",
+                 va="center", fontsize=8)
+    axes[0].text(left / 2, H / 2, f"{left} columns off", color="orange", ha="center", va="center", fontsize=8,
+                 rotation=90)
+    axes[0].text(left + w + (W - left - w) / 2, H / 2, f"{W - left - w} columns off", color="orange", ha="center",
+                 va="center", fontsize=8, rotation=90)
+    axes[0].set_title(f"skip (contracting path): {H} x {W}\ndashed: its centre {h} x {w}")
+    axes[1].imshow(c, cmap="gray", vmin=lo, vmax=hi)
+    axes[1].set_title(f"skip, centre-cropped: {h} x {w}\n(the same colour scale)")
+    axes[2].imshow(u, cmap="gray")
+    axes[2].set_title(f"map from below,\nup-convolved: {h} x {w}")
+    axes[3].imshow(overlay)
+    axes[3].set_title(f"concatenated: {skip.shape[1]} + {x.shape[1]} = {skip.shape[1] + x.shape[1]} channels\n"
+                      f"magenta: ch {skip_channel}, green: ch {skip.shape[1] + x_channel}")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,8 @@
-"""Tests for unet_lib.checks.nb04_skip_connections_and_full_unet: ``check_output_size``, ``check_unet_forward``, ``check_smallest_valid_input``, ``check_center_crop`` both ways.
+"""Tests for unet_lib.checks.nb04_skip_connections_and_full_unet: ``check_output_size``,
+``check_unet_forward``, ``check_valid_sizes`` both ways.
 
-Each check passes the library's implementation (or a correct one worked out here) and fails
-deliberately broken versions with the intended message."""
+Each check passes a correct answer worked out here and fails deliberately broken versions, and
+the library's shortcuts, with the intended message."""
 
 import functools
 
@@ -9,72 +10,25 @@ import pytest
 import torch
 from checktools import assert_passes, assert_skeleton_is_friendly
 
-from unet_lib import (
-    UNet,
-    center_crop,
-)
-from unet_lib.checks import (
-    CheckError,
-    check_center_crop,
-    check_output_size,
-    check_smallest_valid_input,
-    check_unet_forward,
-)
+from unet_lib import UNet
+from unet_lib.checks import CheckError, check_output_size, check_unet_forward, check_valid_sizes
+from unet_lib.checks import nb04_skip_connections_and_full_unet as nb04
+from unet_lib.tiling import context_margin
+
+REFUSED = r"called {names}, which already does what this exercise asks you to write\nHint: write it yourself"
 
 
-def test_check_center_crop_passes_the_library_crop():
-    assert_passes(check_center_crop, center_crop)
+def refused(*names: str) -> str:
+    return REFUSED.format(names=", ".join(rf"`{name}`" for name in names))
 
 
-def _top_left(x, size):
-    return (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
+# -- output_size ---------------------------------------------------------------------------------
 
-
-BROKEN_CENTER_CROP = {
-    "delta from each side (off by one on odd differences)": (
-        lambda x, size: x[..., _top_left(x, size)[0] : x.shape[-2] - _top_left(x, size)[0],
-                          _top_left(x, size)[1] : x.shape[-1] - _top_left(x, size)[1]],
-        r"crop\(x of shape \(2, 3, 12, 10\), \(7, 5\)\) has shape \(2, 3, 8, 6\); expected \(2, 3, 7, 5\)\n"
-        r"Hint: with an odd difference"),
-    "rounded up (off by one, wrong values)": (
-        lambda x, size: x[..., (x.shape[-2] - size[0] + 1) // 2 : (x.shape[-2] - size[0] + 1) // 2 + size[0],
-                          (x.shape[-1] - size[1] + 1) // 2 : (x.shape[-1] - size[1] + 1) // 2 + size[1]],
-        r"crop\(x, \(7, 5\)\) has the right shape but not the centre of x"),
-    "top-left corner (wrong values)": (lambda x, size: x[..., : size[0], : size[1]],
-                                       r"crop\(x, \(8, 6\)\) has the right shape but not the centre"),
-    "rows and columns swapped": (
-        lambda x, size: x[..., _top_left(x, size)[1] : _top_left(x, size)[1] + size[1],
-                          _top_left(x, size)[0] : _top_left(x, size)[0] + size[0]],
-        r"has shape \(2, 3, 6, 8\); expected \(2, 3, 8, 6\)\nHint: rows and columns are swapped"),
-    "batch and channels cropped (wrong shape)": (
-        lambda x, size: x[_top_left(x, size)[0] : _top_left(x, size)[0] + size[0]],
-        r"expected \(2, 3, 8, 6\)\nHint: crop only the last two dimensions"),
-    "float64 (wrong dtype)": (lambda x, size: center_crop(x, size).double(),
-                              r"crop\(x, \(8, 6\)\) has dtype torch.float64; x has torch.float32"),
-    "numpy (wrong type)": (lambda x, size: center_crop(x, size).numpy(), r"returned a ndarray\nHint: return a torch.Tensor"),
-}
-
-
-@pytest.mark.parametrize("answer, match", BROKEN_CENTER_CROP.values(), ids=BROKEN_CENTER_CROP.keys())
-def test_check_center_crop_fails_a_broken_crop(answer, match):
-    with pytest.raises(CheckError, match=match):
-        check_center_crop(answer)
-
-
-@functools.cache
-def _unet(depth: int) -> UNet:
-    return UNet(depth=depth, base_channels=1)
-
-
-def output_size(input_size: int, depth: int) -> int | None:
-    """The library's answer, with None for an invalid size."""
-    try:
-        return _unet(depth).output_size(input_size)
-    except ValueError:
+def by_formula(n: int, depth: int, check_valid: bool = True, shrink: int = 4, up: bool = True,
+               multiple_of_4: bool = False) -> int | None:
+    """A valid-padding U-Net's output size from its arithmetic; the mistakes switched on by the arguments."""
+    if multiple_of_4 and n % 4:
         return None
-
-
-def by_formula(n: int, depth: int, check_valid: bool = True, shrink: int = 4, up: bool = True) -> int | None:
     n -= shrink
     for _ in range(depth):
         if check_valid and (n < 2 or n % 2):
@@ -89,39 +43,72 @@ def by_formula(n: int, depth: int, check_valid: bool = True, shrink: int = 4, up
     return n
 
 
+@functools.cache
+def _unet(depth: int) -> UNet:
+    return UNet(depth=depth, base_channels=1)
+
+
 def test_output_size_by_hand():
     # depth 1, 20 px: 20 - 4 = 16, pool 8, 8 - 4 = 4, up 8, 8 - 4 = 4
-    assert output_size(20, 1) == by_formula(20, 1) == 4
+    assert by_formula(20, 1) == _unet(1).output_size(20) == 4
     # 13 - 4 = 9 is odd: the max-pool cannot halve it
-    assert output_size(13, 1) is None and by_formula(13, 1) is None
-    assert output_size(572, 4) == by_formula(572, 4) == 388   # the paper's Fig. 1
-    assert [n for n in range(1, 300) if by_formula(n, 2) is not None] == \
-        [n for n in range(1, 300) if output_size(n, 2) is not None]
+    assert by_formula(13, 1) is None
+    assert by_formula(572, 4) == 388   # the paper's Fig. 1
+    assert [n for n in range(1, 300) if by_formula(n, 2) is not None] == _unet(2).valid_input_sizes(1, 299)
 
 
-def test_check_output_size_passes_a_correct_answer():
-    assert_passes(check_output_size, output_size)
+def test_check_output_size_passes_the_arithmetic():
     assert_passes(check_output_size, by_formula)
+    assert_skeleton_is_friendly(check_output_size, "output_size")
 
 
-def raises_like_the_library(n: int, depth: int) -> int:
-    return _unet(depth).output_size(n)
+def by_the_model(n, depth):
+    try:
+        return UNet(depth=depth, base_channels=1).output_size(n)
+    except ValueError:
+        return None
+
+
+def by_running_the_model(n, depth):
+    try:
+        with torch.no_grad():
+            return _unet(depth)(torch.zeros(1, 1, n, n)).shape[-1]
+    except ValueError:
+        return None
+
+
+def by_the_margin(n, depth):
+    out = n - 2 * context_margin(UNet(depth=depth, base_channels=1))
+    return out if by_formula(n, depth) is not None else None
+
+
+def by_the_valid_sizes(n, depth):
+    model = UNet(depth=depth, base_channels=1)
+    return by_formula(n, depth) if n in model.valid_input_sizes(1, 300) else None
 
 
 BROKEN_OUTPUT_SIZE = {
+    "UNet.output_size (refused)": (by_the_model, refused("UNet.output_size")),
+    # model(x) runs UNet.forward, and whatever size check it calls: both are named
+    "model(x) (refused)": (by_running_the_model, r"called `UNet.forward`.*, which already does what this exercise"),
+    "context_margin (refused)": (by_the_margin, refused("context_margin")),
+    "valid_input_sizes (refused)": (by_the_valid_sizes, refused("UNet.valid_input_sizes")),
     "no validity check": (lambda n, depth: by_formula(n, depth, check_valid=False),
                           r"output_size\(1, depth=1\) = -16, but 1 is not a valid input size\n"
-                          r"Hint: every max-pool needs an even size"),
+                          r"Hint 1 of 2: a 2x2 max-pool halves a size only when it is even"),
     "2 pixels per DoubleConv (one side only)": (lambda n, depth: by_formula(n, depth, shrink=2),
                                                 r"output_size\(18, depth=1\) = 10; expected 2\n"
-                                                r"Hint: each DoubleConv removes 4 pixels"),
-    "raises instead of None": (raises_like_the_library,
+                                                r"Hint 1 of 2: each DoubleConv removes 4 pixels"),
+    "raises instead of None": (lambda n, depth: _unet(depth)._output_side(n, "input size"),
                                r"output_size\(1, depth=1\) raised ValueError: input size 1 is not valid.*\n"
                                r"Hint: return None where the input size is not valid"),
     "contracting path only": (lambda n, depth: by_formula(n, depth, up=False),
                               r"output_size\(18, depth=1\) = 3; expected 2"),
-    "wrong type": (lambda n, depth: None if output_size(n, depth) is None else str(output_size(n, depth)),
-                   r"output_size\(18, depth=1\) = '2'; expected 2"),
+    "a condition the U does not need": (lambda n, depth: by_formula(n, depth, multiple_of_4=True),
+                                        r"output_size\(18, depth=1\) = None, but 18 is a valid input size \(its "
+                                        r"output has 2 pixels\)\nHint: only two things make a size invalid"),
+    "a string": (lambda n, depth: None if by_formula(n, depth) is None else str(by_formula(n, depth)),
+                 r"output_size\(18, depth=1\) returned '2' \(str\); expected the int 2"),
 }
 
 
@@ -130,6 +117,17 @@ def test_check_output_size_fails_a_broken_answer(answer, match):
     with pytest.raises(CheckError, match=match):
         check_output_size(answer)
 
+
+def test_check_output_size_hints_in_stages():
+    wrong = lambda n, depth: by_formula(n, depth, shrink=2)   # noqa: E731
+    with pytest.raises(CheckError) as first:
+        check_output_size(wrong)
+    with pytest.raises(CheckError) as second:
+        check_output_size(wrong)
+    assert "Hint 2 of 2" not in str(first.value) and "Hint 2 of 2: the up-convolution doubles" in str(second.value)
+
+
+# -- unet_forward ----------------------------------------------------------------------------------
 
 def unet_forward_by_hand(model, x, mistake=None):
     x = model.inc(x)
@@ -151,16 +149,36 @@ def test_check_unet_forward_passes_the_blocks_in_a_u():
     assert_skeleton_is_friendly(check_unet_forward, "unet_forward")
 
 
+def test_check_unet_forward_allows_up_blocks_called_as_modules():
+    from unet_lib import Up
+
+    def with_up_forward(model, x):   # Up.forward by its class-level name: allowed here (it is notebook 03's)
+        x, skips = model.inc(x), []
+        for down in model.downs:
+            skips.append(x)
+            x = down(x)
+        for up, skip in zip(model.ups, reversed(skips)):
+            x = Up.forward(up, x, skip)
+        return model.outc(x)
+
+    assert_passes(check_unet_forward, with_up_forward)
+
+
 BROKEN_UNET_FORWARD = {
-    "calls the model": (lambda m, x: m(x), r"calls model\(x\) itself\nHint: build the pass from the blocks"),
-    "no outc": (lambda m, x: unet_forward_by_hand(m, x, "no outc"), r"has shape .*\nHint: finish with model.outc"),
+    "model(x) (refused)": (lambda m, x: m(x), refused("UNet.forward")),
+    "model.forward(x) (refused)": (lambda m, x: m.forward(x), refused("UNet.forward")),
+    "UNet.forward(model, x) (refused)": (lambda m, x: UNet.forward(m, x), refused("UNet.forward")),
+    "renamed (refused)": (lambda m, x: (lambda f: f(m, x))(UNet.forward), refused("UNet.forward")),
+    "no outc": (lambda m, x: unet_forward_by_hand(m, x, "no outc"),
+                r"has shape .*\nHint: finish with model.outc"),
     "skips not reversed": (lambda m, x: unet_forward_by_hand(m, x, "skips not reversed"),
-                           r"raised RuntimeError: .*\nHint: going down, append x to skips \*before\*"),
+                           r"raised RuntimeError: .*\nHint 1 of 2: a skip and the map coming up meet in the wrong "
+                           r"level"),
     "skip after down": (lambda m, x: unet_forward_by_hand(m, x, "skip after down"),
-                        r"raised ValueError: .*\nHint: .*reversed\(skips\)"),
-    "a list": (lambda m, x: [unet_forward_by_hand(m, x)], r"returned a list\nHint: return the output of model.outc"),
-    "the skip added, not concatenated": (
-        lambda m, x: unet_forward_by_hand(m, x) + 0.1, r"right shape but different values from model\(x\)"),
+                        r"raised ValueError: .*\nHint 1 of 2: a skip and the map"),
+    "a list": (lambda m, x: [unet_forward_by_hand(m, x)], r"returned a list\nHint: return the class scores"),
+    "the output shifted": (lambda m, x: unet_forward_by_hand(m, x) + 0.1,
+                           r"right shape but different values from model\(x\)\nHint 1 of 2: the sizes fit"),
 }
 
 
@@ -170,60 +188,126 @@ def test_check_unet_forward_fails_a_broken_forward(answer, match):
         check_unet_forward(answer)
 
 
-def smallest_valid_input_by_trying(model, max_size=1024, channels=None, start=1, skip_first=False):
-    """Try n = start, start + 1, ... on the model itself; the mistakes are switched on by the arguments."""
-    found = False
-    for n in range(start, max_size + 1):
+def test_check_unet_forward_never_prints_the_loop():
+    for _ in range(3):   # every stage of every hint
+        for answer, _match in BROKEN_UNET_FORWARD.values():
+            with pytest.raises(CheckError) as info:
+                check_unet_forward(answer)
+            text = str(info.value)
+            assert "zip(" not in text and "reversed(" not in text and "= up(" not in text
+
+
+# -- valid_sizes -----------------------------------------------------------------------------------
+
+def valid_sizes_by_trying(model, lo, hi, even=True, first_pool_only=False, down_only=False, channels=None,
+                          stop=None, catch=True):
+    """Run the model's blocks on n x n zeros for every n in the range; the mistakes switched on by
+    the arguments."""
+    sizes = []
+    for n in range(lo, (hi + 1) if stop is None else stop):
         x = torch.zeros(1, model.in_channels if channels is None else channels, n, n)
         try:
             with torch.no_grad():
-                model(x)
+                x, skips = model.inc(x), []
+                for k, down in enumerate(model.downs):
+                    if even and x.shape[-1] % 2 and (k == 0 or not first_pool_only):
+                        raise ValueError("odd")
+                    skips.append(x)
+                    x = down(x)
+                if not down_only:
+                    for up, skip in zip(model.ups, reversed(skips)):
+                        x = up(x, skip)
+        except (RuntimeError, ValueError):
+            if not catch:
+                raise
+            continue
+        sizes.append(n)
+    return sizes
+
+
+def test_the_blocks_agree_with_the_library_on_the_checks_cases():
+    for config in [dict(depth=1), dict(depth=3), dict(in_channels=3, depth=2), dict(depth=3, padding="same"),
+                   dict(depth=2, upsampling="bilinear")]:
+        model = UNet(base_channels=1, **config).eval()
+        assert [n for n in range(1, 131) if nb04._blocks_accept(model, n)] == model.valid_input_sizes(1, 130)
+
+
+def test_check_valid_sizes_passes_the_blocks():
+    result = check_valid_sizes(valid_sizes_by_trying)
+    assert "smallest: 18, 92, 44, 8, 48" in result
+    assert_skeleton_is_friendly(check_valid_sizes, "valid_sizes")
+
+
+def by_arithmetic(model, lo, hi):
+    """The valid sizes from arithmetic derived for any padding: also a right answer."""
+    shrink = 4 if model.padding == "valid" else 0
+    sizes = []
+    for n in range(lo, hi + 1):
+        m, ok = n - shrink, True
+        for _ in range(model.depth):
+            ok = ok and m >= 2 and m % 2 == 0
+            m = m // 2 - shrink
+        ok = ok and m >= 1
+        for _ in range(model.depth):
+            m = 2 * m - shrink
+            ok = ok and m >= 1
+        if ok:
+            sizes.append(n)
+    return sizes
+
+
+def test_check_valid_sizes_passes_derived_arithmetic():
+    assert_passes(check_valid_sizes, by_arithmetic)
+
+
+def by_model_call(model, lo, hi):
+    sizes = []
+    for n in range(lo, hi + 1):
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, model.in_channels, n, n))
         except ValueError:
             continue
-        if skip_first and not found:
-            found = True
-            continue
-        return n
-    return None
+        sizes.append(n)
+    return sizes
 
 
-def _valid_padding_formula(model):
-    """The valid-padding answer, whatever the model's padding (a formula, not a measurement)."""
-    return UNet(depth=model.depth, base_channels=1).valid_input_sizes(1, 1024)[0]
+def valid_padding_formula(model, lo, hi):
+    """The valid-padding arithmetic, whatever the model's padding."""
+    return by_arithmetic(UNet(depth=model.depth, base_channels=1), lo, hi)
 
 
-def _raises_on_invalid(model):
-    for n in range(1, 1025):
-        with torch.no_grad():
-            model(torch.zeros(1, model.in_channels, n, n))   # no try: the first invalid size raises
-        return n
+BROKEN_VALID_SIZES = {
+    "model(x) (refused)": (by_model_call, r"called `UNet.forward`.*, which already does what this exercise"),
+    "valid_input_sizes (refused)": (lambda m, lo, hi: m.valid_input_sizes(lo, hi), refused("UNet.valid_input_sizes")),
+    "min_input_size (refused)": (lambda m, lo, hi: [n for n in range(lo, hi + 1) if n >= m.min_input_size()
+                                                     and (n - m.min_input_size()) % 2**m.depth == 0],
+                                 refused("UNet.min_input_size")),
+    "errors only, no even check": (lambda m, lo, hi: valid_sizes_by_trying(m, lo, hi, even=False),
+                                   r"depth=1.* lists 19, but an input of 19 x 19 pixels sends a map of odd size 15 into a "
+                                   r"max-pool\nHint 1 of 2: the paper, Sec. 2"),
+    "only the first max-pool checked": (lambda m, lo, hi: valid_sizes_by_trying(m, lo, hi, first_pool_only=True),
+                                        r"depth=3.* lists 94, but an input of 94 x 94 pixels sends a map of odd size 41 into a max-pool"),
+    "contracting path only": (lambda m, lo, hi: valid_sizes_by_trying(m, lo, hi, down_only=True),
+                              r"depth=1.* lists 14, but for an input of 14 x 14 pixels the way up runs out of pixels\n"
+                              r"Hint: run the whole U"),
+    "range(lo, hi)": (lambda m, lo, hi: valid_sizes_by_trying(m, lo, hi, stop=hi),
+                      r"lo=10, hi=30\) misses 30, the last size of the range\nHint: the range includes both ends"),
+    "one input channel": (lambda m, lo, hi: valid_sizes_by_trying(m, lo, hi, channels=1),
+                          r"in_channels=3.* found no valid size, but the model accepts 3 sizes in this range\n"
+                          r"Hint: the model takes model.in_channels = 3 channels"),
+    "errors not caught": (lambda m, lo, hi: valid_sizes_by_trying(m, lo, hi, catch=False),
+                          r"raised RuntimeError: .*\nHint: on a size that is far too small a block fails"),
+    "valid padding's arithmetic on a same-padding model": (
+        valid_padding_formula, r"padding='same'\), lo=1, hi=24\) found no valid size.*\n"
+                               r"Hint: this model pads its convolutions"),
+    "booleans": (lambda m, lo, hi: [nb04._blocks_accept(m, n) for n in range(lo, hi + 1)],
+                 r"returned booleans; expected the sizes n themselves"),
+    "a number": (lambda m, lo, hi: len(valid_sizes_by_trying(m, lo, hi)), r"returned 7; expected a list of ints"),
+}
 
 
-def test_check_smallest_valid_input_passes_a_search():
-    result = check_smallest_valid_input(smallest_valid_input_by_trying)
-    assert "finds 18, 92, 380, 44, 8 for the five models" in result
-    assert_skeleton_is_friendly(check_smallest_valid_input, "smallest_valid_input")
-
-
-@pytest.mark.parametrize("broken, match", [
-    (lambda model: 572, r"= 572; the smallest size that runs is 18\nHint: 572 is the paper's tile"),
-    (lambda model: model.output_size(smallest_valid_input_by_trying(model)),
-     r"= 2; the smallest.* 18\nHint: 2 is the \*output\* size"),
-    (lambda model: smallest_valid_input_by_trying(model, skip_first=True),
-     r"= 20; .* 18\nHint: off by one step of 2\*\*depth = 2"),
-    (lambda model: smallest_valid_input_by_trying(model, channels=1),
-     r"in_channels=3.* returned None.*\nHint: the model takes model.in_channels channels"),
-    (_valid_padding_formula, r"padding='same'\)\) = 92; .* 8\nHint: that is the answer for valid padding"),
-    (lambda model: 2 * model.depth + 8 if model.depth > 1 else 18,
-     r"depth=3.* = 14; .* 92, and model\(x\) raises ValueError for n = 14\nHint: return only a size"),
-    (lambda model: 6 if model.depth > 1 else 18, r"depth=3.* = 6; .*\nHint: the first max-pool accepts it"),
-    (_raises_on_invalid, r"raised ValueError: input height 1 is not valid.*\nHint: UNet refuses .* catch it"),
-    (lambda model: str(smallest_valid_input_by_trying(model)), r"returned '18'; expected an int"),
-    (lambda model: smallest_valid_input_by_trying(model, start=19) if model.depth == 1 else 200,
-     r"= 20; .* 18\nHint: off by one step"),
-    (lambda model: smallest_valid_input_by_trying(model) + 32 if model.depth == 1 else 0,
-     r"= 50; .* 18\nHint: a smaller size, 18, also runs"),
-])
-def test_check_smallest_valid_input_names_the_mistake(broken, match):
+@pytest.mark.parametrize("answer, match", BROKEN_VALID_SIZES.values(), ids=BROKEN_VALID_SIZES.keys())
+def test_check_valid_sizes_names_the_mistake(answer, match):
     with pytest.raises(CheckError, match=match):
-        check_smallest_valid_input(broken)
+        check_valid_sizes(answer)

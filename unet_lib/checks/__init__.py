@@ -31,23 +31,9 @@ from .nb03_bottleneck_and_expansive_path import (
     check_up_conv,
     check_up_forward,
 )
-from .nb04_skip_connections_and_full_unet import (
-    check_center_crop,
-    check_output_size,
-    check_smallest_valid_input,
-    check_unet_forward,
-)
-from .nb05_toy_cells_and_augmentation import (
-    check_instances_to_mask,
-    check_touching_pairs,
-    check_touching_share,
-    check_warp_image,
-)
-from .nb06_weighted_loss import (
-    check_border_term,
-    check_border_weight_share,
-    check_class_balance,
-)
+from .nb04_skip_connections_and_full_unet import check_output_size, check_unet_forward, check_valid_sizes
+from .nb05_toy_cells_and_augmentation import check_touching_pairs, check_touching_share, check_warp_image
+from .nb06_weighted_loss import check_best_border_sigma, check_border_term, check_class_balance
 from .nb07_training import check_lr_sweep, check_train_step
 from .nb08_evaluation_and_tiling import (
     check_count_matches,
@@ -68,11 +54,11 @@ __all__ = [
     # notebook 03
     "check_overlap_counts", "check_up_conv", "check_up_forward",
     # notebook 04
-    "check_center_crop", "check_output_size", "check_smallest_valid_input", "check_unet_forward",
+    "check_output_size", "check_unet_forward", "check_valid_sizes",
     # notebook 05
-    "check_instances_to_mask", "check_touching_pairs", "check_touching_share", "check_warp_image",
+    "check_touching_pairs", "check_touching_share", "check_warp_image",
     # notebook 06
-    "check_border_term", "check_border_weight_share", "check_class_balance",
+    "check_class_balance", "check_border_term", "check_best_border_sigma",
     # notebook 07
     "check_lr_sweep", "check_train_step",
     # notebook 08

@@ -1,186 +1,264 @@
-"""The checks of notebook 04, skip connections and full unet: ``check_output_size``, ``check_unet_forward``, ``check_smallest_valid_input``, ``check_center_crop``."""
+"""The checks of notebook 04, skip connections and full unet: ``check_output_size``,
+``check_unet_forward``, ``check_valid_sizes``.
+
+Each refuses the library's twin of what it asks (by what runs during the learner's call, see
+``_core.call``): ``UNet``'s own size arithmetic in the size exercises, ``UNet.forward`` (``model(x)``,
+``model.forward(x)``, ``UNet.forward(model, x)``) in both the forward pass and the size measurement.
+"""
 
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from ..blocks import center_crop
+from .. import tiling
 from ..model import UNet
-from ._core import CheckPassed, call, fail, learner_check
+from ._core import CheckPassed, T, call, fail, learner_check, passed
 
-__all__ = ['check_output_size', 'check_unet_forward', 'check_smallest_valid_input', 'check_center_crop']
+__all__ = ['check_output_size', 'check_unet_forward', 'check_valid_sizes']
 
 
-@learner_check
-def check_center_crop(crop: Callable) -> CheckPassed:
-    """``crop(x, size)`` must crop the last two dimensions of x to (h, w) around the centre."""
-    x = torch.arange(2 * 3 * 12 * 10, dtype=torch.float32).reshape(2, 3, 12, 10)
-    for size in [(8, 6), (4, 10), (12, 10), (7, 5), (1, 1)]:
-        got = call(crop, x, size)
-        expected = center_crop(x, size)
-        if not isinstance(got, torch.Tensor):
-            fail(f"crop(x, {size}) returned a {type(got).__name__}", "return a torch.Tensor")
-        if tuple(got.shape) != tuple(expected.shape):
-            hint = ("crop only the last two dimensions; keep batch and channels"
-                    if got.ndim != 4 or tuple(got.shape[:2]) != (2, 3) else
-                    "rows and columns are swapped: size = (h, w), and H is x.shape[-2]"
-                    if tuple(got.shape[-2:]) == tuple(expected.shape[-2:])[::-1] else
-                    "with an odd difference, (H - h) // 2 rows go on top and the rest at the bottom; "
-                    "slice top:top + h rather than top:H - top")
-            fail(f"crop(x of shape {tuple(x.shape)}, {size}) has shape {tuple(got.shape)}; "
-                  f"expected {tuple(expected.shape)}", hint)
-        if got.dtype != x.dtype:   # torch.equal below would not notice
-            fail(f"crop(x, {size}) has dtype {got.dtype}; x has {x.dtype}",
-                  "cropping only selects pixels: slice x and return it without converting")
-        if not torch.equal(got, expected):
-            fail(f"crop(x, {size}) has the right shape but not the centre of x",
-                  "top = (H - h) // 2 and left = (W - w) // 2; check that rows and columns are not swapped")
-    return CheckPassed("✓ crop matches center_crop on even and odd differences")
+def _size_shortcuts(forward: bool = True) -> dict[str, object]:
+    """What already knows a U-Net's valid sizes: its public size methods and the context margin;
+    with ``forward``, ``model(x)`` too, which checks the size with that arithmetic before it runs.
+    (The private helpers behind them are not listed: only the names a learner meets are.)"""
+    shortcuts = {"UNet.output_size": UNet.output_size, "UNet.valid_input_sizes": UNet.valid_input_sizes,
+                 "UNet.min_input_size": UNet.min_input_size, "context_margin": tiling.context_margin}
+    if forward:
+        shortcuts["UNet.forward"] = UNet.forward
+    return shortcuts
+
+
+def _library_output_size(model: UNet, n: int) -> int | None:
+    try:
+        return model.output_size(n)
+    except ValueError:
+        return None
 
 
 @learner_check
 def check_output_size(output_size: Callable[[int, int], int | None]) -> CheckPassed:
     """``output_size(input_size, depth)`` must give a valid-padding U-Net's output size, or
-    None where ``input_size`` is not a valid input size."""
+    None where ``input_size`` is not a valid input size; every size from 1 to 259 at depths 1, 2
+    and 4, against ``UNet.output_size``, which (with ``model(x)`` and the other size methods) the
+    learner's function may not call."""
+    refuse = _size_shortcuts()
     for depth in (1, 2, 4):
         model = UNet(depth=depth, base_channels=1)
-        cases = []
-        for n in range(1, 260):
-            try:
-                expected = model.output_size(n)
-            except ValueError:
-                expected = None
-            cases.append((n, expected))
+        cases = [(n, _library_output_size(model, n)) for n in range(1, 260)]
         # valid sizes first, so that wrong arithmetic is reported as such, not as a wrong validity
         for n, expected in sorted(cases, key=lambda case: case[1] is None):
             try:
-                got, raised = call(output_size, n, depth), None
-            except ValueError as e:   # like UNet.output_size; the exercise asks for None
-                raised = e
+                got, raised = call(output_size, n, depth, refuse=refuse), None
+            except ValueError as error:   # like UNet.output_size; the exercise asks for None
+                got, raised = None, str(error).splitlines()[0]
             if raised is not None:
-                fail(f"output_size({n}, depth={depth}) raised ValueError: {raised}",
-                      "return None where the input size is not valid, rather than raising")
-            if got != expected:
-                if expected is None:
-                    hint = ("every max-pool needs an even size, and every size must stay >= 1"
-                            if got is not None else "")
-                    fail(f"output_size({n}, depth={depth}) = {got!r}, but {n} is not a valid input size", hint)
-                hint = ("each DoubleConv removes 4 pixels; count the first one, one per level down "
-                        "and one per level up")
-                fail(f"output_size({n}, depth={depth}) = {got!r}; expected {expected}", hint)
-    return CheckPassed("✓ output_size agrees with UNet.output_size for depths 1, 2 and 4")
+                fail("output_size({n}, depth={depth}) raised ValueError: {error}",
+                     "return None where the input size is not valid, rather than raising",
+                     n=n, depth=depth, error=raised)
+            if got == expected and (got is None or isinstance(got, (int, np.integer))):
+                continue
+            if expected is None:
+                fail("output_size({n}, depth={depth}) = {got!r}, but {n} is not a valid input size",
+                     "a 2x2 max-pool halves a size only when it is even, and every map must keep at least "
+                     "one pixel: which of these fails for {n}?",
+                     "follow {n} down the U level by level and write down the size that each max-pool receives",
+                     n=n, depth=depth, got=got)
+            if got is None:
+                fail("output_size({n}, depth={depth}) = None, but {n} is a valid input size (its output has "
+                     "{expected} pixels)",
+                     "only two things make a size invalid: an odd size entering a max-pool, and a map with no "
+                     "pixels left; which other condition does your function test?",
+                     n=n, depth=depth, expected=expected)
+            if not isinstance(got, (int, np.integer)) or isinstance(got, bool):
+                fail("output_size({n}, depth={depth}) returned {got!r} ({kind}); expected the int {expected}",
+                     "return the number of pixels as an int, or None",
+                     n=n, depth=depth, got=got, kind=type(got).__name__, expected=expected)
+            fail("output_size({n}, depth={depth}) = {got}; expected {expected}",
+                 "each DoubleConv removes 4 pixels (2 per side): count the DoubleConvs, one at the top, one per "
+                 "level down and one per level up",
+                 "the up-convolution doubles the size; walk {n} through depth={depth} by hand, block by block",
+                 n=n, depth=depth, got=got, expected=expected)
+    return passed("✓ output_size agrees with UNet.output_size for every size from 1 to 259 at depths 1, 2 and 4")
 
 
 @learner_check
 def check_unet_forward(unet_forward: Callable) -> CheckPassed:
     """``unet_forward(model, x)`` must compute ``model(x)`` from the model's blocks
-    (``model.inc``, ``model.downs``, ``model.ups``, ``model.outc``) without calling ``model``
-    itself; compared with ``model(x)`` for valid U-Nets of depth 0 to 3, with odd widths."""
-    for depth, base_channels in [(2, 4), (0, 3), (1, 5), (3, 2)]:
-        torch.manual_seed(depth)
-        model = UNet(depth=depth, base_channels=base_channels).eval()
+    (``model.inc``, ``model.downs``, ``model.ups``, ``model.outc``) without running
+    ``UNet.forward`` (``model(x)``, ``model.forward(x)``, ``UNet.forward(model, x)`` are refused;
+    ``up(x, skip)`` is allowed). Compared with ``model(x)`` for U-Nets of depth 0 to 3, with odd
+    widths, non-square inputs and both paddings."""
+    refuse = {"UNet.forward": UNet.forward}
+    configs = [dict(depth=2, base_channels=4), dict(depth=0, base_channels=3), dict(depth=1, base_channels=5),
+               dict(depth=3, base_channels=2), dict(depth=2, base_channels=3, padding="same")]
+    for config in configs:
+        torch.manual_seed(config["depth"])
+        model = UNet(**config).eval()
         sizes = model.valid_input_sizes(1, 200)
         x = torch.randn(2, 1, sizes[1], sizes[2])                # (B, 1, H, W), H != W
-        calls = []
-        handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
-        what = f"unet_forward(UNet(depth={depth}, base_channels={base_channels}), x of shape {tuple(x.shape)})"
-        try:
-            with torch.no_grad():
-                got = call(unet_forward, model, x)
-        except NotImplementedError:   # a skeleton (a RuntimeError too): _call's message stands
-            raise
-        except (RuntimeError, ValueError) as error:
-            fail(f"{what} raised {type(error).__name__}: {str(error).splitlines()[0]}",
-                  "going down, append x to skips *before* each down block; going up, the deepest skip goes "
-                  "to the first up block: for up, skip in zip(model.ups, reversed(skips)): x = up(x, skip)")
-        finally:
-            handle.remove()
-        if calls:
-            fail(f"{what} calls model(x) itself", "build the pass from the blocks: model.inc, each of "
-                  "model.downs, each of model.ups with its skip, model.outc")
         with torch.no_grad():
             expected = model(x)
+        values = dict(config=", ".join(f"{k}={v!r}" for k, v in config.items()), shape=tuple(x.shape))
+        try:
+            with torch.no_grad():
+                got = call(unet_forward, model, x, refuse=refuse)
+        except NotImplementedError:   # a skeleton: call's message stands
+            raise
+        except (RuntimeError, ValueError) as error:
+            fail("unet_forward(UNet({config}), x of shape {shape}) raised {kind}: {error}",
+                 "a skip and the map coming up meet in the wrong level: the first up block works at the deepest "
+                 "level, so it needs the skip saved last on the way down",
+                 "save each skip before the down block that pools it (the output of inc is the first skip), and "
+                 "give the up blocks the skips in the reverse order",
+                 kind=type(error).__name__, error=str(error).splitlines()[0], **values)
         if not isinstance(got, torch.Tensor):
-            fail(f"{what} returned a {type(got).__name__}", "return the output of model.outc, a tensor")
+            fail("unet_forward(UNet({config}), x of shape {shape}) returned a {kind}",
+                 "return the class scores, a tensor (B, num_classes, H_out, W_out)",
+                 kind=type(got).__name__, **values)
         if tuple(got.shape) != tuple(expected.shape):
-            if got.shape[1:] == (base_channels, *expected.shape[2:]):
-                hint = "finish with model.outc: the 1x1 convolution from base_channels to the class scores"
-            else:
-                hint = "inc, then every down, then every up with its skip, then outc: each block exactly once"
-            fail(f"{what} has shape {tuple(got.shape)}; model(x) has {tuple(expected.shape)}", hint)
+            fail("unet_forward(UNet({config}), x of shape {shape}) has shape {got}; model(x) has {expected}",
+                 T("finish with model.outc, the 1x1 convolution from base_channels to the class scores")
+                 if tuple(got.shape[1:]) == (config["base_channels"], *expected.shape[2:]) else
+                 T("every block runs exactly once: inc, each down block, each up block with its skip, outc"),
+                 got=tuple(got.shape), expected=tuple(expected.shape), **values)
         if not torch.allclose(got, expected, atol=1e-5):
-            fail(f"{what} has the right shape but different values from model(x)",
-                  "store the skip before each down block (the output of inc is the first skip), and pair "
-                  "the ups with the skips in reverse: zip(model.ups, reversed(skips))")
-    return CheckPassed("✓ unet_forward equals model(x) for depths 0 to 3: the U is in your loop")
+            fail("unet_forward(UNet({config}), x of shape {shape}) has the right shape but different values from "
+                 "model(x)",
+                 "the sizes fit, so every block ran, but some map met the wrong partner: a skip is the map of "
+                 "its level before that level's max-pool, and the deepest skip is used first",
+                 "compare with Fig. 1 (the figure at the top): which map does each grey copy arrow carry, and to "
+                 "which up block?",
+                 **values)
+    return passed("✓ unet_forward equals model(x) for depths 0 to 3 and both paddings: the U is in your loop")
 
 
-def _first_runs(model: UNet, n: int) -> bool:
+def _blocks_accept(model: UNet, n: int) -> bool:
+    """Whether ``model``'s blocks take an n x n input with every max-pool on an even size (the
+    reference of ``check_valid_sizes``' tests; the check itself uses the closed form)."""
+    x = torch.zeros(1, model.in_channels, n, n)
     try:
-        model.output_size(n)
-    except ValueError:
+        with torch.no_grad():
+            x, skips = model.inc(x), []
+            for down in model.downs:
+                if x.shape[-2] % 2 or x.shape[-1] % 2:
+                    return False
+                skips.append(x)
+                x = down(x)
+            for up, skip in zip(model.ups, reversed(skips)):
+                x = up(x, skip)
+    except (RuntimeError, ValueError):
         return False
     return True
 
 
+def _pool_sizes(model: UNet, n: int) -> list[int] | None:
+    """The sizes each max-pool of ``model`` receives for an n x n input (flooring odd ones, as
+    MaxPool2d does), or None where a map vanishes on the way down."""
+    shrink = 4 if model.padding == "valid" else 0
+    n -= shrink
+    sizes = []
+    for _ in range(model.depth):
+        if n < 1:
+            return None
+        sizes.append(n)
+        n = n // 2 - shrink
+    return sizes if n >= 1 else None
+
+
 @learner_check
-def check_smallest_valid_input(smallest_valid_input: Callable) -> CheckPassed:
-    """``smallest_valid_input(model)`` must find, by running ``model`` on n x n inputs for
-    n = 1, 2, 3, ..., the smallest n for which the forward pass works. Run on U-Nets the notebook
-    does not use (depth 5, three input channels, same padding) and compared with
-    ``UNet.valid_input_sizes``; exact, since a size either runs or not."""
-    cases = [("UNet(depth=1, base_channels=1)", UNet(depth=1, base_channels=1)),
-             ("UNet(depth=3, base_channels=1)", UNet(depth=3, base_channels=1)),
-             ("UNet(depth=5, base_channels=1)", UNet(depth=5, base_channels=1)),
-             ("UNet(in_channels=3, depth=2, base_channels=1)", UNet(in_channels=3, depth=2, base_channels=1)),
-             ("UNet(depth=3, base_channels=1, padding='same')", UNet(depth=3, base_channels=1, padding="same"))]
+def check_valid_sizes(valid_sizes: Callable) -> CheckPassed:
+    """``valid_sizes(model, lo, hi)`` must list the sizes n, lo <= n <= hi, of the n x n inputs
+    that ``model`` accepts: every 2x2 max-pool on an even size, every block left with pixels to
+    work on. Found from the model's blocks (or from arithmetic the learner derives), without
+    ``model(x)`` or ``UNet``'s size methods. Run on U-Nets the notebook does not compute this for
+    (three input channels, same padding, bilinear upsampling), on ranges whose ends are valid."""
+    refuse = _size_shortcuts()
+    same_padding = T("this model pads its convolutions (padding='same'): they keep the size, so only the max-pools "
+                     "restrict it. Measure on the model you are given rather than reuse the valid-padding arithmetic")
+    # small ranges (each size is a forward pass of the learner's), each with a size that a wrong rule
+    # gets wrong: 19 (an odd first pool), 14 (the way up fails), 94 (an odd second pool), hi itself
+    cases = [(dict(depth=1, base_channels=1), 10, 30), (dict(depth=3, base_channels=1), 85, 100),
+             (dict(in_channels=3, depth=2, base_channels=1), 36, 52),
+             (dict(depth=3, base_channels=1, padding="same"), 1, 24),
+             (dict(depth=2, base_channels=1, upsampling="bilinear"), 45, 48),     # only hi = 48 is valid
+             (dict(depth=2, base_channels=1), 49, 51)]                            # none
     found = []
-    for name, model in cases:
-        model.eval()
-        expected = model.valid_input_sizes(1, 1024)[0]
-        step = 2 ** model.depth
-        what = f"smallest_valid_input({name})"
+    for config, lo, hi in cases:
+        model = UNet(**config).eval()
+        expected = model.valid_input_sizes(lo, hi)
+        values = dict(name=", ".join(f"{k}={v!r}" for k, v in config.items()), lo=lo, hi=hi)
         try:
-            got = call(smallest_valid_input, model)
+            got = call(valid_sizes, model, lo, hi, refuse=refuse)
         except NotImplementedError:
             raise
-        except (ValueError, RuntimeError) as error:
-            fail(f"{what} raised {type(error).__name__}: {str(error).splitlines()[0]}",
-                  "UNet refuses a size it cannot pool evenly with a ValueError: catch it "
-                  "(try: model(x) except ValueError: continue) and try the next n")
-        if got is None and model.in_channels != 1:
-            fail(f"{what} returned None: no size worked", "the model takes model.in_channels channels: "
-                  "try torch.zeros(1, model.in_channels, n, n), not 1 channel")
-        if isinstance(got, (torch.Tensor, np.integer)) and np.ndim(got) == 0:
-            got = int(got)
-        if not isinstance(got, int) or isinstance(got, bool):
-            fail(f"{what} returned {got!r}; expected an int, the side length n",
-                  "return the first n for which model(torch.zeros(1, model.in_channels, n, n)) runs")
-        if got == expected:
-            found.append(got)
+        except (RuntimeError, ValueError) as error:
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) raised {kind}: {error}",
+                 T("the model takes model.in_channels = 3 channels: give it inputs of shape (1, 3, n, n)")
+                 if model.in_channels != 1 and "channels" in str(error) else
+                 T("on a size that is far too small a block fails: a convolution larger than its map raises "
+                   "RuntimeError, a crop larger than its map ValueError. Such a size is simply not valid: catch the "
+                   "error and go on with the next n"),
+                 kind=type(error).__name__, error=str(error).splitlines()[0], **values)
+        try:
+            sizes = [int(n) for n in got]
+        except (TypeError, ValueError):
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) returned {got!r}; expected a list of ints, the valid "
+                 "sizes in increasing order",
+                 "collect every valid n of the range in a list and return it", got=got, **values)
+        if sizes and all(isinstance(n, (bool, np.bool_)) for n in got):
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) returned booleans; expected the sizes n themselves",
+                 "append n itself, not whether it is valid", **values)
+        if sizes == expected:
+            found.append(expected)
             continue
-        problem = f"{what} = {got}; the smallest size that runs is {expected}"
-        if got == 572:
-            fail(problem, "572 is the paper's tile for depth 4, not the smallest valid size, and not the "
-                           "answer for other depths: try n = 1, 2, 3, ... on the model itself")
-        if got == model.output_size(expected):
-            fail(problem, f"{got} is the *output* size of the smallest input: return n, the input's side")
-        if got == expected + step:
-            fail(problem, f"off by one step of 2**depth = {step}: you skipped the first size that works; "
-                           "start at n = 1 and return the first n whose forward pass runs")
-        if model.padding == "same" and got == UNet(depth=model.depth, base_channels=1).min_input_size():
-            fail(problem, "that is the answer for valid padding; this model pads its convolutions "
-                           "(padding='same') and has other sizes: measure on the model you are given, "
-                           "do not compute a formula")
-        first_pool = (4 if model.padding == "valid" else 0) + 2
-        if model.depth > 1 and got == first_pool:
-            fail(problem, "the first max-pool accepts it, but every one of the depth max-pools needs an "
-                           "even size: run the whole model, not only its first level")
-        if not _first_runs(model, got):
-            fail(problem + f", and model(x) raises ValueError for n = {got}",
-                  "return only a size for which the forward pass runs (the first n where model(x) raises "
-                  "no error)")
-        fail(problem, f"a smaller size, {expected}, also runs: start at n = 1 and try every n in turn")
-    return CheckPassed(f"✓ smallest_valid_input finds {', '.join(map(str, found))} for the five models, as "
-                       f"UNet.valid_input_sizes does")
+        extra = sorted(set(sizes) - set(expected))
+        missing = sorted(set(expected) - set(sizes))
+        if not sizes:
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) found no valid size, but the model accepts {count} "
+                 "sizes in this range",
+                 T("the model takes model.in_channels = 3 channels: with inputs of another shape every size fails")
+                 if model.in_channels != 1 else same_padding if model.padding == "same" else
+                 T("when every size fails, the error may be your own: run one size without catching errors and "
+                   "read the message"),
+                 count=len(expected), **values)
+        if not extra and not missing:
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) has the right sizes but not once each in increasing "
+                 "order", "try n = lo, lo + 1, ..., hi in turn and append each valid one once", **values)
+        if extra:
+            n = extra[0]
+            pools = _pool_sizes(model, n)
+            if not lo <= n <= hi:
+                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, outside the range {lo}..{hi}",
+                     "return only sizes n with lo <= n <= hi (both ends included)", n=n, **values)
+            if pools is None:
+                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an input of {n} x {n} pixels "
+                     "shrinks to nothing on the way down", "a size is valid only when every block has pixels to work on",
+                     n=n, **values)
+            if any(p % 2 for p in pools):
+                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an input of {n} x {n} pixels "
+                     "sends a map of odd size {odd} into a max-pool",
+                     "the paper, Sec. 2: 'all 2x2 max-pooling operations are applied to a layer with an even x- and "
+                     "y-size'. The blocks run on an odd size too: the max-pool drops the last row without an error "
+                     "(section 5.3)",
+                     "look at the size of x before every block of model.downs, not only at the input",
+                     n=n, odd=next(p for p in pools if p % 2), **values)
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but for an input of {n} x {n} pixels "
+                 "the way up runs out of pixels",
+                 "run the whole U, not only the contracting path: on the way up each valid DoubleConv needs a map "
+                 "larger than 4 x 4",
+                 n=n, **values)
+        n = missing[0]
+        if n == hi:
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) misses {n}, the last size of the range",
+                 "the range includes both ends, lo <= n <= hi: where does your loop stop?", n=n, **values)
+        if model.padding == "same":
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) misses {n}, which this model accepts", same_padding,
+                 n=n, **values)
+        fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) misses {n}, which this model accepts",
+             "an odd size is a problem only where a max-pool halves it: the input itself and the maps on the way "
+             "up may be odd",
+             n=n, **values)
+    return passed("✓ valid_sizes finds the sizes that UNet accepts for six models and ranges, same padding, three "
+                  "channels and both ends of a range included (smallest: {smallest})",
+                  smallest=", ".join(str(sizes[0]) for sizes in found if sizes))

@@ -1,16 +1,52 @@
-"""The checks of notebook 05, toy cells and augmentation: ``check_touching_pairs``, ``check_warp_image``, ``check_touching_share``, ``check_instances_to_mask``."""
+"""The checks of notebook 05, toy cells and augmentation: ``check_touching_pairs``,
+``check_warp_image``, ``check_touching_share``.
+
+Each refuses the library's twin of what it asks, by what runs during the learner's call (see
+``_core.call``): the library's touching helpers in the two touching exercises, ``elastic_deform``
+and the ready-made interpolators (scipy's ``map_coordinates`` and friends, torch's
+``grid_sample``) in the warp.
+"""
 
 import functools
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
-from ._core import CheckPassed, as_array, call, fail, learner_check
+from ._core import CheckPassed, T, as_array, call, fail, learner_check, passed
 
-__all__ = ['check_touching_pairs', 'check_warp_image', 'check_touching_share', 'check_instances_to_mask']
+__all__ = ['check_touching_pairs', 'check_warp_image', 'check_touching_share']
+
+
+def _touching_shortcuts() -> dict[str, object]:
+    """The library's functions that already find which cells touch."""
+    from .. import data
+    return {"touching_borders": data.touching_borders, "separate_touching": data.separate_touching,
+            "touching_fraction": data.touching_fraction, "instances_to_mask": data.instances_to_mask}
+
+
+# -- touching_pairs --------------------------------------------------------------------------------
+
+def _touching_pairs(instances: np.ndarray, wrap: bool = False, steps=None) -> set[tuple[int, int]]:
+    """The pairs (a, b), a < b, of cells with a pixel of b among the 8 neighbours of a pixel of a.
+    ``wrap``: shift with np.roll (the last column becomes the first's neighbour), a learner's likely
+    mistake; ``steps``: the neighbour offsets looked at (all 8 by default)."""
+    H, W = instances.shape
+    padded = np.pad(instances, 1)
+    pairs = set()
+    steps = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)] if steps is None else steps
+    for dy, dx in steps:
+        if wrap:
+            neighbour = np.roll(instances, (-dy, -dx), axis=(0, 1))                  # (H, W)
+        else:
+            neighbour = padded[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]            # (H, W)
+        contact = (instances > 0) & (neighbour > 0) & (instances != neighbour)
+        pairs.update((int(min(a, b)), int(max(a, b))) for a, b in zip(instances[contact], neighbour[contact]))
+    return pairs
 
 
 def _ground_truth_cases() -> list[tuple[str, np.ndarray]]:
+    """Hand-made label images and a toy one (also used by notebook 11's check)."""
     side_by_side = np.array([[1, 1, 2, 2, 0],
                              [1, 1, 2, 2, 0],
                              [0, 0, 0, 0, 0]])
@@ -26,121 +62,163 @@ def _ground_truth_cases() -> list[tuple[str, np.ndarray]]:
             ("two cells one pixel apart (ids 5 and 7)", apart), ("a 40x40 toy-cells image", toy)]
 
 
-@learner_check
-def check_instances_to_mask(instances_to_mask: Callable) -> CheckPassed:
-    """``instances_to_mask(instances)`` must turn an (H, W) label image into the paper's mask:
-    1 on cells, 0 on background and on every cell pixel that has a pixel of *another* cell
-    among its 8 neighbours. Compared with ``unet_lib.data.instances_to_mask``."""
-    from ..data import instances_to_mask as reference
-    for name, instances in _ground_truth_cases():
-        got = as_array(call(instances_to_mask, instances.copy()), f"instances_to_mask({name})", instances.shape)
-        expected = reference(instances)
-        if np.array_equal(got, expected):
-            continue
-        if not np.isin(got, (0, 1)).all():
-            fail(f"instances_to_mask({name}) contains values other than 0 and 1: "
-                  f"{', '.join(f'{v:g}' for v in np.unique(got)[:6])}",
-                  "return the semantic mask (1 = cell, 0 = background), not the instance ids")
-        if name == "two cells touching at a corner" and np.array_equal(got, instances > 0):
-            fail(f"instances_to_mask({name}) keeps the two cells connected diagonally",
-                  "look at all 8 neighbours, the diagonal ones too (e.g. a 3x3 window)")
-        if np.array_equal(got, instances > 0):
-            fail(f"instances_to_mask({name}) is just instances > 0: the touching cells are merged",
-                  "set every cell pixel to 0 that has a neighbour belonging to a different cell")
-        cut, should_cut = (instances > 0) & (got == 0), (instances > 0) & (expected == 0)
-        if (cut & ~should_cut).any():
-            fail(f"instances_to_mask({name}) removes cell pixels that touch no other cell",
-                  "only a neighbour from a *different cell* counts; background neighbours do not "
-                  "(a pixel at the edge of a lone cell stays 1)")
-        missed = should_cut & ~cut
-        if missed.any():
-            fail(f"instances_to_mask({name}) keeps {int(missed.sum())} border pixel(s) between touching cells",
-                  "cut both sides of a contact: a pixel of cell a next to cell b, and the pixel of b next to a")
-        fail(f"instances_to_mask({name}) differs from the library's mask", "compare your output with "
-              "unet_lib.data.instances_to_mask on the same input")
-    return CheckPassed("✓ instances_to_mask cuts the borders between touching cells, diagonals included, "
-                       "and nothing else")
-
-
-def _touching_pairs(instances: np.ndarray) -> set[tuple[int, int]]:
-    """The pairs (a, b), a < b, of cells with a pixel of b among the 8 neighbours of a pixel of a."""
-    H, W = instances.shape
-    padded = np.pad(instances, 1)
-    pairs = set()
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            neighbour = padded[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W]      # (H, W)
-            contact = (instances > 0) & (neighbour > 0) & (instances != neighbour)
-            pairs.update((int(min(a, b)), int(max(a, b))) for a, b in zip(instances[contact], neighbour[contact]))
-    return pairs
+def _pair_cases() -> list[tuple[str, np.ndarray]]:
+    """``_ground_truth_cases`` and the cases that wrong neighbour tests get wrong: the other
+    diagonal (a cell down-left of another), cells on opposite edges (a shift that wraps around),
+    three cells in a row, no cells."""
+    anti_diagonal = np.array([[0, 0, 1, 1],              # cell 3 lies down-left of cell 1
+                              [0, 0, 1, 1],
+                              [3, 3, 0, 0],
+                              [3, 3, 0, 0]])
+    at_the_edges = np.array([[4, 0, 0, 0, 6],            # 4 and 6 on opposite edges: no contact,
+                             [0, 0, 0, 0, 0],            # but a shift that wraps around makes one
+                             [0, 0, 0, 0, 0],
+                             [8, 0, 0, 0, 0]])
+    three = np.zeros((5, 9), np.int64)
+    three[1:4, 0:3], three[1:4, 3:6], three[1:4, 6:9] = 4, 9, 2          # 4 | 9 | 2: two contacts
+    apart = np.array([[0, 5, 5, 0, 7, 7, 0],            # background at both edges: no contact
+                      [0, 5, 5, 0, 7, 7, 0]])            # however the image is shifted
+    cases = _ground_truth_cases()
+    return (cases[:2] + [("two cells touching at the other corner", anti_diagonal),
+                         ("two cells one pixel apart (ids 5 and 7)", apart)]
+            + [("cells on opposite edges of the image (ids 4, 6, 8)", at_the_edges),
+               ("three cells in a row (ids 4, 9, 2)", three)] + cases[3:]
+            + [("an image without cells", np.zeros((4, 5), np.int64))])
 
 
 @learner_check
 def check_touching_pairs(touching_pairs: Callable) -> CheckPassed:
     """``touching_pairs(instances)`` must return the set of pairs (a, b), a < b, of cells that
-    touch: a pixel of cell a has a pixel of cell b among its 8 neighbours."""
-    cases = _ground_truth_cases()
-    three = np.zeros((5, 9), np.int64)
-    three[1:4, 0:3], three[1:4, 3:6], three[1:4, 6:9] = 4, 9, 2          # 4 | 9 | 2: two contacts
-    cases.insert(3, ("three cells in a row (ids 4, 9, 2)", three))
-    cases.append(("an image without cells", np.zeros((4, 5), np.int64)))
-    for name, instances in cases:
-        got = call(touching_pairs, instances.copy())
+    touch: a pixel of cell a has a pixel of cell b among its 8 neighbours. Both diagonals, cells on
+    opposite edges of the image (no contact: the image does not wrap around), ids that are not
+    1..n. The library's ``touching_borders`` (and what is built on it) is refused."""
+    refuse = _touching_shortcuts()
+    forward_only = [(0, 1), (1, 0), (1, 1)]               # right, down, down-right: never down-left
+    for name, instances in _pair_cases():
+        got = call(touching_pairs, instances.copy(), refuse=refuse)
         expected = _touching_pairs(instances)
         try:
             pairs = [tuple(int(v) for v in pair) for pair in got]
         except TypeError:
-            fail(f"touching_pairs({name}) returned {got!r}; expected a set of pairs of cell ids",
-                  "return a set of tuples (a, b), e.g. {(1, 2), (2, 5)}")
+            fail("touching_pairs({name}) returned {got!r}; expected a set of pairs of cell ids",
+                 "return a set of tuples (a, b), such as {{(1, 2), (2, 5)}}", name=name, got=got)
         if any(len(pair) != 2 for pair in pairs):
-            fail(f"touching_pairs({name}) returned {got!r}: every element must be one pair (a, b)",
-                  "add (a, b) for each contact, not single ids or longer tuples")
+            fail("touching_pairs({name}) returned {got!r}: every element must be one pair (a, b)",
+                 "add one pair (a, b) per contact, not single ids or longer tuples", name=name, got=got)
         if set(pairs) == expected and all(a < b for a, b in pairs):
             continue
+        values = dict(name=name, got=sorted(set(pairs)), expected=sorted(expected))
         if any(0 in pair for pair in pairs):
-            fail(f"touching_pairs({name}) contains a pair with 0", "0 is the background, not a cell: "
-                  "only a neighbour that belongs to *another cell* is a contact")
+            fail("touching_pairs({name}) contains a pair with 0",
+                 "0 is the background, not a cell: only a neighbour that belongs to *another cell* is a contact",
+                 **values)
         if any(a == b for a, b in pairs):
-            fail(f"touching_pairs({name}) contains a cell paired with itself",
-                  "only neighbours with a *different* id count")
+            fail("touching_pairs({name}) contains a cell paired with itself",
+                 "only neighbours with a *different* id count", **values)
         if {(min(p), max(p)) for p in pairs} == expected:
-            fail(f"touching_pairs({name}) = {sorted(pairs)}; expected {sorted(expected)}",
-                  "each pair once, smaller id first: add (min(a, b), max(a, b))")
+            fail("touching_pairs({name}) = {got}; expected {expected}",
+                 "each pair once, the smaller id first", **values)
         missing, extra = sorted(expected - set(pairs)), sorted(set(pairs) - expected)
-        if name == "two cells touching at a corner" and missing:
-            fail(f"touching_pairs({name}) misses the contact {missing[0]}",
-                  "look at all 8 neighbours, the diagonal ones too")
         if extra:
-            fail(f"touching_pairs({name}) has pairs that do not touch: {extra[:5]}",
-                  "a contact is a pixel of a and a pixel of b that are *neighbours* (at most one step apart, "
-                  "diagonals included); a background pixel between them means no contact")
-        fail(f"touching_pairs({name}) misses {len(missing)} contact(s), e.g. {missing[:5]}",
-              "for every cell pixel, look at its 8 neighbours (np.roll or slicing of a padded copy), "
-              "and keep the pairs of different non-zero ids")
-    return CheckPassed("✓ touching_pairs finds every contact, diagonals included, each pair once")
+            if set(extra) <= _touching_pairs(instances, wrap=True) - expected:
+                fail("touching_pairs({name}) pairs cells on opposite edges of the image: {extra}",
+                     "the image does not wrap around: a shift that wraps (np.roll) brings the last column next to "
+                     "the first, and the bottom row next to the top",
+                     "let background come in at the edge where you shift, instead of the pixels from the other side",
+                     extra=extra, **values)
+            fail("touching_pairs({name}) has pairs that do not touch: {extra}",
+                 "a contact is a pixel of a and a pixel of b at most one step apart (diagonals included); cells "
+                 "with any pixel between them do not touch",
+                 extra=extra, **values)
+        if name.startswith("two cells touching at") and set(pairs) == _touching_pairs(instances, steps=forward_only):
+            fail("touching_pairs({name}) misses the contact {missing}",
+                 "a contact can lie in any of the 8 directions: looking only right, down and down-right from each "
+                 "pixel misses one diagonal (a cell down-left of another)",
+                 missing=missing[0], **values)
+        if name.startswith("two cells touching at"):
+            fail("touching_pairs({name}) misses the contact {missing}",
+                 "look at all 8 neighbours, the diagonal ones too", missing=missing[0], **values)
+        fail("touching_pairs({name}) misses {count} contact(s), such as {missing}",
+             "for every cell pixel, each of its 8 neighbours that belongs to another cell makes a pair",
+             "compare the label image with itself shifted by each of the 8 offsets, background coming in at the edge",
+             count=len(missing), missing=missing[0], **values)
+    return passed("✓ touching_pairs finds every contact, both diagonals, each pair once, nothing across the image's "
+                  "edge")
 
 
-def _warp(image: np.ndarray, displacement: np.ndarray, sign: float = 1.0, order: int = 1,
-          swap: bool = False, mode: str = "reflect") -> np.ndarray:
-    """``image`` sampled at x + sign * displacement(x): the reference (the defaults) and the
-    learner's likely mistakes, for ``check_warp_image``."""
-    from scipy import ndimage
+# -- warp_image ------------------------------------------------------------------------------------
+
+def _reflect(i: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """Indices outside 0..n-1 brought back in: 'reflect' repeats the edge pixel (-1 -> 0, as
+    elastic_deform), 'mirror' does not (-1 -> 1), 'nearest' clamps, 'wrap' wraps around."""
+    if mode == "reflect":
+        i = np.mod(i, 2 * n)
+        return np.where(i >= n, 2 * n - 1 - i, i)
+    if mode == "mirror":
+        i = np.mod(i, max(2 * n - 2, 1))
+        return np.where(i >= n, 2 * n - 2 - i, i)
+    if mode == "nearest":
+        return np.clip(i, 0, n - 1)
+    return np.mod(i, n)                                                   # wrap
+
+
+def _warp(image: np.ndarray, displacement: np.ndarray, sign: float = 1.0, swap: bool = False,
+          mode: str = "reflect", sampling: str = "bilinear") -> np.ndarray:
+    """``image`` sampled at x + sign * displacement(x), bilinearly: the reference (the defaults, equal
+    to ``elastic_deform``'s image) and the learner's likely mistakes, for ``check_warp_image``.
+    ``mode``: how indices outside the image come back in ('reflect', 'mirror', 'nearest', 'wrap',
+    or 'constant' for zeros); ``sampling``: 'bilinear', 'round' (nearest pixel), 'floor' (the
+    pixel above and to the left), 'swapped weights' (the farther pixel weighs more)."""
     H, W = image.shape
     rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
     d = displacement[::-1] if swap else displacement
-    coords = np.stack([rows + sign * d[0], cols + sign * d[1]])                    # (2, H, W)
-    return ndimage.map_coordinates(image, coords, order=order, mode=mode)
+    r, c = rows + sign * d[0], cols + sign * d[1]                          # (H, W) where to look
+    if sampling == "round":
+        r, c = np.floor(r + 0.5), np.floor(c + 0.5)
+    r0, c0 = np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
+    fr, fc = r - r0, c - c0
+    if sampling == "floor":
+        fr, fc = np.zeros_like(fr), np.zeros_like(fc)
+    if sampling == "swapped weights":
+        fr, fc = 1 - fr, 1 - fc
+
+    def at(rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        if mode == "constant":
+            inside = (rr >= 0) & (rr < H) & (cc >= 0) & (cc < W)
+            return np.where(inside, image[np.clip(rr, 0, H - 1), np.clip(cc, 0, W - 1)], 0.0)
+        return image[_reflect(rr, H, mode), _reflect(cc, W, mode)]
+
+    return ((1 - fr) * (1 - fc) * at(r0, c0) + (1 - fr) * fc * at(r0, c0 + 1)
+            + fr * (1 - fc) * at(r0 + 1, c0) + fr * fc * at(r0 + 1, c0 + 1))
+
+
+def _interpolators() -> dict[str, object]:
+    """The ready-made interpolators and warps that would do the exercise's job."""
+    import scipy.interpolate
+    import torch.nn.functional as F
+    from scipy import ndimage
+
+    from ..augment import elastic_deform
+    return {"elastic_deform": elastic_deform, "scipy.ndimage.map_coordinates": ndimage.map_coordinates,
+            "scipy.ndimage.geometric_transform": ndimage.geometric_transform,
+            "scipy.interpolate.RegularGridInterpolator": scipy.interpolate.RegularGridInterpolator,
+            "scipy.interpolate.interpn": scipy.interpolate.interpn,
+            "scipy.interpolate.RectBivariateSpline": scipy.interpolate.RectBivariateSpline,
+            "torch.nn.functional.grid_sample": F.grid_sample}
 
 
 @learner_check
 def check_warp_image(warp_image: Callable) -> CheckPassed:
     """``warp_image(image, displacement)`` must return the (H, W) image whose pixel x takes the
     value of ``image`` at x + displacement(x) (rows ``displacement[0]``, columns
-    ``displacement[1]``), interpolated linearly, reflected at the border: the image half of
-    ``unet_lib.augment.elastic_deform``."""
+    ``displacement[1]``), interpolated bilinearly from the four pixels around that point, an index
+    outside the image reflected back in with the edge pixel repeated (-1 reads 0, H reads H - 1):
+    the image half of ``unet_lib.augment.elastic_deform``, which is the reference. ``elastic_deform``
+    and the ready-made interpolators are refused: the sampling is the exercise."""
     from scipy import ndimage
 
     from ..augment import elastic_deform, elastic_displacement
+    refuse = _interpolators()
     rng = np.random.default_rng(0)
     image = ndimage.gaussian_filter(rng.random((20, 24)), 1.0)            # (H, W), smooth like a micrograph
     shift = np.stack([np.full((20, 24), 2.0), np.full((20, 24), -3.0)])
@@ -148,97 +226,150 @@ def check_warp_image(warp_image: Callable) -> CheckPassed:
     _, field = elastic_displacement((20, 24), rng, grid=3, sigma=4.0)
     cases = [("a shift by (2, -3) px", shift), ("a shift by (0.5, 0.25) px", half),
              ("an elastic field (grid 3, sigma 4)", field)]
+    # the learner's likely mistakes, by the hint's key: how _warp reproduces each one
+    mistakes = [("sign", dict(sign=-1.0)), ("swap", dict(swap=True)), ("round", dict(sampling="round")),
+                ("floor", dict(sampling="floor")), ("weights", dict(sampling="swapped weights")),
+                ("mirror", dict(mode="mirror")), ("nearest", dict(mode="nearest")),
+                ("constant", dict(mode="constant")), ("wrap", dict(mode="wrap"))]
     for name, displacement in cases:
-        got = as_array(call(warp_image, image.copy(), displacement.copy()), f"warp_image(image, {name})",
-                        image.shape)
+        got = as_array(call(warp_image, image.copy(), displacement.copy(), refuse=refuse),
+                       "warp_image(image, " + name + ")", image.shape)
         expected = elastic_deform(image, np.zeros(image.shape, np.int64), displacement)[0]
         if np.allclose(got, expected, atol=1e-6):
             continue
-        mistakes = [
-            (dict(sign=-1.0), "content moves *against* the arrows: output pixel x takes its value from "
-                              "x + displacement(x), not x - displacement(x)"),
-            (dict(swap=True), "displacement[0] moves along the rows (down), displacement[1] along the columns"),
-            (dict(order=0), "interpolate the image linearly (order=1); nearest neighbour is for labels"),
-            (dict(order=3), "map_coordinates interpolates with cubic splines by default (order=3): pass order=1"),
-        ]
-        for kwargs, hint in mistakes:
-            if np.allclose(got, _warp(image, displacement, **kwargs), atol=1e-6):
-                fail(f"warp_image(image, {name}) differs from the paper's warp", hint)
-        H, W = image.shape
-        rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
-        inside = ((rows + displacement[0] >= 0) & (rows + displacement[0] <= H - 1)
-                  & (cols + displacement[1] >= 0) & (cols + displacement[1] <= W - 1))
-        if np.allclose(got[inside], expected[inside], atol=1e-6):
-            fail(f"warp_image(image, {name}) is right where it samples inside the image, wrong where it "
-                  "samples outside", "reflect at the border: map_coordinates(..., mode='reflect')")
+        key = next((key for key, kwargs in mistakes
+                    if np.allclose(got, _warp(image, displacement, **kwargs), atol=1e-6)), None)
+        if key == "sign":
+            hint = T("content moves *against* the arrows: output pixel x takes its value from x + displacement(x), "
+                     "not from x - displacement(x) (section 3 measured it on the cells)")
+        elif key == "swap":
+            hint = T("displacement[0] moves along the rows (down), displacement[1] along the columns")
+        elif key == "round":
+            hint = T("you take the nearest pixel; between pixels, interpolate: the value at row 2.25 is three "
+                     "quarters of row 2's and one quarter of row 3's (nearest pixel is for labels)")
+        elif key == "floor":
+            hint = T("you take the pixel above and to the left of the point; interpolate between it and its "
+                     "neighbours instead")
+        elif key == "weights":
+            hint = T("the nearer pixel must weigh more: at row 2.25, row 2 gets 0.75 and row 3 gets 0.25")
+        elif key == "mirror":
+            hint = T("you reflect about the edge pixel's centre (index -1 reads pixel 1); here the edge pixel is "
+                     "repeated: index -1 reads pixel 0, -2 reads pixel 1")
+        elif key == "nearest":
+            hint = T("you repeat the edge pixel for every index outside; reflect instead: index -2 reads pixel 1, "
+                     "-3 reads pixel 2")
+        elif key == "constant":
+            hint = T("a point outside the image is reflected back in, not read as 0")
+        elif key == "wrap":
+            hint = T("a point outside the image is reflected back in, not wrapped around to the other side")
+        if key is not None:
+            fail("warp_image(image, {name}) differs from the paper's warp", hint, name=name)
         worst = np.unravel_index(np.abs(got - expected).argmax(), got.shape)
-        fail(f"warp_image(image, {name}) differs at pixel {tuple(map(int, worst))}: {got[worst]:.4g}, "
-              f"expected {expected[worst]:.4g}",
-              "sample the image at (row + displacement[0], column + displacement[1]) for every pixel: "
-              "scipy.ndimage.map_coordinates(image, coords, order=1, mode='reflect')")
-    return CheckPassed("✓ warp_image samples at x + displacement(x), linearly, reflected at the border: "
-                       "as elastic_deform does")
+        fail("warp_image(image, {name}) differs at pixel {pixel}: {got:.4g}, expected {expected:.4g}",
+             "output pixel (r, c) shows the image at (r + displacement[0][r, c], c + displacement[1][r, c]), a point "
+             "between pixels: weight the four pixels around it by how near they are",
+             "try your function on a shift by (0.5, 0): every output pixel must then be the mean of two vertical "
+             "neighbours",
+             name=name, pixel=tuple(int(v) for v in worst), got=float(got[worst]), expected=float(expected[worst]))
+    return passed("✓ warp_image samples at x + displacement(x), bilinearly, reflected at the border: as "
+                  "elastic_deform does")
 
 
-@functools.lru_cache(maxsize=32)
-def _touching_cells(touching: float, n_samples: int, seed: int) -> tuple[tuple[int, float], ...]:
-    """(cells, touching_fraction) of each image of ``ToyCells(n_samples, seed=seed, touching=touching)``."""
-    from ..data import ToyCells, touching_fraction
-    cells = ToyCells(n_samples, seed=seed, touching=touching)
-    out = []
-    for i in range(n_samples):
-        instances = cells[i]["instances"]
-        out.append((len(np.unique(instances.numpy())) - 1, touching_fraction(instances)))
-    return tuple(out)
+# -- touching_share --------------------------------------------------------------------------------
+
+def _share(images: list[np.ndarray]) -> float:
+    """Touching cells over all cells, pooled over ``images``; 0.0 without cells."""
+    cells = touching = 0
+    for instances in images:
+        ids = np.unique(instances[instances > 0])
+        in_pairs = {i for pair in _touching_pairs(instances) for i in pair}
+        cells += ids.size
+        touching += len(in_pairs)
+    return touching / cells if cells else 0.0
 
 
-def _touching_share(touching: float, n_samples: int, seed: int) -> float:
-    per_image = _touching_cells(touching, n_samples, seed)
-    return sum(n * f for n, f in per_image) / sum(n for n, _ in per_image)
+@functools.lru_cache(maxsize=4)
+def _toy_images(seed: int, n: int, touching: float) -> tuple[np.ndarray, ...]:
+    from ..data import draw_cells
+    return tuple(draw_cells(64, np.random.default_rng([seed, i]), n_cells=(2, 9), radius=(5.0, 9.0),
+                            touching=touching)[1] for i in range(n))
+
+
+def _share_cases() -> list[tuple[str, list[np.ndarray]]]:
+    # 3 cells, 1 and 2 touch; a second image with two cells apart: pooled 2 / 5, per-image mean (2/3 + 0) / 2
+    one = np.array([[1, 1, 2, 0, 3],
+                    [1, 1, 2, 0, 3]])
+    lone = np.array([[0, 0, 0],
+                     [7, 0, 8]])
+    # a chain 4 - 9 - 2 and ids that are not 1..n: 3 of 3 touch, with 2 contacts
+    chain = np.zeros((5, 9), np.int64)
+    chain[1:4, 0:3], chain[1:4, 3:6], chain[1:4, 6:9] = 4, 9, 40
+    star = np.zeros((7, 7), np.int64)                      # cell 5 touches 1, 2 and 3; cell 8 touches none
+    star[2:5, 2:5], star[0:2, 2:5], star[5:7, 2:5], star[2:5, 0:2], star[6, 6] = 5, 1, 2, 3, 8
+    return [("[two touching cells and one apart, two cells apart]", [one, lone]),
+            ("[a chain of three cells with ids 4, 9, 40]", [chain]),
+            ("[a cell touching three others, and an image without cells]", [star, np.zeros((3, 3), np.int64)]),
+            ("six 64x64 toy images (seed 11, touching 0.4)", list(_toy_images(11, 6, 0.4))),
+            ("three 64x64 toy images (seed 5, touching 0.0)", list(_toy_images(5, 3, 0.0))),
+            ("[an image without cells]", [np.zeros((4, 4), np.int64)])]
 
 
 @learner_check
 def check_touching_share(touching_share: Callable) -> CheckPassed:
-    """``touching_share(touching, n_samples, seed)`` must return the fraction of all the cells of
-    ``ToyCells(n_samples, seed=seed, touching=touching)`` that touch another cell (touching cells
-    over all images / cells over all images), measured with ``touching_fraction``. Run for
-    settings and seeds the notebook does not use, against the same experiment here, within 0.001."""
-    tolerance = 1e-3
-    cases = [(0.0, 6, 11), (0.4, 6, 11), (1.0, 6, 11), (0.4, 3, 5)]
+    """``touching_share(images)`` must return the fraction of all the cells of a list of label
+    images that touch another cell (a pixel among their 8 neighbours belongs to another cell):
+    touching cells summed over the images / cells summed over the images, 0.0 without cells.
+    ``touching_fraction`` and the other library helpers that find touching cells are refused."""
+    refuse = _touching_shortcuts()
     measured = []
-    for touching, n_samples, seed in cases:
-        what = f"touching_share({touching}, n_samples={n_samples}, seed={seed})"
-        got = call(touching_share, touching, n_samples, seed)
-        try:
-            value = float(got)
-        except (TypeError, ValueError):
-            fail(f"{what} returned {type(got).__name__}; expected one float, a fraction of cells",
-                  "pool all images: return touching cells / all cells as a float")
-        expected = _touching_share(touching, n_samples, seed)
-        if abs(value - expected) <= tolerance:
+    for name, images in _share_cases():
+        got = call(touching_share, [im.copy() for im in images], refuse=refuse)
+        if isinstance(got, torch.Tensor) and got.numel() == 1 or isinstance(got, np.ndarray) and got.size == 1:
+            got = got.item()
+        if not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, bool):
+            fail("touching_share({name}) returned {kind}; expected one number, a fraction of the cells",
+                 "pool all images into one fraction: touching cells over all cells", name=name,
+                 kind=type(got).__name__)
+        value, expected = float(got), _share(images)
+        if abs(value - expected) <= 1e-6:        # float32 answers pass
             measured.append(value)
             continue
-        problem = f"{what} = {value:.4g}; the experiment gives {expected:.4f}"
-        per_image = _touching_cells(touching, n_samples, seed)
+        per_image = [(np.unique(im[im > 0]).size, _share([im])) for im in images]
         cells = sum(n for n, _ in per_image)
-        mistakes = [
-            (100 * expected, "return a fraction in [0, 1], not a percentage"),
-            (round(expected * cells), f"that is the number of touching cells; divide by all cells ({cells})"),
-            (float(np.mean([f for _, f in per_image])), "that is the mean of the per-image fractions, which "
-             "gives an image with 3 cells the weight of one with 12: add up touching cells and all cells over "
-             "the images first, then divide"),
-            (_touching_share(touching, 1, seed), "that is the first image only: measure all n_samples images"),
-            (_touching_share(0.7, n_samples, seed), "that is ToyCells' default touching=0.7: pass "
-             "touching=touching to ToyCells"),
-            (_touching_share(touching, n_samples, 0), "that is seed 0: pass seed=seed to ToyCells"),
-        ]
-        if n_samples != 16:
-            mistakes.append((_touching_share(touching, 16, seed), "that is 16 images: use n_samples"))
-        for wrong, hint in mistakes:
-            if abs(value - wrong) <= tolerance and abs(wrong - expected) > tolerance:
-                fail(problem, hint)
-        fail(problem, "cells = ToyCells(n_samples, seed=seed, touching=touching); for each image, "
-                       "n = number of cell ids (np.unique without 0) and f = touching_fraction(instances); "
-                       "return sum(n * f) / sum(n)")
-    return CheckPassed(f"✓ touching_share: {measured[0]:.2f}, {measured[1]:.2f} and {measured[2]:.2f} of the "
-                       f"cells touch at touching = 0, 0.4 and 1 (6 images, seed 11), as the same experiment here")
+        contacts = sum(len(_touching_pairs(im)) for im in images)
+        with_background = sum(np.unique(im).size for im in images)
+        by_max = sum(int(im.max()) for im in images)
+        touching_cells = round(expected * cells)
+        mistakes = [("percent", 100 * expected), ("count", touching_cells),
+                    ("mean", float(np.mean([f for _, f in per_image])) if images else None),
+                    ("contacts", 2 * contacts / cells if cells else None),
+                    ("background", touching_cells / with_background if with_background else None),
+                    ("max", touching_cells / by_max if by_max else None),
+                    ("first", _share(images[:1]))]
+        key = next((key for key, wrong in mistakes if wrong is not None and abs(value - wrong) <= 1e-6
+                    and abs(wrong - expected) > 1e-6), None)
+        if key == "percent":
+            hint = T("return a fraction in [0, 1], not a percentage")
+        elif key == "count":
+            hint = T("that is the number of touching cells; divide it by the number of all cells")
+        elif key == "mean":
+            hint = T("that is the mean of the per-image fractions, which gives an image with one cell the weight "
+                     "of one with many: add up touching cells and all cells over the images first, then divide")
+        elif key == "contacts":
+            hint = T("that counts contacts, not cells: a cell that touches two others is one touching cell")
+        elif key == "background":
+            hint = T("the background (id 0) is not a cell: leave it out of the count")
+        elif key == "max":
+            hint = T("the largest id is not the number of cells when ids are not 1..n: count the ids present")
+        elif key == "first":
+            hint = T("that is the first image only: pool all the images")
+        if key is not None:
+            fail("touching_share({name}) = {value:.4g}; expected {expected:.4g}", hint,
+                 name=name, value=value, expected=expected)
+        fail("touching_share({name}) = {value:.4g}; expected {expected:.4g}",
+             "a cell touches another when it takes part in at least one contact: count each such cell once, in "
+             "every image, and divide by all the cells of all the images",
+             "your touching_pairs of exercise 1 names the cells in contact",
+             name=name, value=value, expected=expected)
+    return passed("✓ touching_share pools the cells of all images, counts each touching cell once and ignores "
+                  "the background")
