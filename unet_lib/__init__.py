@@ -11,7 +11,8 @@ from .augment import AugmentConfig, Augmented, elastic_deform, elastic_displacem
 from .baselines import (classical_instances, otsu_instances, otsu_threshold, remove_small_objects, seeded_watershed,
                         watershed_split)
 from .blocks import DoubleConv, Down, OutConv, Up, center_crop
-from .checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, save_checkpoint
+from .checkpoint import COURSE_CHECKPOINT, Checkpoint, load_checkpoint, load_optimizer_state, save_checkpoint
+from .config import TrainConfig
 from .data import (ToyCells, draw_cells, instances_to_mask, interior_border_classes, load_real_nuclei, percentile_normalize,
                    real_nuclei_crops, separate_touching, targets_from_instances, touching_borders, touching_fraction)
 from .losses import weighted_cross_entropy
@@ -20,7 +21,7 @@ from .metrics import (InstanceScores, class_scores, confusion_matrix, dice, inst
                       label_instances, pixel_error, rand_error)
 from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
-from .train import COURSE_CHECKPOINT, NonFiniteLossError, TrainConfig, evaluate, fit, make_optimizer, train_step
+from .train import NonFiniteLossError, evaluate, fit, make_optimizer, train_step
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
 from .widgets import FeatureMapExplorer, average_skips, feature_maps, unet_layers
 

@@ -27,10 +27,14 @@ from typing import NamedTuple
 import torch
 
 from .atomic import atomic_write
+from .config import TrainConfig
 from .model import UNet
-from .train import COURSE_CHECKPOINT, TrainConfig
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_optimizer_state"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_optimizer_state", "COURSE_CHECKPOINT"]
+
+# the checkpoint that the course ships (written by `python -m unet_lib.train`, see
+# unet_lib.train.course), next to the package: found from any working directory
+COURSE_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "unet_toycells.pt"
 
 _FORMAT = "unet_lib checkpoint"
 _VERSION = 2

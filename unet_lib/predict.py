@@ -23,13 +23,13 @@ import tifffile
 import torch
 from tqdm.auto import tqdm
 
+from .arguments import device_arg
 from .atomic import atomic_write
 from .checkpoint import load_checkpoint
 from .files import IMAGE_SUFFIXES, _list_folder, normalize_image, read_image, write_labels
 from .metrics import label_instances
 from .model import UNet
 from .tiling import fastest_tile_size, predict_tiled
-from .train import _device_arg
 
 __all__ = ["predict_image", "main", "MANIFEST"]
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.model.is_file():
         parser.error(f"argument MODEL.pt: no checkpoint at {args.model}")
-    device = torch.device(_device_arg(parser, args.device) or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device_arg(parser, args.device) or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         model, _, _, meta = load_checkpoint(args.model)
     except ValueError as error:
