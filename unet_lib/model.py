@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .blocks import DoubleConv, Down, OutConv, Padding, Up, Upsampling
-from .validate import check_bool, check_choice, check_int, check_number
+from .validate import check_bool, check_choice, check_int, check_number, concrete_size
 
 __all__ = ["UNet", "named_blocks", "block_shapes", "cut_skips", "receptive_field"]
 
@@ -253,20 +253,24 @@ class UNet(nn.Module):
         return _valid_sizes_rule(self.depth, self.padding)[0]
 
     def _check_input(self, x: torch.Tensor) -> None:
+        """Refuse an input ``forward`` cannot take, naming the fix: not a 4-D tensor of the
+        weights' dtype with ``in_channels`` channels, or a size that is not valid (the nearest
+        valid sizes named). While an exporter traces ``forward`` (``unet_lib.export``), the sizes
+        are traced values, checked at the traced example's values (``concrete_size``)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"UNet expects a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
         if x.ndim != 4:
             hint = "; add a batch dimension with x.unsqueeze(0)" if x.ndim == 3 else ""
             raise ValueError(f"UNet expects a 4-D tensor (B, C, H, W), got shape {tuple(x.shape)}{hint}")
-        if x.shape[1] != self.in_channels:
+        channels, h, w = (concrete_size(n) for n in x.shape[1:])
+        if channels != self.in_channels:
             raise ValueError(f"UNet was built with in_channels={self.in_channels}, "
-                             f"but the input has {x.shape[1]} channels (shape {tuple(x.shape)})")
+                             f"but the input has {channels} channels (shape {tuple(x.shape)})")
         dtype = self.outc.weight.dtype
         if x.dtype != dtype:
             hint = " (images in 0..255? use x.float() / 255)" if not x.is_floating_point() else ""
             raise TypeError(f"UNet expects a {dtype} input like its weights, got {x.dtype}; "
                             f"convert with x.to({dtype}){hint}")
-        h, w = x.shape[-2:]
         self.output_size((int(h), int(w)))   # raises with the nearest valid sizes
 
 
