@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from .arguments import device_arg
 from .atomic import atomic_write
 from .checkpoint import load_checkpoint
-from .files import IMAGE_SUFFIXES, _list_folder, normalize_image, read_image, write_labels
+from .files import IMAGE_SUFFIXES, normalize_image, read_image, write_labels
+from .files.pairing import _list_folder
 from .metrics import label_instances
 from .model import UNet
 from .tiling import fastest_tile_size, predict_tiled
