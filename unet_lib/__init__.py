@@ -23,7 +23,8 @@ from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
 from .train import NonFiniteLossError, evaluate, fit, make_optimizer, train_step
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
-from .widgets import FeatureMapExplorer, average_skips, feature_maps, unet_layers
+from .hooks import average_skips, feature_maps, unet_layers
+from .widgets import FeatureMapExplorer
 
 __all__ = [
     # blocks and model (01-04)
