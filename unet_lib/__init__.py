@@ -1,8 +1,11 @@
 """unet_lib: the one copy of the code behind the unet-course notebooks.
 
 One module per topic, in the order of the course: blocks, model (notebooks 01-04); data, augment
-(05); weights, losses (06); train, checkpoint (07); metrics, tiling (08); widgets (09); baselines
-(10); viz and checks serve every notebook, exercises makes the exercise editions.
+(05); weights, losses (06); train (a package: step, loop, optimizer, evaluation, course, and the
+command line), config, checkpoint (07); metrics, tiling (08); hooks, widgets (09); baselines (10);
+files (a package: your own images), predict, export (11); distributed (12). viz and checks serve
+every notebook, exercises makes the exercise editions; validate, atomic and arguments are the
+checks, file writes and command-line types that every module shares.
 """
 
 # The function unet_lib.augment.augment is not exported here: a package attribute of that name

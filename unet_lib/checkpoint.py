@@ -1,4 +1,5 @@
-"""Checkpoints: a trained U-Net, the arguments that rebuild it, its training config and history.
+"""Checkpoints: a trained U-Net saved and loaded with the arguments that rebuild it, its training
+config and history; and where the course's own lives (``COURSE_CHECKPOINT``).
 
 B, C, K, H, W = batch, channels, classes (num_classes), height, width.
 

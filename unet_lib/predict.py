@@ -63,8 +63,7 @@ def _write_probs(path: Path, probs: np.ndarray) -> Path:
     return atomic_write(path, buffer.getvalue())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR``: one label image per image."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m unet_lib.predict", description=__doc__.split("\n\n")[0],
         epilog="Writes <stem>.tif per image: instance labels (uint16, 0 = background) for a model trained on "
@@ -79,6 +78,12 @@ def main(argv: list[str] | None = None) -> None:
                              "most 700 px that computes the fewest pixels)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when present)")
     parser.add_argument("--force", action="store_true", help="overwrite files in OUT_DIR that this command did not write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR``: one label image per image."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.model.is_file():
         parser.error(f"argument MODEL.pt: no checkpoint at {args.model}")
