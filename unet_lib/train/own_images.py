@@ -55,10 +55,7 @@ def train_own_images(parser: argparse.ArgumentParser, args: argparse.Namespace, 
         return
     if val_data is not None:
         _print_validation(evaluate(model, val_data, weighted=config.weighted), history, len(val_stems))
-    meta = dict(data="unet_lib.files.ImageFolder", mask_kind=mask_kind, num_classes=data.num_classes,
-                in_channels=data.in_channels, low=data.low, high=data.high, channel_axis=data.channel_axis,
-                tile_size=tile, tiles_per_image=repeats, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
-                train_images=list(train_stems), val_images=list(val_stems))
+    meta = _meta(data, tile, repeats, train_stems, val_stems)
     path = save_checkpoint(args.out, model.cpu(), config, history, meta, optimizer_state=optimizer.state_dict())
     distributed.barrier()   # the file is whole before any rank goes on (a no-op in one process)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); predict with: python -m unet_lib.predict {path} "
@@ -263,6 +260,15 @@ def _trained(history: dict, prior: _Resumed | None, config: TrainConfig, patienc
            f"no better validation score for {patience} epochs" if "stopped_early" in history else
            f"{config.epochs} epochs done")
     return f"trained {epochs} epoch(s) in {history['seconds'][-1]:.0f} s ({why})"
+
+
+def _meta(data: ImageFolder, tile: int, repeats: int, train_stems: list, val_stems: list) -> dict:
+    """What ``python -m unet_lib.predict`` needs beyond the network (the normalisation, the mask
+    kind, the channel axis), and how the model was trained, for the checkpoint's ``meta``."""
+    return dict(data="unet_lib.files.ImageFolder", mask_kind=data.mask_kind, num_classes=data.num_classes,
+                in_channels=data.in_channels, low=data.low, high=data.high, channel_axis=data.channel_axis,
+                tile_size=tile, tiles_per_image=repeats, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
+                train_images=list(train_stems), val_images=list(val_stems))
 
 
 def _print_validation(scores: dict, history: dict, n_images: int) -> None:
