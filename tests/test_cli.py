@@ -247,7 +247,7 @@ def test_resume_continues_the_stored_optimizer_state(instance_folder, capsys, mo
         started.append(copy.deepcopy(optimizer.state_dict()))        # what the resumed run starts from
         return real_fit(model, train_data, val_data, config, optimizer=optimizer)
 
-    monkeypatch.setattr(train, "fit", spy)
+    monkeypatch.setattr(train.own_images, "fit", spy)   # the fit that the command line calls
     capsys.readouterr()
     _train(instance_folder, out, "--resume", str(out))
     assert f"resuming {out}: its weights and its adam optimizer state" in capsys.readouterr().out

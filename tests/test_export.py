@@ -3,6 +3,7 @@ library's own UNet.forward) at two valid sizes, the metadata, the docstring's nu
 snippet against ``padded_forward``, and the command line's refusals."""
 
 import hashlib
+import io
 import json
 import re
 import shutil
@@ -141,6 +142,40 @@ def test_torchscript_gives_pytorchs_probabilities_and_carries_the_metadata(expor
 
     assert _max_diff(run, tiny, [(1, 52, 52), (2, 76, 64)]) < TOL
     assert json.loads(extra["metadata.json"]) == _session(str(exported[0])).get_modelmeta().custom_metadata_map
+
+
+@pytest.mark.parametrize("config", [dict(), dict(padding="same", upsampling="bilinear"), dict(depth=3, in_channels=2)])
+def test_both_exports_of_the_model_itself_match_pytorch_at_four_valid_sizes(config):
+    """The export traces UNet.forward itself (no second copy of the forward pass): its crops keep
+    the traced sizes, so ONNX and TorchScript give PyTorch's probabilities at valid sizes other
+    than the traced example (the smallest two with an output of 8 px), square and not, batch 1 and 2."""
+    model = _tiny(seed=2, **config)
+    first, step = model.min_input_size(), 2**model.depth
+    sizes = [(1, first, first + 3 * step), (2, first + 2 * step, first + 2 * step),
+             (1, first + 7 * step, first + step), (2, first + 4 * step, first + 9 * step)]
+    session = _session(onnx_bytes(model))
+    assert _max_diff(lambda x: session.run(None, {"image": x})[0], model, sizes) < TOL
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit is deprecated; deepImageJ still reads it
+        loaded = torch.jit.load(io.BytesIO(torchscript_bytes(model)))
+
+    def run(x):
+        with torch.no_grad():
+            return loaded(torch.from_numpy(x)).numpy()
+
+    assert _max_diff(run, model, sizes) < TOL
+
+
+def test_the_export_traces_the_models_own_forward_without_warnings(tiny):
+    """The size checks of UNet.forward and center_crop read the tracer's sizes without asking it
+    to freeze them (no TracerWarning), and the traced graph holds the network's own layers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        data = torchscript_bytes(tiny)
+        loaded = torch.jit.load(io.BytesIO(data))
+    names = {name for name, _ in loaded.named_modules()}
+    assert {"unet.inc", "unet.downs.0", "unet.ups.1.up", "unet.outc"} <= names
 
 
 def test_a_wrong_export_is_refused_before_anything_is_written(tmp_path, tiny, monkeypatch):

@@ -45,7 +45,7 @@ def test_fit_returns_one_history_entry_per_epoch_and_learns():
 
 @pytest.mark.parametrize("augment", [True, False])
 def test_fit_trains_with_the_datasets_weight_map_settings(monkeypatch, augment):
-    import unet_lib.train as train
+    import unet_lib.train.step as train
     seen, real = [], train.weighted_cross_entropy
 
     def spy(logits, mask, weight_map=None, **kwargs):
@@ -327,7 +327,7 @@ def test_evaluate_with_three_classes_adds_class_scores_and_a_confusion_matrix():
 
 def test_fit_augments_masks_of_its_own_and_trains_on_them(monkeypatch):
     """K > 2 masks made from instances and class maps stay what the dataset gives, warped with the image."""
-    import unet_lib.train as train
+    import unet_lib.train.step as train
     seen, real = [], train.weighted_cross_entropy
 
     def spy(logits, mask, weight_map=None, **kwargs):

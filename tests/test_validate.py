@@ -3,6 +3,7 @@ on bad input (NaN, inf, negative, wrong dtype, wrong ndim, empty, strings, None)
 ValueError or TypeError naming the argument, or returns a finite, correctly shaped result."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from hypothesis import given, settings, strategies as st
 import unet_lib as u
 from unet_lib.augment import augment
 from unet_lib.validate import (check_array, check_bool, check_choice, check_finite, check_index, check_int,
-                               check_labels, check_number, check_pair, check_seed, count_nonfinite, describe)
+                               check_labels, check_number, check_pair, check_seed, concrete_size, count_nonfinite,
+                               describe)
 
 
 # -- the helpers, one case each way ----------------------------------------------------------
@@ -165,3 +167,20 @@ def test_every_combination_of_function_and_bad_input():
             tried += 1
             clear += _try(fn, name, value, call in MOVES_VALUES)
     assert tried == clear == len(CALLS) * len(BAD)
+
+
+def test_concrete_size_reads_a_traced_size_at_the_example_without_a_tracer_warning():
+    seen = []
+
+    def f(x):
+        h = x.shape[-1]                                   # a 0-d tensor while tracing
+        seen.append((type(h), concrete_size(h), concrete_size(7), concrete_size("7")))
+        return x[..., : h - 1]                            # computed with the traced size: it follows the input
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit.trace: what the ONNX exporter runs
+        traced = torch.jit.trace(f, torch.zeros(1, 5), check_trace=False)
+    assert seen == [(torch.Tensor, 5, 7, "7")]            # an int at the example; anything else as it was
+    assert traced(torch.zeros(1, 9)).shape == (1, 8)
+    assert isinstance(concrete_size(torch.tensor(4)), torch.Tensor)   # outside a trace a tensor stays one

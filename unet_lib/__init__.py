@@ -1,8 +1,11 @@
 """unet_lib: the one copy of the code behind the unet-course notebooks.
 
 One module per topic, in the order of the course: blocks, model (notebooks 01-04); data, augment
-(05); weights, losses (06); train, checkpoint (07); metrics, tiling (08); widgets (09); baselines
-(10); viz and checks serve every notebook, exercises makes the exercise editions.
+(05); weights, losses (06); train (a package: step, loop, optimizer, evaluation, course, and the
+command line), config, checkpoint (07); metrics, tiling (08); hooks, widgets (09); baselines (10);
+files (a package: your own images), predict, export (11); distributed (12). viz and checks serve
+every notebook, exercises makes the exercise editions; validate, atomic and arguments are the
+checks, file writes and command-line types that every module shares.
 """
 
 # The function unet_lib.augment.augment is not exported here: a package attribute of that name
@@ -11,7 +14,8 @@ from .augment import AugmentConfig, Augmented, elastic_deform, elastic_displacem
 from .baselines import (classical_instances, otsu_instances, otsu_threshold, remove_small_objects, seeded_watershed,
                         watershed_split)
 from .blocks import DoubleConv, Down, OutConv, Up, center_crop
-from .checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, save_checkpoint
+from .checkpoint import COURSE_CHECKPOINT, Checkpoint, load_checkpoint, load_optimizer_state, save_checkpoint
+from .config import TrainConfig
 from .data import (ToyCells, draw_cells, instances_to_mask, interior_border_classes, load_real_nuclei, percentile_normalize,
                    real_nuclei_crops, separate_touching, targets_from_instances, touching_borders, touching_fraction)
 from .losses import weighted_cross_entropy
@@ -20,9 +24,10 @@ from .metrics import (InstanceScores, class_scores, confusion_matrix, dice, inst
                       label_instances, pixel_error, rand_error)
 from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
 from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
-from .train import COURSE_CHECKPOINT, NonFiniteLossError, TrainConfig, evaluate, fit, make_optimizer, train_step
+from .train import NonFiniteLossError, evaluate, fit, make_optimizer, train_step
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
-from .widgets import FeatureMapExplorer, average_skips, feature_maps, unet_layers
+from .hooks import average_skips, feature_maps, unet_layers
+from .widgets import FeatureMapExplorer
 
 __all__ = [
     # blocks and model (01-04)

@@ -247,24 +247,14 @@ class Augmented(Dataset):
     gives its targets for the augmented sample. Returns the same keys as ``ToyCells``: image
     float32 (C, H, W), instances int64 (H, W), mask int64 (H, W), weight_map float32 (H, W).
 
-    Which targets, decided on the first access of each sample by comparing its own ``mask`` and
-    ``weight_map`` with what they could be computed from:
-
-    * the paper's (``mask`` of the instances, ``weight_map`` Eq. 2 with the dataset's ``w0``,
-      ``sigma`` and ``class_weights``, its ``target_kwargs``, unless given here): both recomputed
-      from the augmented instances, so the borders between touching cells move with them;
-    * a mask of its own (a class map; K > 2 classes derived from instances): it is warped with the
-      sample, by nearest neighbour (labels never blend), and stays what the dataset gave; its weight
-      map recomputed by the rule it follows: Eq. 2 of the augmented instances, the class balance of
-      the augmented mask (``class_balance_map``, K from ``dataset.num_classes`` or from the weights),
-      or a constant. A dataset with ``mask_kind == "classes"`` (ImageFolder) is taken at its word.
-
-    Anything else (a weight map of other settings or of its own) is refused on first access:
-    augmentation cannot recompute it. Access k (k = 0, 1, ...) of sample i uses
-    ``np.random.default_rng([seed, i, k])``: every epoch sees a new deformation, and a run with
-    the same seed and order sees the same ones. A dataset that ``draws_on_access`` and has a
-    ``sample(i, targets=False)`` method (ImageFolder with tiles) is asked for the image and labels
-    only after the first access: the targets of the unaugmented tile would be thrown away.
+    Which targets (the paper's, recomputed from the augmented instances, or a mask of the
+    dataset's own warped with the sample) is decided on the first access of each sample
+    (``_target_rule``); a weight map augmentation cannot recompute is refused then. Access k
+    (k = 0, 1, ...) of sample i uses ``np.random.default_rng([seed, i, k])``: every epoch sees a
+    new deformation, and a run with the same seed and order sees the same ones. A dataset that
+    ``draws_on_access`` and has a ``sample(i, targets=False)`` method (ImageFolder with tiles) is
+    asked for the image and labels only after the first access: the targets of the unaugmented
+    tile would be thrown away.
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0, config: AugmentConfig | None = None,
@@ -274,17 +264,8 @@ class Augmented(Dataset):
                             f"got {describe(dataset)}")
         seed, config = check_seed("seed", seed), _check_config(config)
         self.dataset, self.seed, self.config = dataset, seed, config or AugmentConfig()
-        # the weight map's settings: given here, else the dataset's own (``ToyCells.target_kwargs``),
-        # else the paper's (w0 = 10, sigma = 5, balanced classes)
-        given = dict(w0=w0, sigma=sigma, class_weights=class_weights)
-        own = getattr(dataset, "target_kwargs", None) or {}
-        paper = dict(w0=10.0, sigma=5.0, class_weights="balanced")
-        self.target_kwargs = {k: given[k] if given[k] is not None else own.get(k, paper[k]) for k in paper}
-        _check_w0_sigma(self.target_kwargs["w0"], self.target_kwargs["sigma"])
-        if not isinstance(self.target_kwargs["class_weights"], str):
-            _check_class_weights(self.target_kwargs["class_weights"])
-        self._accesses: dict[int, int] = defaultdict(int)
-        self._targets: dict[int, _Targets] = {}   # per sample, decided on its first access
+        self.target_kwargs = _weight_map_settings(dataset, w0=w0, sigma=sigma, class_weights=class_weights)
+        self._accesses, self._targets = defaultdict(int), {}   # per sample: accesses; its _Targets, from the first
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -294,7 +275,7 @@ class Augmented(Dataset):
         targets = self._targets.get(i)
         if targets is None:
             sample = self.dataset[i]
-            targets = self._targets[i] = self._targets_of(i, sample)
+            targets = self._targets[i] = _target_rule(self.dataset, i, sample, self.target_kwargs)
         elif getattr(self.dataset, "draws_on_access", False) and callable(getattr(self.dataset, "sample", None)):
             sample = self.dataset.sample(i, targets=False)            # the same draw, without its targets
         else:
@@ -313,73 +294,103 @@ class Augmented(Dataset):
             labels.append(_as_labels(sample["mask"], f"dataset[{i}]['mask']"))
         out, labels = _augment_arrays(image.reshape(-1, *instances.shape).astype(np.float64), labels, rng,
                                       self.config)
-        instances = labels[0]
-        if targets.mask == "instances":
-            mask, weight_map = targets_from_instances(instances, **self.target_kwargs)
-        else:
-            mask = labels[1].astype(np.int64)
-            if targets.weight == "eq2":
-                _, weight_map = targets_from_instances(instances, **self.target_kwargs)
-            elif targets.weight == "balance":
-                weight_map = class_balance_map(mask, targets.num_classes)
-            else:
-                weight_map = np.full(mask.shape, targets.value, np.float32)
+        mask, weight_map = _targets_after(targets, labels, self.target_kwargs)
         return {
             "image": torch.from_numpy(out.reshape(image.shape).astype(image.dtype)).float(),   # (C, H, W)
-            "instances": torch.from_numpy(instances.astype(np.int64)),                        # (H, W)
+            "instances": torch.from_numpy(labels[0].astype(np.int64)),                        # (H, W)
             "mask": torch.from_numpy(mask),                                                   # (H, W)
             "weight_map": torch.from_numpy(weight_map),                                       # (H, W)
         }
 
-    def _targets_of(self, i: int, sample: dict) -> _Targets:
-        """Decide how sample i's targets follow its augmentation (see the class docstring), or
-        refuse a weight map that augmentation cannot recompute."""
-        if not isinstance(sample, dict) or "image" not in sample or "instances" not in sample:
-            found = sorted(sample) if isinstance(sample, dict) else describe(sample)
-            raise TypeError(f"dataset[{i}] must be a dict with 'image' (C, H, W) and 'instances' (H, W), got {found}")
-        instances = _as_labels(sample["instances"], f"dataset[{i}]['instances']")
-        own_mask = (_as_labels(sample["mask"], f"dataset[{i}]['mask']") if "mask" in sample else None)
-        own_weights = np.asarray(torch.as_tensor(sample["weight_map"]).cpu()) if "weight_map" in sample else None
-        if own_mask is not None and own_mask.shape != instances.shape:
-            raise ValueError(f"dataset[{i}]['mask'] is {own_mask.shape}, its instances {instances.shape}: a mask "
-                             f"labels every pixel of its image")
-        if own_weights is not None and own_weights.shape != instances.shape:
-            raise ValueError(f"dataset[{i}]['weight_map'] is {own_weights.shape}, its instances {instances.shape}: "
-                             f"a weight map weighs every pixel of its image")
-        declared_k = getattr(self.dataset, "num_classes", None)
-        if getattr(self.dataset, "mask_kind", None) == "classes" and own_mask is not None:
-            # a class map by the dataset's word (its first tile may hold background only, which
-            # would read as an instance mask)
-            targets = _Targets("given", "balance", int(declared_k))
-            if own_weights is not None and not _close(own_weights, class_balance_map(own_mask, targets.num_classes)):
-                raise ValueError(f"dataset[{i}]['weight_map'] is not the class balance of its class map "
-                                 f"(class_balance_map(mask, {targets.num_classes})), which augmentation recomputes "
-                                 f"after each deformation; train without augmentation (TrainConfig(augment=False))")
-            return targets
-        derived = own_mask is None or np.array_equal(own_mask, instances_to_mask(instances))
-        eq2 = own_weights is None or _close(own_weights, targets_from_instances(instances, **self.target_kwargs)[1])
-        if derived and eq2:
-            return _Targets("instances", "eq2")
-        settings = ", ".join(f"{k}={v!r}" for k, v in self.target_kwargs.items())
-        if derived and (own_mask is None or instances.any()):
-            raise ValueError(f"dataset[{i}]['weight_map'] is not Eq. 2 of its instances with {settings}: "
-                             f"augmentation recomputes the weight map from the augmented instances; pass the "
-                             f"dataset's settings (Augmented(..., w0=, sigma=, class_weights=)), or train without "
-                             f"augmentation (TrainConfig(augment=False)), or give weight maps computed from the "
-                             f"instances (unet_lib.targets_from_instances)")
-        # the dataset's own mask (a class map, K > 2 classes made from instances): it moves with the
-        # image and stays as given; its weight map follows the rule it was made by
-        if eq2:
-            return _Targets("given", "eq2")
-        for k in ([declared_k] if isinstance(declared_k, int) else []) + [_balanced_classes(own_mask, own_weights)]:
-            if k is not None and k > own_mask.max() and _close(own_weights, class_balance_map(own_mask, k)):
-                return _Targets("given", "balance", k)
-        if np.all(own_weights == own_weights.flat[0]):
-            return _Targets("given", "constant", value=float(own_weights.flat[0]))
-        raise ValueError(f"dataset[{i}]['weight_map'] is neither Eq. 2 of its instances ({settings}), nor the class "
-                         f"balance of its mask (class_balance_map), nor constant: augmentation recomputes the weight "
-                         f"map after each deformation and cannot recompute this one; train without augmentation "
-                         f"(TrainConfig(augment=False))")
+
+def _weight_map_settings(dataset: Dataset, **given) -> dict:
+    """The weight map's settings (w0, sigma, class_weights), checked: given here, else the
+    dataset's own (``ToyCells.target_kwargs``), else the paper's (w0 = 10, sigma = 5, balanced)."""
+    own = getattr(dataset, "target_kwargs", None) or {}
+    paper = dict(w0=10.0, sigma=5.0, class_weights="balanced")
+    settings = {k: given[k] if given[k] is not None else own.get(k, paper[k]) for k in paper}
+    _check_w0_sigma(settings["w0"], settings["sigma"])
+    if not isinstance(settings["class_weights"], str):
+        _check_class_weights(settings["class_weights"])
+    return settings
+
+
+def _targets_after(targets: _Targets, labels: list[np.ndarray], target_kwargs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, weight_map) of an augmented sample, by its rule: ``labels`` are its augmented
+    instances and, for a mask of its own ("given"), that mask warped with them."""
+    instances = labels[0]
+    if targets.mask == "instances":
+        return targets_from_instances(instances, **target_kwargs)
+    mask = labels[1].astype(np.int64)
+    if targets.weight == "eq2":
+        _, weight_map = targets_from_instances(instances, **target_kwargs)
+    elif targets.weight == "balance":
+        weight_map = class_balance_map(mask, targets.num_classes)
+    else:
+        weight_map = np.full(mask.shape, targets.value, np.float32)
+    return mask, weight_map
+
+
+def _target_rule(dataset: Dataset, i: int, sample: dict, target_kwargs: dict) -> _Targets:
+    """How sample i of ``dataset`` gets its targets after each augmentation, decided by comparing
+    its own ``mask`` and ``weight_map`` with what they could be computed from:
+
+    * the paper's (``mask`` of the instances, ``weight_map`` Eq. 2 with ``target_kwargs``): both
+      recomputed from the augmented instances, so the borders between touching cells move with them;
+    * a mask of its own (a class map; K > 2 classes derived from instances): it is warped with the
+      sample, by nearest neighbour (labels never blend), and stays what the dataset gave; its weight
+      map recomputed by the rule it follows: Eq. 2 of the augmented instances, the class balance of
+      the augmented mask (``class_balance_map``, K from ``dataset.num_classes`` or from the weights),
+      or a constant. A dataset with ``mask_kind == "classes"`` (ImageFolder) is taken at its word.
+
+    Anything else (a weight map of other settings or of its own) is refused: augmentation cannot
+    recompute it."""
+    if not isinstance(sample, dict) or "image" not in sample or "instances" not in sample:
+        found = sorted(sample) if isinstance(sample, dict) else describe(sample)
+        raise TypeError(f"dataset[{i}] must be a dict with 'image' (C, H, W) and 'instances' (H, W), got {found}")
+    instances = _as_labels(sample["instances"], f"dataset[{i}]['instances']")
+    own_mask = (_as_labels(sample["mask"], f"dataset[{i}]['mask']") if "mask" in sample else None)
+    own_weights = np.asarray(torch.as_tensor(sample["weight_map"]).cpu()) if "weight_map" in sample else None
+    if own_mask is not None and own_mask.shape != instances.shape:
+        raise ValueError(f"dataset[{i}]['mask'] is {own_mask.shape}, its instances {instances.shape}: a mask "
+                         f"labels every pixel of its image")
+    if own_weights is not None and own_weights.shape != instances.shape:
+        raise ValueError(f"dataset[{i}]['weight_map'] is {own_weights.shape}, its instances {instances.shape}: "
+                         f"a weight map weighs every pixel of its image")
+    declared_k = getattr(dataset, "num_classes", None)
+    if getattr(dataset, "mask_kind", None) == "classes" and own_mask is not None:
+        # a class map by the dataset's word (its first tile may hold background only, which
+        # would read as an instance mask)
+        targets = _Targets("given", "balance", int(declared_k))
+        if own_weights is not None and not _close(own_weights, class_balance_map(own_mask, targets.num_classes)):
+            raise ValueError(f"dataset[{i}]['weight_map'] is not the class balance of its class map "
+                             f"(class_balance_map(mask, {targets.num_classes})), which augmentation recomputes "
+                             f"after each deformation; train without augmentation (TrainConfig(augment=False))")
+        return targets
+    derived = own_mask is None or np.array_equal(own_mask, instances_to_mask(instances))
+    eq2 = own_weights is None or _close(own_weights, targets_from_instances(instances, **target_kwargs)[1])
+    if derived and eq2:
+        return _Targets("instances", "eq2")
+    settings = ", ".join(f"{k}={v!r}" for k, v in target_kwargs.items())
+    if derived and (own_mask is None or instances.any()):
+        raise ValueError(f"dataset[{i}]['weight_map'] is not Eq. 2 of its instances with {settings}: "
+                         f"augmentation recomputes the weight map from the augmented instances; pass the "
+                         f"dataset's settings (Augmented(..., w0=, sigma=, class_weights=)), or train without "
+                         f"augmentation (TrainConfig(augment=False)), or give weight maps computed from the "
+                         f"instances (unet_lib.targets_from_instances)")
+    # the dataset's own mask (a class map, K > 2 classes made from instances): it moves with the
+    # image and stays as given; its weight map follows the rule it was made by
+    if eq2:
+        return _Targets("given", "eq2")
+    for k in ([declared_k] if isinstance(declared_k, int) else []) + [_balanced_classes(own_mask, own_weights)]:
+        if k is not None and k > own_mask.max() and _close(own_weights, class_balance_map(own_mask, k)):
+            return _Targets("given", "balance", k)
+    if np.all(own_weights == own_weights.flat[0]):
+        return _Targets("given", "constant", value=float(own_weights.flat[0]))
+    raise ValueError(f"dataset[{i}]['weight_map'] is neither Eq. 2 of its instances ({settings}), nor the class "
+                     f"balance of its mask (class_balance_map), nor constant: augmentation recomputes the weight "
+                     f"map after each deformation and cannot recompute this one; train without augmentation "
+                     f"(TrainConfig(augment=False))")
 
 
 def _close(weights: np.ndarray, expected: np.ndarray) -> bool:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 # _check_choice: also imported under this name by unet_lib.model
-from .validate import check_bool, check_choice as _check_choice, check_int, check_tensor
+from .validate import check_bool, check_choice as _check_choice, check_int, check_tensor, concrete_size
 
 Padding = Literal["valid", "same"]
 Upsampling = Literal["transpose", "bilinear"]
@@ -32,6 +32,55 @@ __all__ = ["DoubleConv", "Down", "Up", "OutConv", "center_crop", "Padding", "Ups
 def _check_channels(**channels: int) -> None:
     for name, value in channels.items():
         check_int(name, value, min=1)
+
+
+def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Crop the last two dimensions of ``x`` to ``size``, keeping the centre.
+
+    Takes (..., H, W) and returns (..., h, w) with ``(h, w) = size`` (an int means h = w).
+    When ``H - h`` is odd the extra row is dropped at the bottom (likewise for columns), so the
+    result always has exactly the requested size. In a U-Net with a valid input size the
+    difference is always even. Below this function: ``_crop_size``, which checks the arguments,
+    and ``_ChannelsLastCrop``, the same crop for a channels_last ``x``, kept channels_last.
+    """
+    h, w = _crop_size(x, size)
+    H, W = x.shape[-2:]
+    top, left = (H - h) // 2, (W - w) // 2
+    if _is_channels_last(x):
+        return _ChannelsLastCrop.apply(x, top, left, h, w)    # the same crop, kept channels_last
+    return x[..., top : top + h, left : left + w]
+
+
+def _crop_size(x: torch.Tensor, size: int | tuple[int, int]) -> tuple:
+    """(h, w), the target of ``center_crop``: ``size`` checked against ``x`` (..., H, W).
+
+    While an exporter traces a forward pass (``unet_lib.export``), sizes are traced values: they
+    are checked at the traced example's values (``concrete_size``), and (h, w) comes back as the
+    map's own traced size less the example's difference. A U-Net crops each skip by the same
+    margin at every valid input size, so the exported graph crops that fixed margin, and an input
+    of an invalid size fails at the concatenation (onnxruntime names a ``Concat``) instead of
+    giving an answer shifted by a pixel.
+    """
+    check_tensor("x", x)
+    if x.ndim < 2:
+        raise ValueError(f"x must have at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}")
+    if isinstance(size, (tuple, list, torch.Size)) and len(size) == 2:
+        h, w = check_int("size[0]", concrete_size(size[0])), check_int("size[1]", concrete_size(size[1]))
+    else:
+        h = w = check_int("size", concrete_size(size), hint="give an int or a pair (h, w)")
+    H, W = (concrete_size(n) for n in x.shape[-2:])
+    if h > H or w > W or h < 1 or w < 1:
+        raise ValueError(f"size={size!r}: cannot crop a {H}x{W} map to {h}x{w}; the target must be between 1x1 "
+                         f"and {H}x{W}")
+    if torch.jit.is_tracing():
+        traced_h, traced_w = x.shape[-2:]
+        return traced_h - (H - h), traced_w - (W - w)
+    return h, w
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a (B, C, H, W) tensor stored channels_last (and not also plain contiguous)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 class _ChannelsLastCrop(torch.autograd.Function):
@@ -59,35 +108,6 @@ class _ChannelsLastCrop(torch.autograd.Function):
         grad_x.zero_()
         grad_x[..., top : top + h, left : left + w] = grad
         return grad_x, None, None, None, None
-
-
-def _is_channels_last(x: torch.Tensor) -> bool:
-    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-
-
-def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Crop the last two dimensions of ``x`` to ``size``, keeping the centre.
-
-    Takes (..., H, W) and returns (..., h, w) with ``(h, w) = size`` (an int means h = w).
-    When ``H - h`` is odd the extra row is dropped at the bottom (likewise for columns), so the
-    result always has exactly the requested size. In a U-Net with a valid input size the
-    difference is always even.
-    """
-    check_tensor("x", x)
-    if x.ndim < 2:
-        raise ValueError(f"x must have at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}")
-    if isinstance(size, (tuple, list, torch.Size)) and len(size) == 2:
-        h, w = check_int("size[0]", size[0]), check_int("size[1]", size[1])
-    else:
-        h = w = check_int("size", size, hint="give an int or a pair (h, w)")
-    H, W = x.shape[-2:]
-    if h > H or w > W or h < 1 or w < 1:
-        raise ValueError(f"size={size!r}: cannot crop a {H}x{W} map to {h}x{w}; the target must be between 1x1 "
-                         f"and {H}x{W}")
-    top, left = (H - h) // 2, (W - w) // 2
-    if _is_channels_last(x):
-        return _ChannelsLastCrop.apply(x, top, left, h, w)    # the same crop, kept channels_last
-    return x[..., top : top + h, left : left + w]
 
 
 class DoubleConv(nn.Sequential):

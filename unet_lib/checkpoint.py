@@ -1,4 +1,5 @@
-"""Checkpoints: a trained U-Net, the arguments that rebuild it, its training config and history.
+"""Checkpoints: a trained U-Net saved and loaded with the arguments that rebuild it, its training
+config and history; and where the course's own lives (``COURSE_CHECKPOINT``).
 
 B, C, K, H, W = batch, channels, classes (num_classes), height, width.
 
@@ -27,10 +28,14 @@ from typing import NamedTuple
 import torch
 
 from .atomic import atomic_write
+from .config import TrainConfig
 from .model import UNet
-from .train import COURSE_CHECKPOINT, TrainConfig
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_optimizer_state"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_optimizer_state", "COURSE_CHECKPOINT"]
+
+# the checkpoint that the course ships (written by `python -m unet_lib.train`, see
+# unet_lib.train.course), next to the package: found from any working directory
+COURSE_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "unet_toycells.pt"
 
 _FORMAT = "unet_lib checkpoint"
 _VERSION = 2

@@ -1,4 +1,5 @@
-"""Synthetic microscopy-like cells for training a U-Net on a CPU in about a minute.
+"""The course's data: synthetic microscopy-like cells (``ToyCells``, trained on a CPU in about a
+minute), the paper's targets made from instances, and the real nuclei image of notebooks 10 and 11.
 
 H, W = height, width.
 

@@ -1,4 +1,5 @@
-"""Training on several processes: PyTorch's DistributedDataParallel (DDP), started by torchrun.
+"""Training on several processes: the few helpers around PyTorch's DistributedDataParallel (DDP)
+that ``fit`` and the command line use under torchrun, and ``launch_local`` to start ranks here.
 
 B, C, H, W = batch, channels, height, width.
 

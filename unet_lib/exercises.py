@@ -412,10 +412,7 @@ def _is_inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m unet_lib.exercises [--check] [--discard-changes]``: write (or check) the
-    exercise editions. Exit status: 0 done (or up to date), 1 out of date (``--check``), 2 an
-    error in the arguments or a notebook, 3 refused to overwrite changed files."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m unet_lib.exercises", description=__doc__.split("\n")[0])
     parser.add_argument("--notebooks", default="notebooks", help="solution notebooks (default: notebooks)")
     parser.add_argument("--out", default="exercises", help="exercise editions (default: exercises)")
@@ -423,7 +420,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--discard-changes", action="store_true",
                         help="overwrite (or remove) exercise notebooks that were changed after the generator wrote "
                              "them, e.g. a learner's work; files without the generator's stamp are never removed")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m unet_lib.exercises [--check] [--discard-changes]``: write (or check) the
+    exercise editions. Exit status: 0 done (or up to date), 1 out of date (``--check``), 2 an
+    error in the arguments or a notebook, 3 refused to overwrite changed files."""
+    args = _parser().parse_args(argv)
     notebooks, out = Path(args.notebooks), Path(args.out)
     if _is_inside(out, notebooks):
         print(f"error: --out {out} is the solution notebooks folder {notebooks} or inside it (resolved: "

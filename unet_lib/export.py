@@ -62,14 +62,16 @@ Run the exported model outside this library (numpy and onnxruntime only; ``image
 For an image too large for memory in one piece, run tiles of ``suggested_tile_size`` as
 ``unet_lib.tiling.predict_tiled`` does (overlapping by twice the context margin).
 
-How: torch's legacy, TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``), on a
-copy of the network whose crops are constants (``_ExportedUNet``; ``UNet.forward`` itself checks
-sizes with Python ints, which neither exporter can trace). It runs offline in under a second for
-the course model and needs no package beyond torch (``onnx`` adds the metadata). The newer
-``dynamo=True`` exporter (torch's default) exported the same copy correctly too, with derived
-dimensions (``H = 2**depth * k + first``), but needs ``onnxscript`` and took about 50 s (on a busy
-2-core machine, against 1 s); switch to it when torch removes the legacy one. Every export is checked against PyTorch with onnxruntime on two
-valid sizes before a file is written, and files are written atomically (``unet_lib.atomic``).
+How: torch's legacy, TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``) traces
+the network itself, ``UNet.forward`` (``_ExportedUNet`` only adds the softmax): its size checks
+read the tracer's sizes at the traced example, and its crops keep the traced sizes, a fixed
+margin per skip (``unet_lib.blocks._crop_size``). It runs offline in under a second for the
+course model and needs no package beyond torch (``onnx`` adds the metadata). The newer
+``dynamo=True`` exporter (torch's default) exported an earlier copy of the forward pass correctly,
+with derived dimensions (``H = 2**depth * k + first``), but needs ``onnxscript`` and took about
+50 s (on a busy 2-core machine, against 1 s); switch to it when torch removes the legacy one.
+Every export is checked against PyTorch with onnxruntime on two valid sizes before a file is
+written, and files are written atomically (``unet_lib.atomic``).
 """
 
 import argparse
@@ -87,6 +89,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write
+from .checkpoint import load_checkpoint
 from .model import UNet
 from .tiling import _tile_geometry, context_margin
 from .validate import check_bool, check_instance, check_number, check_parameters_finite
@@ -103,74 +106,32 @@ TOLERANCE = 1e-4            # onnxruntime vs PyTorch: probabilities, or logits r
 
 # -- the network as it is exported ------------------------------------------------------------
 
-@torch.no_grad()
-def _crop_margins(model: UNet) -> tuple[int, ...]:
-    """The pixels that each ``Up`` block crops from every side of its skip, in ``model.ups``
-    order, measured by running ``model``'s own forward (in eval mode, on the CPU) on inputs of
-    the two smallest valid sizes.
-
-    For valid input sizes each margin is the same at every size (the skip is larger than the
-    upsampled map by a fixed amount); measured at two sizes to be sure."""
-    found = []
-    for n in (model.min_input_size(), model.min_input_size() + 2**model.depth):
-        margins: list[int] = []
-        skip_sides: list[int] = []
-        pre = [up.register_forward_pre_hook(lambda _, args: skip_sides.append(args[1].shape[-1]))
-               for up in model.ups]
-        post = [up.up.register_forward_hook(
-                    lambda _, __, out: margins.append((skip_sides[-1] - out.shape[-1]) // 2))
-                for up in model.ups]
-        try:
-            model(torch.zeros(1, model.in_channels, n, n))
-        finally:
-            for handle in pre + post:
-                handle.remove()
-        found.append(tuple(margins))
-    if found[0] != found[1]:
-        raise RuntimeError(f"this UNet crops its skips by {found[0]} px at input size {model.min_input_size()} "
-                           f"but by {found[1]} px one step up; an export with dynamic sizes needs fixed margins")
-    return found[0]
-
-
 class _ExportedUNet(nn.Module):
-    """``model``'s forward in eval mode, with constant crops, and optionally the softmax.
-
-    It re-states ``UNet.forward`` (the test compares the two) because that forward checks its
-    input sizes with Python ints, and ``center_crop`` computes its offsets from them: the
-    TorchScript tracer hands such code 0-d tensors and ``torch.export`` symbolic ints, which
-    the checks refuse. Here every crop is a constant slice ``skip[..., c:-c, c:-c]``, so the
-    graph holds no size arithmetic and works for every valid size. Dropout is left out: it is
-    the identity in eval mode.
-    """
+    """What an export traces: ``model`` itself, through its own ``UNet.forward``, and optionally
+    the softmax over the classes. The size checks in that forward accept the tracer's sizes
+    (``UNet._check_input``, ``unet_lib.blocks._crop_size``): the graph crops each skip by the fixed
+    margin of a valid input size and so works for every valid size, while an invalid size fails
+    at a concatenation. Dropout is the identity in eval mode."""
 
     def __init__(self, model: UNet, probabilities: bool):
-        """``model``: a CPU float32 UNet in eval mode (see ``_prepared``)."""
+        """``model``: a CPU float32 UNet in eval mode, in the plain memory layout (see ``_prepared``)."""
         super().__init__()
-        self.unet, self.margins, self.probabilities = model, _crop_margins(model), probabilities
+        self.unet, self.probabilities = model, probabilities
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        unet = self.unet
-        x = unet.inc(x)                                      # (B, 64, H - 4, W - 4) for the paper's net
-        skips = []
-        for down in unet.downs:                              # contracting path
-            skips.append(x)
-            x = down(x)                                      # (B, C, H, W) -> (B, 2C, H/2 - 4, W/2 - 4)
-        for up, skip, c in zip(unet.ups, reversed(skips), self.margins):   # expansive path
-            x = up.up(x)                                     # (B, C, H, W) -> (B, C/2, 2H, 2W)
-            if c:
-                skip = skip[..., c:-c, c:-c]                 # (B, C/2, 2H + 2c, 2W + 2c) -> (B, C/2, 2H, 2W)
-            x = up.conv(torch.cat([skip, x], dim=1))         # (B, C/2, 2H - 4, 2W - 4)
-        logits = unet.outc(x)                                # (B, K, H_out, W_out)
+        logits = self.unet(x)                                # (B, K, H_out, W_out)
         return logits.softmax(1) if self.probabilities else logits
 
 
 def _prepared(model: UNet, probabilities: bool) -> _ExportedUNet:
-    """A CPU float32 copy of ``model`` in eval mode (BatchNorm with its running statistics),
-    wrapped for export; ``model`` itself is left as it was."""
+    """A CPU float32 copy of ``model`` in eval mode (BatchNorm with its running statistics) and in
+    the plain (NCHW) memory layout, so that no channels_last crop is traced; wrapped for export.
+    ``model`` itself is left as it was."""
     check_instance("model", model, UNet, "a unet_lib.UNet (it knows its size arithmetic)")
     check_bool("probabilities", probabilities)
     check_parameters_finite("model", model)
-    return _ExportedUNet(copy.deepcopy(model).cpu().float().eval(), probabilities).eval()
+    copied = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format)
+    return _ExportedUNet(copied.eval(), probabilities).eval()
 
 
 def _example_sizes(model: UNet) -> tuple[int, int]:
@@ -377,8 +338,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="output the raw logits instead of softmax probabilities")
     parser.add_argument("--force", action="store_true", help="replace output files that exist")
     args = parser.parse_args(argv)
-
-    from .checkpoint import load_checkpoint   # checkpoint imports train; only the command line needs it
 
     def fail(message: str) -> int:
         print(f"error: {message}", file=sys.stderr)

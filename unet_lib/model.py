@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .blocks import DoubleConv, Down, OutConv, Padding, Up, Upsampling
-from .validate import check_bool, check_choice, check_int, check_number
+from .validate import check_bool, check_choice, check_int, check_number, concrete_size
 
 __all__ = ["UNet", "named_blocks", "block_shapes", "cut_skips", "receptive_field"]
 
@@ -66,59 +66,9 @@ def _valid_sizes_rule(depth: int, padding: Padding) -> tuple[int, int]:
 MAX_PARAMETERS = 10**9
 
 
-class UNet(nn.Module):
-    """U-Net: a contracting path that captures context and a symmetric expansive path that
-    enables precise localisation, joined by skip connections (crop and concatenate).
-
-    forward: (B, in_channels, H, W) float -> (B, num_classes, H_out, W_out) raw logits.
-    ``H_out = output_size(H)``. With ``padding="valid"`` (the paper) each side must be a valid
-    input size (``valid_input_sizes``; 16k + 12 from 188 up for depth=4) and the output is
-    smaller than the input: it covers the centre of the input, whose border only provides
-    context. With ``padding="same"`` each side must be divisible by ``2**depth`` and the output
-    has the input's size.
-
-    ``dropout``: the probability of ``nn.Dropout`` on the output of the contracting path (the
-    bottleneck, the last ``Down`` block; for ``depth=0`` the first DoubleConv), active in train
-    mode only. The paper: "Drop-out layers at the end of the contracting path perform further
-    implicit data augmentation" (Sec. 3.1), without a rate; ``UNet(dropout=0.5)`` adds one such
-    layer with the common rate of 0.5. The course
-    leaves it off (0.0) so that trained results stay as they were; it has no parameters.
-
-    ``UNet.count_parameters(**config)`` gives the parameter count without building anything;
-    a configuration over ``MAX_PARAMETERS`` (1e9) is refused before any memory is allocated.
-    """
-
-    def __init__(
-        self,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        depth: int = 4,
-        base_channels: int = 64,
-        padding: Padding = "valid",
-        upsampling: Upsampling = "transpose",
-        batch_norm: bool = False,
-        dropout: float = 0.0,
-    ):
-        super().__init__()
-        config = self.check_config(in_channels=in_channels, num_classes=num_classes, depth=depth,
-                                   base_channels=base_channels, padding=padding, upsampling=upsampling,
-                                   batch_norm=batch_norm, dropout=dropout)
-        in_channels, num_classes, depth, base_channels = (config[k] for k in ("in_channels", "num_classes", "depth",
-                                                                              "base_channels"))
-        # the constructor arguments, stored so that a checkpoint can rebuild the model; dropout
-        # only when it is on, so a model without it has the config it had before the option existed
-        self.config = config
-        self.in_channels, self.num_classes, self.depth, self.padding = in_channels, num_classes, depth, padding
-        widths = [base_channels * 2**level for level in range(depth + 1)]   # 64, 128, ..., 1024
-        self.inc = DoubleConv(in_channels, widths[0], padding, batch_norm)
-        self.downs = nn.ModuleList(Down(widths[i], widths[i + 1], padding, batch_norm) for i in range(depth))
-        self.ups = nn.ModuleList(
-            Up(widths[i + 1], widths[i], padding, upsampling, batch_norm) for i in reversed(range(depth))
-        )
-        self.outc = OutConv(widths[0], num_classes)
-        # no parameters, so the state_dict is the same with or without it
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
-        self.reset_parameters()
+class _Arguments:
+    """``UNet``'s constructor arguments, without building anything: checked (``check_config``) and
+    counted in parameters (``count_parameters``). UNet inherits these static methods."""
 
     @staticmethod
     def check_config(in_channels: int = 1, num_classes: int = 2, depth: int = 4, base_channels: int = 64,
@@ -144,7 +94,7 @@ class UNet(nn.Module):
         config = dict(**ints, padding=padding, upsampling=upsampling, batch_norm=batch_norm)
         if dropout > 0:
             config["dropout"] = float(dropout)
-        n = UNet.count_parameters(**config)
+        n = _Arguments.count_parameters(**config)
         if n > MAX_PARAMETERS:
             raise ValueError(
                 f"UNet(depth={ints['depth']}, base_channels={ints['base_channels']}, "
@@ -172,36 +122,16 @@ class UNet(nn.Module):
             n += kernel * c * half + half + double_conv(2 * half, widths[i])
         return n + widths[0] * num_classes + num_classes                     # outc
 
-    def reset_parameters(self) -> None:
-        """He initialisation as in the paper (Sec. 3): weights ~ N(0, sqrt(2/N)), where N is the
-        number of incoming nodes of one neuron ("for a 3x3 convolution and 64 feature channels
-        in the previous layer N = 9*64 = 576"); biases zero."""
-        for m in self.modules():
-            if isinstance(m, nn.ConvTranspose2d):
-                # stride 2 = kernel size: every output pixel is fed by one input pixel through
-                # one kernel tap, so N = in_channels (torch's fan_in would say out_channels * 4)
-                nn.init.normal_(m.weight, std=math.sqrt(2 / m.in_channels))
-            elif isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            else:
-                continue
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
-        skips = []
-        x = self.inc(x)                         # (B, 64, H - 4, W - 4) for the paper's net
-        for down in self.downs:                 # contracting path
-            skips.append(x)
-            x = down(x)                         # (B, C, H, W) -> (B, 2C, H/2 - 4, W/2 - 4)
-        if self.dropout is not None:            # the paper's "Drop-out layers at the end of the contracting path"
-            x = self.dropout(x)
-        for up, skip in zip(self.ups, reversed(skips)):   # expansive path
-            x = up(x, skip)                     # (B, C, H, W) -> (B, C/2, 2H - 4, 2W - 4)
-        return self.outc(x)                     # (B, num_classes, H_out, W_out)
+class _InputSizes:
+    """Which inputs a U-Net of ``self.depth`` and ``self.padding`` takes and what each gives: the size
+    arithmetic (``output_size``, ``valid_input_sizes``, ``min_input_size``, computed without running
+    the network) and the check of ``forward``'s input (``_check_input``). UNet inherits it. Over 60
+    lines: six short methods of one job, each with the message that names the nearest valid sizes."""
 
-    # -- size arithmetic -------------------------------------------------------------------
+    depth: int
+    padding: Padding
+    in_channels: int
 
     def output_size(self, input_size: Size) -> Size:
         """Output size for an input of ``input_size`` (an int, or (h, w)); same type back.
@@ -253,21 +183,114 @@ class UNet(nn.Module):
         return _valid_sizes_rule(self.depth, self.padding)[0]
 
     def _check_input(self, x: torch.Tensor) -> None:
+        """Refuse an input ``forward`` cannot take, naming the fix: not a 4-D tensor of the
+        weights' dtype with ``in_channels`` channels, or a size that is not valid (the nearest
+        valid sizes named). While an exporter traces ``forward`` (``unet_lib.export``), the sizes
+        are traced values, checked at the traced example's values (``concrete_size``)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"UNet expects a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
         if x.ndim != 4:
             hint = "; add a batch dimension with x.unsqueeze(0)" if x.ndim == 3 else ""
             raise ValueError(f"UNet expects a 4-D tensor (B, C, H, W), got shape {tuple(x.shape)}{hint}")
-        if x.shape[1] != self.in_channels:
+        channels, h, w = (concrete_size(n) for n in x.shape[1:])
+        if channels != self.in_channels:
             raise ValueError(f"UNet was built with in_channels={self.in_channels}, "
-                             f"but the input has {x.shape[1]} channels (shape {tuple(x.shape)})")
+                             f"but the input has {channels} channels (shape {tuple(x.shape)})")
         dtype = self.outc.weight.dtype
         if x.dtype != dtype:
             hint = " (images in 0..255? use x.float() / 255)" if not x.is_floating_point() else ""
             raise TypeError(f"UNet expects a {dtype} input like its weights, got {x.dtype}; "
                             f"convert with x.to({dtype}){hint}")
-        h, w = x.shape[-2:]
         self.output_size((int(h), int(w)))   # raises with the nearest valid sizes
+
+
+class UNet(_Arguments, _InputSizes, nn.Module):
+    """U-Net: a contracting path that captures context and a symmetric expansive path that
+    enables precise localisation, joined by skip connections (crop and concatenate).
+
+    forward: (B, in_channels, H, W) float -> (B, num_classes, H_out, W_out) raw logits.
+    ``H_out = output_size(H)``. With ``padding="valid"`` (the paper) each side must be a valid
+    input size (``valid_input_sizes``; 16k + 12 from 188 up for depth=4) and the output is
+    smaller than the input: it covers the centre of the input, whose border only provides
+    context. With ``padding="same"`` each side must be divisible by ``2**depth`` and the output
+    has the input's size.
+
+    ``dropout``: the probability of ``nn.Dropout`` on the output of the contracting path (the
+    bottleneck, the last ``Down`` block; for ``depth=0`` the first DoubleConv), active in train
+    mode only. The paper: "Drop-out layers at the end of the contracting path perform further
+    implicit data augmentation" (Sec. 3.1), without a rate; ``UNet(dropout=0.5)`` adds one such
+    layer with the common rate of 0.5. The course
+    leaves it off (0.0) so that trained results stay as they were; it has no parameters.
+
+    ``UNet.count_parameters(**config)`` gives the parameter count without building anything;
+    a configuration over ``MAX_PARAMETERS`` (1e9) is refused before any memory is allocated.
+
+    UNet holds the network (its blocks, their initialisation, ``forward``); it inherits the
+    arithmetic of its arguments (``_Arguments``) and of its input sizes, with the check of
+    ``forward``'s input (``_InputSizes``), both above. Over 60 lines: the docstring states the
+    size rule and the paper's drop-out.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        depth: int = 4,
+        base_channels: int = 64,
+        padding: Padding = "valid",
+        upsampling: Upsampling = "transpose",
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        config = self.check_config(in_channels=in_channels, num_classes=num_classes, depth=depth,
+                                   base_channels=base_channels, padding=padding, upsampling=upsampling,
+                                   batch_norm=batch_norm, dropout=dropout)
+        in_channels, num_classes, depth, base_channels = (config[k] for k in ("in_channels", "num_classes", "depth",
+                                                                              "base_channels"))
+        # the constructor arguments, stored so that a checkpoint can rebuild the model; dropout
+        # only when it is on, so a model without it has the config it had before the option existed
+        self.config = config
+        self.in_channels, self.num_classes, self.depth, self.padding = in_channels, num_classes, depth, padding
+        widths = [base_channels * 2**level for level in range(depth + 1)]   # 64, 128, ..., 1024
+        self.inc = DoubleConv(in_channels, widths[0], padding, batch_norm)
+        self.downs = nn.ModuleList(Down(widths[i], widths[i + 1], padding, batch_norm) for i in range(depth))
+        self.ups = nn.ModuleList(
+            Up(widths[i + 1], widths[i], padding, upsampling, batch_norm) for i in reversed(range(depth))
+        )
+        self.outc = OutConv(widths[0], num_classes)
+        # no parameters, so the state_dict is the same with or without it
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He initialisation as in the paper (Sec. 3): weights ~ N(0, sqrt(2/N)), where N is the
+        number of incoming nodes of one neuron ("for a 3x3 convolution and 64 feature channels
+        in the previous layer N = 9*64 = 576"); biases zero."""
+        for m in self.modules():
+            if isinstance(m, nn.ConvTranspose2d):
+                # stride 2 = kernel size: every output pixel is fed by one input pixel through
+                # one kernel tap, so N = in_channels (torch's fan_in would say out_channels * 4)
+                nn.init.normal_(m.weight, std=math.sqrt(2 / m.in_channels))
+            elif isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            else:
+                continue
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        skips = []
+        x = self.inc(x)                         # (B, 64, H - 4, W - 4) for the paper's net
+        for down in self.downs:                 # contracting path
+            skips.append(x)
+            x = down(x)                         # (B, C, H, W) -> (B, 2C, H/2 - 4, W/2 - 4)
+        if self.dropout is not None:            # the paper's "Drop-out layers at the end of the contracting path"
+            x = self.dropout(x)
+        for up, skip in zip(self.ups, reversed(skips)):   # expansive path
+            x = up(x, skip)                     # (B, C, H, W) -> (B, C/2, 2H - 4, 2W - 4)
+        return self.outc(x)                     # (B, num_classes, H_out, W_out)
 
 
 def named_blocks(model: UNet) -> list[tuple[str, nn.Module]]:

@@ -23,13 +23,14 @@ import tifffile
 import torch
 from tqdm.auto import tqdm
 
+from .arguments import device_arg
 from .atomic import atomic_write
 from .checkpoint import load_checkpoint
-from .files import IMAGE_SUFFIXES, _list_folder, normalize_image, read_image, write_labels
+from .files import IMAGE_SUFFIXES, normalize_image, read_image, write_labels
+from .files.pairing import _list_folder
 from .metrics import label_instances
 from .model import UNet
 from .tiling import fastest_tile_size, predict_tiled
-from .train import _device_arg
 
 __all__ = ["predict_image", "main", "MANIFEST"]
 
@@ -62,8 +63,7 @@ def _write_probs(path: Path, probs: np.ndarray) -> Path:
     return atomic_write(path, buffer.getvalue())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR``: one label image per image."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m unet_lib.predict", description=__doc__.split("\n\n")[0],
         epilog="Writes <stem>.tif per image: instance labels (uint16, 0 = background) for a model trained on "
@@ -78,10 +78,16 @@ def main(argv: list[str] | None = None) -> None:
                              "most 700 px that computes the fewest pixels)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when present)")
     parser.add_argument("--force", action="store_true", help="overwrite files in OUT_DIR that this command did not write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR``: one label image per image."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.model.is_file():
         parser.error(f"argument MODEL.pt: no checkpoint at {args.model}")
-    device = torch.device(_device_arg(parser, args.device) or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device_arg(parser, args.device) or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         model, _, _, meta = load_checkpoint(args.model)
     except ValueError as error:

@@ -21,11 +21,13 @@ API
   ``check_image`` for float images (``unit_range=True``: in [0, 1], with the 0..255 hint).
 * ``check_tensor(name, value, ndim=..., kind=..., finite=...)``: the same for torch tensors.
 * ``count_nonfinite(x)``: (NaN count, inf count, index of the first) for a numpy array or tensor.
+* ``concrete_size(n)``: a size as a Python int, also while an exporter traces a forward pass.
 """
 
 import math
 import numbers
 import operator
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -35,7 +37,7 @@ import torch
 __all__ = [
     "describe", "check_int", "check_number", "check_bool", "check_choice", "check_seed", "check_probability",
     "check_pair", "check_instance", "check_rng", "check_array", "check_labels", "check_image", "check_tensor",
-    "check_finite", "count_nonfinite", "check_index", "check_parameters_finite", "check_spatial",
+    "check_finite", "count_nonfinite", "check_index", "check_parameters_finite", "check_spatial", "concrete_size",
 ]
 
 Kind = Literal["integer", "float", "real", "bool"]
@@ -312,11 +314,24 @@ def check_tensor(name: str, value, ndim: int | None = None, dims: str = "", kind
         raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}; use {name}.float()")
     if kind == "integer" and value.dtype != torch.int64:
         raise TypeError(f"{name} must hold integer class indices (torch.int64), got {value.dtype}; use {name}.long()")
-    if nonempty and value.numel() == 0:
+    if nonempty and concrete_size(value.numel()) == 0:   # numel is traced while an exporter traces
         raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}{_hint(hint)}")
     if finite:
         check_finite(name, value, hint)
     return value
+
+
+def concrete_size(n):
+    """``n``, or for a traced size its value at the traced example: while ``torch.jit.trace`` or
+    ``torch.onnx.export`` traces a forward pass, ``x.shape`` holds 0-d tensors, which the checks
+    here refuse. Their value is read, and the tracer's warning that the graph will not follow it
+    is silenced: use the int to check a size, never to compute with it (the computation must use
+    the traced size, so that the exported graph follows the input's size)."""
+    if isinstance(n, torch.Tensor) and n.ndim == 0 and torch.jit.is_tracing():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            return int(n)
+    return n
 
 
 def check_spatial(name: str, x) -> None:

@@ -1,13 +1,13 @@
-"""Look inside a U-Net: its feature maps, layer by layer, in an interactive widget.
+"""The feature-map explorer: an ipywidgets widget that shows a U-Net's feature maps, layer by layer,
+and the pictures it draws.
 
 B, C, H, W = batch, channels, height, width.
 
-``feature_maps(model, image)`` runs the network once with forward hooks on every block and
-returns what each block produced; ``FeatureMapExplorer(model, images)`` shows those maps with
-ipywidgets: pick an image, a layer (each block of the contracting path, the bottleneck, each
-block of the expansive path, the output) and a channel, and see the input, the chosen channel,
-the prediction, the layer's shape, the channel's statistics and a grid of all the layer's
-channels. The maps of an image are computed once and cached, so moving a slider only redraws.
+``FeatureMapExplorer(model, images)`` shows the maps that ``unet_lib.hooks.feature_maps`` records:
+pick an image, a layer (each block of the contracting path, the bottleneck, each block of the
+expansive path, the output) and a channel, and see the input, the chosen channel, the
+prediction, the layer's shape, the channel's statistics and a grid of all the layer's channels.
+The maps of an image are computed once and cached, so moving a slider only redraws.
 
 Pictures are PNG bytes in ``ipywidgets.Image`` (not matplotlib figures): encoding a small PNG
 takes a few milliseconds, redrawing a figure takes a hundred, and a widget must answer fast.
@@ -16,173 +16,22 @@ takes a few milliseconds, redrawing a figure takes a hundred, and a widget must 
 import io
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import ipywidgets as widgets
 import matplotlib
 import numpy as np
 import torch
-import torch.nn.functional as F
 import traitlets
 from PIL import Image as PILImage   # Pillow: a dependency of matplotlib
 
-from .model import UNet, named_blocks
-from .tiling import context_margin, padded_forward
-from .validate import check_finite, check_spatial
+# the hooks behind the explorer, found here too (notebook 09 and its checks import them from here)
+from .hooks import (FeatureMaps, Layer, _check_image, _check_model, average_skips, feature_maps, feature_maps_batch,
+                    unet_layers)
+from .model import UNet
+from .tiling import context_margin
 
 __all__ = ["Layer", "FeatureMaps", "unet_layers", "feature_maps", "feature_maps_batch", "average_skips",
            "FeatureMapExplorer", "image_box", "draw_box"]
-
-
-class Layer(NamedTuple):
-    """One block of a ``UNet`` whose output the explorer can show."""
-    name: str     # the block's name in ``named_blocks(model)``: "inc", "downs[0]", "ups[1]", "outc"
-    label: str    # what the learner reads: "contracting path, level 1 (downs[0])"
-    level: int    # 0 at full resolution; level k is downsampled by 2**k
-
-
-class FeatureMaps(NamedTuple):
-    """What ``feature_maps`` returns for one image."""
-    maps: dict[str, torch.Tensor]   # layer name -> (C, h, w) output of that block, float32, CPU
-    logits: torch.Tensor            # (num_classes, H, W): the output for every pixel of the image
-    input: torch.Tensor             # (in_channels, H_in, W_in): what the network saw (mirror-padded)
-
-
-def unet_layers(model: UNet) -> list[Layer]:
-    """The blocks of ``model`` in the order the data flows through them (``named_blocks``): the
-    first ``DoubleConv``, each ``Down`` of the contracting path (the last one is the
-    bottleneck), each ``Up`` of the expansive path, and the ``OutConv``."""
-    _check_model(model)
-    depth = model.depth
-    layers = []
-    for name, _ in named_blocks(model):
-        if name == "inc":
-            layers.append(Layer(name, f"contracting path, level 0 ({name})", 0))
-        elif name.startswith("downs"):
-            level = int(name[6:-1]) + 1
-            part = "bottleneck" if level == depth else "contracting path"
-            layers.append(Layer(name, f"{part}, level {level} ({name})", level))
-        elif name.startswith("ups"):
-            level = depth - 1 - int(name[4:-1])   # ups[0] sits just above the bottleneck
-            layers.append(Layer(name, f"expansive path, level {level} ({name})", level))
-        else:
-            layers.append(Layer(name, f"output: logits ({name})", 0))
-    return layers
-
-
-def feature_maps(model: UNet, image: torch.Tensor) -> FeatureMaps:
-    """Run ``model`` once on ``image`` (C, H, W) and record every block's output with forward hooks.
-
-    The image goes through ``tiling.padded_forward``: it is mirror-padded by the model's context
-    margin so that the logits cover every pixel of the image (Fig. 2: "the missing context is
-    extrapolated by mirroring the input image"). The feature maps are those of the padded input,
-    so they are larger than the image at the top level. The model runs in eval mode (BatchNorm
-    uses its running statistics and is not updated) and is put back in the mode it was in; the
-    hooks are removed. ``feature_maps_batch`` does the work, for several images at once.
-    """
-    _check_model(model)
-    image = _check_image(image, model.in_channels, "image")
-    return feature_maps_batch(model, image[None])[0]
-
-
-@torch.no_grad()
-def feature_maps_batch(model: UNet, images: torch.Tensor) -> list[FeatureMaps]:
-    """``feature_maps`` for a batch (B, C, H, W) in one forward pass: a list of B ``FeatureMaps``.
-
-    One pass over a batch costs much less on a CPU than B passes over single images.
-    """
-    _check_model(model)
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be a (B, C, H, W) tensor, got "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
-    param = next(model.parameters())
-    maps: dict[str, torch.Tensor] = {}
-    seen: list[torch.Tensor] = []
-
-    def recorder(name: str):
-        def hook(module, inputs, output):
-            # clone: the next block must not be able to change what we keep (in-place ReLUs)
-            maps[name] = output.detach().to("cpu", torch.float32).clone()   # (B, C, h, w)
-        return hook
-
-    blocks = dict(named_blocks(model))
-    handles = [blocks[layer.name].register_forward_hook(recorder(layer.name)) for layer in unet_layers(model)]
-    # and what the network saw: the mirror-padded batch
-    handles.append(model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach().cpu())))
-    was_training = model.training
-    try:
-        model.eval()
-        logits = padded_forward(model, images.to(param.device, param.dtype))   # (B, num_classes, H, W)
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
-    logits = logits.to("cpu", torch.float32)
-    return [FeatureMaps({name: fmap[b] for name, fmap in maps.items()}, logits[b], seen[0][b].float())
-            for b in range(len(images))]
-
-
-def average_skips(model: UNet, blocks: Sequence[str] | None = None) -> list[torch.utils.hooks.RemovableHandle]:
-    """Block-average the skip connections of ``model``: a forward pre-hook on each chosen ``Up``
-    block replaces the map it receives from the contracting path by that map averaged over
-    f x f blocks and upsampled back (nearest), where f = 2**(j + 1) for ``ups[j]``: the factor
-    that brings the skip down to the bottleneck's resolution (``ups[0]``, just above the
-    bottleneck, 2 x 2; the last ``Up``, at full resolution, 2**depth x 2**depth).
-
-    The skip keeps what it says at the bottleneck's scale and loses only the finer detail, and
-    every ``Up`` block still gets inputs of the kind it saw in training (unlike ``cut_skips``,
-    whose zeros it never saw). The weights are not changed.
-
-    ``blocks``: names from ``named_blocks`` (``"ups[0]"``, ...); ``None`` = every ``Up`` block.
-    Returns the hooks' handles; ``handle.remove()`` restores the skips. Raises ``TypeError`` for
-    a model that is not a ``UNet`` and ``ValueError`` listing the names for a name that is not
-    an ``Up`` block of ``model``.
-    """
-    _check_model(model)
-    names = [f"ups[{j}]" for j in range(len(model.ups))]
-    if isinstance(blocks, str):
-        blocks = [blocks]
-    chosen = names if blocks is None else list(blocks)
-    unknown = [name for name in chosen if name not in names]
-    if unknown:
-        raise ValueError(f"blocks={unknown[0]!r} is not an Up block of this U-Net; choose from "
-                         f"{', '.join(names) or '(none: depth 0 has no skips)'}")
-
-    def hook(module: torch.nn.Module, args: tuple[torch.Tensor, torch.Tensor], factor: int):
-        x, skip = args                                                        # skip: (B, C, H_s, W_s)
-        coarse = F.avg_pool2d(skip, factor, ceil_mode=True)                   # (B, C, ceil(H_s/f), ceil(W_s/f))
-        fine = F.interpolate(coarse, scale_factor=factor)                     # (B, C, >= H_s, >= W_s)
-        return x, fine[..., : skip.shape[-2], : skip.shape[-1]]               # (B, C, H_s, W_s)
-
-    return [model.ups[j].register_forward_pre_hook(lambda m, args, f=2 ** (j + 1): hook(m, args, f))
-            for j in range(len(model.ups)) if names[j] in chosen]
-
-
-# -- validation ------------------------------------------------------------------------------
-
-def _check_model(model) -> None:
-    if not isinstance(model, UNet):
-        hint = " (a Checkpoint? pass checkpoint.model)" if hasattr(model, "model") else ""
-        raise TypeError(f"expected a unet_lib.UNet, got {type(model).__name__}{hint}")
-
-
-def _check_image(image, in_channels: int, what: str) -> torch.Tensor:
-    """An image as a (C, H, W) float32 CPU tensor, or a clear error."""
-    if isinstance(image, np.ndarray):
-        image = torch.from_numpy(image)
-    if not isinstance(image, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor or numpy array of shape (C, H, W), got {type(image).__name__}")
-    if image.ndim == 2 and in_channels == 1:
-        image = image[None]                       # (H, W) -> (1, H, W)
-    if image.ndim != 3 or image.shape[0] != in_channels:
-        raise ValueError(f"{what} must have shape ({in_channels}, H, W) for a model with "
-                         f"in_channels={in_channels}, got {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise TypeError(f"{what} must be a float tensor, got {image.dtype}; "
-                        f"convert with image.float() (divide by 255 if it holds 0..255)")
-    check_spatial(what, image)
-    check_finite(what, image, "a NaN pixel spreads through every feature map; replace them (torch.nan_to_num)")
-    return image.detach().to("cpu", torch.float32)
 
 
 def _as_image_list(images, in_channels: int) -> list[torch.Tensor]:
@@ -201,6 +50,23 @@ def _as_image_list(images, in_channels: int) -> list[torch.Tensor]:
     # dataset items such as ToyCells' {"image": ..., "mask": ...}: take the image
     images = [item["image"] if isinstance(item, dict) else item for item in images]
     return [_check_image(image, in_channels, f"images[{i}]") for i, image in enumerate(images)]
+
+
+
+def _all_feature_maps(model: UNet, images: list[torch.Tensor], batch_size: int = 8) -> dict[int, FeatureMaps]:
+    """``feature_maps`` of every image, by index, images of one size in batches: much faster than
+    one by one on a CPU."""
+    maps: dict[int, FeatureMaps] = {}
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        by_size.setdefault(tuple(image.shape), []).append(index)
+    for indices in by_size.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            batch = torch.stack([images[i] for i in chunk])   # (B, C, H, W)
+            for index, fm in zip(chunk, feature_maps_batch(model, batch)):
+                maps[index] = fm
+    return maps
 
 
 # -- pictures ----------------------------------------------------------------------------------
@@ -282,6 +148,138 @@ def draw_box(rgb: np.ndarray, box: tuple[float, float, float, float], scale: int
     return out
 
 
+def _input_rgb(image: torch.Tensor, gray: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 of an input image (C, H, W): its colours when it has three channels, else
+    its first channel in gray."""
+    first = image[0].numpy() if image.shape[0] != 3 else image.numpy().transpose(1, 2, 0)
+    return gray[_to_index(first)] if first.ndim == 2 else _to_index(first)
+
+
+def _prediction_rgb(logits: torch.Tensor, gray: np.ndarray) -> tuple[np.ndarray, str]:
+    """(H, W, 3) uint8 of a prediction from logits (K, H, W), and what it shows."""
+    num_classes = logits.shape[0]
+    if num_classes == 1:        # one logit: a sigmoid gives the probability
+        pred, what = logits[0].sigmoid().numpy(), "P(foreground)"
+        return gray[_to_index(pred, 0.0, 1.0)], what
+    if num_classes == 2:        # the paper's two classes: show P(class 1), the cells
+        pred, what = logits.softmax(0)[1].numpy(), "P(class 1)"
+        return gray[_to_index(pred, 0.0, 1.0)], what
+    pred, what = logits.argmax(0).numpy(), "predicted class"   # several classes: the predicted class
+    return (matplotlib.colormaps["tab10"](pred % 10)[..., :3] * 255).astype(np.uint8), what
+
+
+def _stats_html(layer: Layer, shape: tuple[int, int, int], channel: np.ndarray, c: int) -> str:
+    """The table under the views: the layer, its shape and resolution, the channel's statistics."""
+    C, h, w = shape
+    active = float((channel > 0).mean())
+    rows = [("layer", layer.label), ("shape (C, H, W)", f"({C}, {h}, {w})"),
+            ("resolution", "full" if layer.level == 0 else f"1/{2**layer.level} of level 0"),
+            (f"channel {c}: min / mean / max",
+             f"{_format(channel.min())} / {_format(channel.mean())} / {_format(channel.max())}"),
+            (f"channel {c}: active (> 0)", f"{active:.0%}"),
+            ("white frame", "where the image lies; outside it the map covers mirrored context")]
+    return "<table>" + "".join(f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows) + "</table>"
+
+
+def _grid_picture(fmap: np.ndarray, lut: np.ndarray, width: int) -> tuple[np.ndarray, int, int]:
+    """All channels of ``fmap`` (C, h, w) as one picture of about ``width`` px, each channel on its
+    own colour scale: ((rows * (tile + 2), cols * (tile + 2), 3) uint8, tile, cols)."""
+    n = fmap.shape[0]
+    cols = min(n, 16)
+    rows = math.ceil(n / cols)
+    tile = min(96, width // cols - 2)
+    grid = np.full((rows * (tile + 2), cols * (tile + 2), 3), 255, np.uint8)   # white gaps
+    for i, channel in enumerate(fmap):
+        top, left = (i // cols) * (tile + 2) + 1, (i % cols) * (tile + 2) + 1
+        grid[top : top + tile, left : left + tile] = _resize_nearest(lut[_to_index(channel)], tile, tile)
+    return grid, tile, cols
+
+
+def _framed(grid: np.ndarray, c: int, tile: int, cols: int) -> np.ndarray:
+    """A copy of ``grid`` with channel ``c`` framed in red."""
+    grid = grid.copy()
+    top, left = (c // cols) * (tile + 2), (c % cols) * (tile + 2)
+    grid[top : top + tile + 2, left : left + tile + 2][[0, 1, -2, -1], :] = (220, 30, 30)
+    grid[top : top + tile + 2, left : left + tile + 2][:, [0, 1, -2, -1]] = (220, 30, 30)
+    return grid
+
+
+def _check_settings(layers: list[Layer], layer: str | None, cmap: str, max_grid_channels: int) -> str:
+    """The layer to show first (default: the first), after checking the explorer's settings."""
+    names = [layer_.name for layer_ in layers]
+    layer = names[0] if layer is None else layer
+    if layer not in names:
+        raise ValueError(f"layer={layer!r} is not a layer of this U-Net; choose one of {', '.join(names)}")
+    if cmap not in matplotlib.colormaps:
+        raise ValueError(f"cmap={cmap!r} is not a matplotlib colormap; try 'viridis', 'magma' or 'gray'")
+    if not isinstance(max_grid_channels, int) or max_grid_channels < 1:
+        raise ValueError(f"max_grid_channels must be an integer >= 1, got {max_grid_channels!r}")
+    return layer
+
+
+class _Pictures:
+    """What the explorer shows, drawn from the maps: the input, the prediction and the chosen channel
+    as PNG bytes of about ``display`` px, with their titles, the layer's statistics, and the grid of
+    the layer's channels (cached per image and layer: a slider only moves the red frame)."""
+
+    def __init__(self, cmap: str, display: int, grid_width: int, max_grid_channels: int):
+        self.lut, self.gray = _lut(cmap), _lut("gray")
+        self.display, self.grid_width, self.max_grid_channels = display, grid_width, max_grid_channels
+        self._grids: dict[tuple[int, str], tuple[np.ndarray, int, int]] = {}
+
+    def image(self, image: torch.Tensor, logits: torch.Tensor) -> tuple[bytes, str, bytes, str]:
+        """(input PNG, its title, prediction PNG, its title) of an image (C, H, W) and its logits."""
+        h, w = image.shape[-2:]
+        size = _display_size(h, w, self.display)
+        rgb, what = _prediction_rgb(logits, self.gray)
+        return (_png(_resize_nearest(_input_rgb(image, self.gray), *size)), f"<b>input</b> {h}×{w}",
+                _png(_resize_nearest(rgb, *size)), f"<b>prediction</b> {what}")
+
+    def channel(self, fm: FeatureMaps, layer: Layer, c: int, margin: int, index: int) -> tuple[bytes, str, str, bytes, str]:
+        """(channel PNG framed where the image lies, its title, the statistics table, the grid PNG with
+        channel ``c`` framed in red, its title) for channel ``c`` of ``layer`` in image ``index``."""
+        fmap = fm.maps[layer.name]                            # (C, h, w)
+        channel = fmap[c].numpy()                             # (h, w)
+        size = _display_size(*channel.shape, self.display)
+        box = image_box(channel.shape, fm.input.shape[-2:], fm.logits.shape[-2:], margin, layer.level)
+        picture = draw_box(_resize_nearest(self.lut[_to_index(channel)], *size), box, size[0] // channel.shape[0])
+        key = (index, layer.name)
+        if key not in self._grids:
+            self._grids[key] = _grid_picture(fmap[: self.max_grid_channels].numpy(), self.lut, self.grid_width)
+        grid, tile, cols = self._grids[key]
+        C, n = fmap.shape[0], min(fmap.shape[0], self.max_grid_channels)
+        shown = f"all {C} channels" if C <= n else f"the first {n} of {C} channels"
+        return (_png(picture), f"<b>{layer.name}</b>, channel {c}", _stats_html(layer, tuple(fmap.shape), channel, c),
+                _png(_framed(grid, c, tile, cols) if c < n else grid),
+                f"<b>{layer.name}</b>: {shown}, each on its own colour scale")
+
+
+def _parts(n_images: int, layers: list[Layer], layer: str) -> tuple[list, list]:
+    """The explorer's controls and views, each tagged with a CSS class ``unet-explorer-*``, and its
+    rows: (the parts in the order that ``FeatureMapExplorer`` unpacks them, the VBox's children)."""
+    image_slider = widgets.IntSlider(value=0, min=0, max=n_images - 1, description="image",
+                                     continuous_update=True, disabled=n_images == 1)
+    layer_dropdown = _LayerDropdown(options=[(layer_.label, layer_.name) for layer_ in layers], value=layer,
+                                    description="layer", layout=widgets.Layout(width="28em"))
+    channel_slider = widgets.IntSlider(value=0, min=0, max=0, description="channel", continuous_update=True)
+    input_title, fmap_title, pred_title, grid_title, stats = (widgets.HTML() for _ in range(5))
+    input_view, fmap_view, pred_view, grid_view = (widgets.Image(format="png") for _ in range(4))
+    parts = [image_slider, layer_dropdown, channel_slider, input_title, input_view, fmap_title, fmap_view,
+             pred_title, pred_view, stats, grid_title, grid_view]
+    for part, css in zip(parts, ["image", "layer", "channel", "input-title", "input", "fmap-title", "fmap",
+                                 "pred-title", "pred", "stats", "grid-title", "grid"]):
+        part.add_class(f"unet-explorer-{css}")
+
+    def column(title, view):
+        return widgets.VBox([title, view], layout=widgets.Layout(margin="0 12px 0 0"))
+
+    rows = [widgets.HBox([image_slider, layer_dropdown, channel_slider]),
+            widgets.HBox([column(input_title, input_view), column(fmap_title, fmap_view),
+                          column(pred_title, pred_view)]),
+            stats, grid_title, grid_view]
+    return parts, rows
+
+
 # -- the widget ----------------------------------------------------------------------------------
 
 class _LayerDropdown(widgets.Dropdown):
@@ -303,19 +301,18 @@ class FeatureMapExplorer(widgets.VBox):
     padding), ``images`` a tensor (N, C, H, W), one (C, H, W) image, or a sequence of (C, H, W)
     images (dataset items with an ``"image"`` key are accepted too).
 
-    Controls: ``image_slider`` (which image), ``layer_dropdown`` (values are the layer names of
-    ``unet_layers(model)``), ``channel_slider`` (its maximum follows the layer). Views:
-    ``input_view``, ``fmap_view`` (the chosen channel, its own colour scale, with a white frame
-    where the image lies: the rest is mirrored context, see ``image_box``), ``pred_view``
-    (the probability of the last class, or the predicted class when there are more than two),
-    ``grid_view`` (all channels of the layer, each on its own scale, the chosen one framed in
-    red), and ``stats`` (the layer's shape and the channel's min, mean, max and active fraction).
-    Every part carries a CSS class ``unet-explorer-*`` for tests and styling.
+    Controls: ``image_slider``, ``layer_dropdown`` (values: the names of ``unet_layers(model)``),
+    ``channel_slider`` (its maximum follows the layer). Views: ``input_view``, ``fmap_view`` (the
+    chosen channel on its own colour scale, a white frame where the image lies: the rest is
+    mirrored context, see ``image_box``), ``pred_view`` (the probability of the last class, or the
+    predicted class for more than two), ``grid_view`` (all the layer's channels, each on its own
+    scale, the chosen one framed in red), ``stats`` (the layer's shape, the channel's min, mean,
+    max and active fraction). Every part has a CSS class ``unet-explorer-*`` (tests, styling).
 
-    Each image goes through the network once (``feature_maps``); the result is cached, so a
-    slider or layer change only redraws. With ``precompute=True`` (the default) all images run
-    when the explorer is built; with ``False`` each one runs when it is first chosen (for many
-    images or a large network: the maps of one 128x128 image take a few MB).
+    Each image goes through the network once (``feature_maps``), cached, so a change only redraws
+    (``_Pictures``). ``precompute=True`` (the default) runs all images when the explorer is built;
+    ``False`` runs each when it is first chosen (many images or a large network: the maps of one
+    128x128 image take a few MB). Over 60 lines: a widget, its state and its event handlers.
     """
 
     DISPLAY = 256        # px: the longer side of the input, feature-map and prediction views
@@ -327,49 +324,19 @@ class FeatureMapExplorer(widgets.VBox):
         self.model = model
         self.images = _as_image_list(images, model.in_channels)
         self.layers = unet_layers(model)
-        names = [layer_.name for layer_ in self.layers]
-        layer = names[0] if layer is None else layer
-        if layer not in names:
-            raise ValueError(f"layer={layer!r} is not a layer of this U-Net; choose one of {', '.join(names)}")
-        if cmap not in matplotlib.colormaps:
-            raise ValueError(f"cmap={cmap!r} is not a matplotlib colormap; try 'viridis', 'magma' or 'gray'")
-        if not isinstance(max_grid_channels, int) or max_grid_channels < 1:
-            raise ValueError(f"max_grid_channels must be an integer >= 1, got {max_grid_channels!r}")
+        layer = _check_settings(self.layers, layer, cmap, max_grid_channels)
         self.max_grid_channels = max_grid_channels
-        self._lut, self._gray = _lut(cmap), _lut("gray")
+        self._pictures = _Pictures(cmap, self.DISPLAY, self.GRID_WIDTH, max_grid_channels)
         self._cache: dict[int, FeatureMaps] = {}
-        self._grid_cache: dict[tuple[int, str], tuple[np.ndarray, int, int]] = {}
         self._quiet = False   # set while one change adjusts another control
-
-        self.image_slider = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="image",
-                                              continuous_update=True, disabled=len(self.images) == 1)
-        self.layer_dropdown = _LayerDropdown(options=[(l.label, l.name) for l in self.layers], value=layer,
-                                               description="layer", layout=widgets.Layout(width="28em"))
-        self.channel_slider = widgets.IntSlider(value=0, min=0, max=0, description="channel", continuous_update=True)
-        self.input_title, self.fmap_title, self.pred_title = widgets.HTML(), widgets.HTML(), widgets.HTML()
-        self.input_view, self.fmap_view, self.pred_view = (widgets.Image(format="png") for _ in range(3))
-        self.grid_title, self.grid_view = widgets.HTML(), widgets.Image(format="png")
-        self.stats = widgets.HTML()
-        for part, css in [(self.image_slider, "image"), (self.layer_dropdown, "layer"),
-                          (self.channel_slider, "channel"), (self.input_view, "input"), (self.fmap_view, "fmap"),
-                          (self.pred_view, "pred"), (self.grid_view, "grid"), (self.stats, "stats"),
-                          (self.input_title, "input-title"), (self.fmap_title, "fmap-title"),
-                          (self.pred_title, "pred-title"), (self.grid_title, "grid-title")]:
-            part.add_class(f"unet-explorer-{css}")
-
-        def column(title, view):
-            return widgets.VBox([title, view], layout=widgets.Layout(margin="0 12px 0 0"))
-
-        super().__init__([
-            widgets.HBox([self.image_slider, self.layer_dropdown, self.channel_slider]),
-            widgets.HBox([column(self.input_title, self.input_view), column(self.fmap_title, self.fmap_view),
-                          column(self.pred_title, self.pred_view)]),
-            self.stats, self.grid_title, self.grid_view,
-        ])
+        parts, rows = _parts(len(self.images), self.layers, layer)
+        (self.image_slider, self.layer_dropdown, self.channel_slider, self.input_title, self.input_view,
+         self.fmap_title, self.fmap_view, self.pred_title, self.pred_view, self.stats, self.grid_title,
+         self.grid_view) = parts
+        super().__init__(rows)
         self.add_class("unet-explorer")
-
         if precompute:   # every image through the network now, so that no change waits for it
-            self._precompute()
+            self._cache.update(_all_feature_maps(self.model, self.images))
         self._show_image()
         self._show_layer(channel)
         self.image_slider.observe(self._on_image, names="value")
@@ -381,8 +348,6 @@ class FeatureMapExplorer(widgets.VBox):
         return (f"FeatureMapExplorer({len(self.images)} images, {len(self.layers)} layers, "
                 f"depth={self.model.depth}, padding={self.model.padding!r})")
 
-    # -- data --------------------------------------------------------------------------------
-
     def maps(self, index: int | None = None) -> FeatureMaps:
         """The feature maps of image ``index`` (default: the one shown), computed once, then cached."""
         index = self.image_slider.value if index is None else index
@@ -392,23 +357,9 @@ class FeatureMapExplorer(widgets.VBox):
             self._cache[index] = feature_maps(self.model, self.images[index])
         return self._cache[index]
 
-    def _precompute(self, batch_size: int = 8) -> None:
-        """Fill the cache, images of one size in batches: much faster than one by one on a CPU."""
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for index, image in enumerate(self.images):
-            by_size.setdefault(tuple(image.shape), []).append(index)
-        for indices in by_size.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                batch = torch.stack([self.images[i] for i in chunk])   # (B, C, H, W)
-                for index, fm in zip(chunk, feature_maps_batch(self.model, batch)):
-                    self._cache[index] = fm
-
     def current(self) -> torch.Tensor:
         """The channel on show: a (h, w) tensor."""
         return self.maps().maps[self.layer_dropdown.value][self.channel_slider.value]
-
-    # -- events --------------------------------------------------------------------------------
 
     def _on_image(self, change) -> None:
         self._show_image()
@@ -422,27 +373,9 @@ class FeatureMapExplorer(widgets.VBox):
             self._show_channel()
 
     def _show_image(self) -> None:
-        fm = self.maps()
         image = self.images[self.image_slider.value]
-        h, w = image.shape[-2:]
-        size = _display_size(h, w, self.DISPLAY)
-        first = image[0].numpy() if image.shape[0] != 3 else image.numpy().transpose(1, 2, 0)
-        rgb = self._gray[_to_index(first)] if first.ndim == 2 else _to_index(first)
-        self.input_view.value = _png(_resize_nearest(rgb, *size))
-        self.input_title.value = f"<b>input</b> {h}×{w}"
-
-        num_classes = fm.logits.shape[0]
-        if num_classes == 1:        # one logit: a sigmoid gives the probability
-            pred, what = fm.logits[0].sigmoid().numpy(), "P(foreground)"
-            rgb = self._gray[_to_index(pred, 0.0, 1.0)]
-        elif num_classes == 2:      # the paper's two classes: show P(class 1), the cells
-            pred, what = fm.logits.softmax(0)[1].numpy(), "P(class 1)"
-            rgb = self._gray[_to_index(pred, 0.0, 1.0)]
-        else:                       # several classes: the predicted class
-            pred, what = fm.logits.argmax(0).numpy(), "predicted class"
-            rgb = (matplotlib.colormaps["tab10"](pred % 10)[..., :3] * 255).astype(np.uint8)
-        self.pred_view.value = _png(_resize_nearest(rgb, *size))
-        self.pred_title.value = f"<b>prediction</b> {what}"
+        self.input_view.value, self.input_title.value, self.pred_view.value, self.pred_title.value = (
+            self._pictures.image(image, self.maps().logits))
 
     def _show_layer(self, channel: int) -> None:
         fmap = self.maps().maps[self.layer_dropdown.value]   # (C, h, w)
@@ -455,50 +388,7 @@ class FeatureMapExplorer(widgets.VBox):
         self._show_channel()
 
     def _show_channel(self) -> None:
-        layer = next(l for l in self.layers if l.name == self.layer_dropdown.value)
-        fmap = self.maps().maps[layer.name]                   # (C, h, w)
-        c = self.channel_slider.value
-        channel = fmap[c].numpy()                             # (h, w)
-        size = _display_size(*channel.shape, self.DISPLAY)
-        fm = self.maps()
-        box = image_box(channel.shape, fm.input.shape[-2:], fm.logits.shape[-2:], context_margin(self.model), layer.level)
-        picture = draw_box(_resize_nearest(self._lut[_to_index(channel)], *size), box, size[0] // channel.shape[0])
-        self.fmap_view.value = _png(picture)
-        self.fmap_title.value = f"<b>{layer.name}</b>, channel {c}"
-
-        C, h, w = fmap.shape
-        active = float((channel > 0).mean())
-        rows = [("layer", layer.label), ("shape (C, H, W)", f"({C}, {h}, {w})"),
-                ("resolution", "full" if layer.level == 0 else f"1/{2**layer.level} of level 0"),
-                (f"channel {c}: min / mean / max",
-                 f"{_format(channel.min())} / {_format(channel.mean())} / {_format(channel.max())}"),
-                (f"channel {c}: active (> 0)", f"{active:.0%}"),
-                ("white frame", "where the image lies; outside it the map covers mirrored context")]
-        self.stats.value = "<table>" + "".join(f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows) + "</table>"
-
-        grid, tile, cols = self._grid(layer.name)
-        n = min(C, self.max_grid_channels)
-        if c < n:   # frame the chosen channel in red
-            grid = grid.copy()
-            top, left = (c // cols) * (tile + 2), (c % cols) * (tile + 2)
-            grid[top : top + tile + 2, left : left + tile + 2][[0, 1, -2, -1], :] = (220, 30, 30)
-            grid[top : top + tile + 2, left : left + tile + 2][:, [0, 1, -2, -1]] = (220, 30, 30)
-        self.grid_view.value = _png(grid)
-        shown = f"all {C} channels" if C <= n else f"the first {n} of {C} channels"
-        self.grid_title.value = f"<b>{layer.name}</b>: {shown}, each on its own colour scale"
-
-    def _grid(self, name: str) -> tuple[np.ndarray, int, int]:
-        """All channels of a layer as one picture: (rows * (tile + 2), cols * (tile + 2), 3) uint8."""
-        key = (self.image_slider.value, name)
-        if key not in self._grid_cache:
-            fmap = self.maps().maps[name][: self.max_grid_channels].numpy()   # (C, h, w)
-            n = fmap.shape[0]
-            cols = min(n, 16)
-            rows = math.ceil(n / cols)
-            tile = min(96, self.GRID_WIDTH // cols - 2)
-            grid = np.full((rows * (tile + 2), cols * (tile + 2), 3), 255, np.uint8)   # white gaps
-            for i, channel in enumerate(fmap):
-                top, left = (i // cols) * (tile + 2) + 1, (i % cols) * (tile + 2) + 1
-                grid[top : top + tile, left : left + tile] = _resize_nearest(self._lut[_to_index(channel)], tile, tile)
-            self._grid_cache[key] = (grid, tile, cols)
-        return self._grid_cache[key]
+        layer = next(layer_ for layer_ in self.layers if layer_.name == self.layer_dropdown.value)
+        (self.fmap_view.value, self.fmap_title.value, self.stats.value, self.grid_view.value,
+         self.grid_title.value) = self._pictures.channel(self.maps(), layer, self.channel_slider.value,
+                                                         context_margin(self.model), self.image_slider.value)
