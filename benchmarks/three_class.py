@@ -35,14 +35,15 @@ import os
 import numpy as np
 import torch
 
-from unet_lib.data import DATA_DIR, ToyCells, interior_border_classes
+from unet_lib.data import ToyCells, interior_border_classes
+from unet_lib.shipped import course_file
 from unet_lib.metrics import dice, instance_scores, instances_from_classes, label_instances
 from unet_lib.tiling import padded_forward
 from unet_lib.train import COURSE_MODEL, COURSE_TRAIN, course_data, fit
 from unet_lib.model import UNet
 from unet_lib.weights import class_balance_map
 
-RESULTS = DATA_DIR / "three_class.json"
+RESULTS = course_file("three_class.json", must_exist=False)
 CONFIG = dataclasses.replace(COURSE_TRAIN, augment=False, progress=False)
 TEST = dict(n=32, seed=2000)
 
