@@ -124,6 +124,17 @@ def test_an_own_solution_and_an_allowed_function_pass_the_watch():
     assert call(library_iou, a, b, refuse={"UNet.forward": UNet.forward}) == 0.5   # each check, its own list
 
 
+def test_a_shortcut_run_in_a_thread_the_answer_starts_is_refused():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def in_a_thread(a, b):
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(library_iou, a, b).result()
+
+    with pytest.raises(CheckError, match="called `library_iou`"):
+        call(in_a_thread, np.ones(2, bool), np.ones(2, bool), refuse={"library_iou": library_iou})
+
+
 def test_a_shortcut_is_named_even_when_the_answer_then_raises():
     def raises_after(a, b):
         library_iou(a, b)

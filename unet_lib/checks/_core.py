@@ -23,6 +23,7 @@ then has no translation, and the test says so.
 import functools
 import json
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -232,11 +233,15 @@ def _watching(shortcuts: Mapping[str, object], seen: list[str]):
         if previous is not None:
             previous(frame, event, arg)
 
+    # threads the learner's code starts are watched too (a thread pool is not a way around the check)
+    previous_threads = threading.getprofile() if hasattr(threading, "getprofile") else None
     sys.setprofile(profile)
+    threading.setprofile(profile)
     try:
         yield
     finally:
         sys.setprofile(previous)
+        threading.setprofile(previous_threads)
 
 
 def call(fn: Callable, *args, refuse: Mapping[str, object] | None = None, **kwargs):
