@@ -26,6 +26,18 @@ def test_check_error_is_an_assertion_error_with_a_hint():
     assert issubclass(CheckError, AssertionError)   # pytest and nbval report it as a failed check
 
 
+def test_jupyter_shows_the_message_without_the_checks_source():
+    """IPython renders ``_render_traceback_`` instead of a traceback, which would print the
+    source around ``fail(...)`` and so the hints of later stages."""
+    with pytest.raises(CheckError) as info:
+        fail("it is wrong", "look here", "the second stage")
+    assert info.value._render_traceback_() == ["CheckError: it is wrong\nHint 1 of 2: look here\n"
+                                               "(run the check again after a change for the next hint)"]
+    with pytest.raises(NotImplementedError) as info:
+        call(skeleton("my_answer"))
+    assert info.value._render_traceback_() == [f"NotImplementedError: {info.value}"]
+
+
 def test_fields_are_filled_and_a_template_without_fields_is_shown_as_written():
     with pytest.raises(CheckError, match=r"^got 3, expected \(1, 2\)\nHint: a \{dict\} stays$"):
         fail("got {got}, expected {expected}", "a {{dict}} stays", got=3, expected=(1, 2))

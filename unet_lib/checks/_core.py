@@ -44,6 +44,15 @@ __all__ = [
 class CheckError(AssertionError):
     """The learner's answer is wrong; the message says what and how to find it."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What Jupyter (IPython) shows instead of the traceback: the message alone. A traceback
+        would print the check's source around ``fail(...)``, and with it the later hints."""
+        return _message_only(self)
+
+
+def _message_only(error: BaseException) -> list[str]:
+    return [f"{type(error).__name__}: {error}"]
+
 
 class CheckPassed(str):
     """A check's success message; shows without quotes in a notebook."""
@@ -192,6 +201,7 @@ def _skeleton_method_error(error: NotImplementedError) -> NotImplementedError | 
 def _friendly(name: str) -> NotImplementedError:
     error = NotImplementedError(_skeleton_message(name))
     error._unet_friendly = True
+    error._render_traceback_ = lambda: _message_only(error)   # no check source under the message
     return error
 
 
