@@ -244,6 +244,8 @@ def package_files(checkpoint: str | Path, test_image=None, *, name: str | None =
     ``ToyCells`` image. ``training_data``: a sentence or two on the images it was trained on (default:
     what the checkpoint records). ``class_names``: one name per class (default background, cell, or
     class 0 .. class K-1)."""
+    if name is not None and (not isinstance(name, str) or not _NAME.fullmatch(name)):
+        raise ValueError(f"name must be made of {NAME_CHARACTERS} (the model zoo's rule), got {name!r}")
     checkpoint = Path(checkpoint)
     loaded = load_checkpoint(checkpoint)
     model, meta = loaded.model.cpu().float().eval(), dict(loaded.meta)
@@ -297,14 +299,12 @@ def package_files(checkpoint: str | Path, test_image=None, *, name: str | None =
         else:
             training_data = TOY_CELLS
     nuclei = any(str(s).startswith("nuclei_") for s in meta.get("train_images", []))
-    if nuclei and "BBBC038" not in training_data:
-        training_data += (" The crops are of one fluorescence image of nuclei of the 2018 Data Science Bowl "
-                          "(BBBC038v1, CC0), its left half (the right half held out).")
     if name is None:
         name = ("U-Net for toy cells (unet-course)" if low is None else
                 f"U-Net {re.sub(r'[^A-Za-z0-9_+ -]', '-', checkpoint.stem)} (unet-course)")
-    elif not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"name must be made of {NAME_CHARACTERS} (the model zoo's rule), got {name!r}")
+    if nuclei and "BBBC038" not in training_data:
+        training_data += (" The crops are of one fluorescence image of nuclei of the 2018 Data Science Bowl "
+                          "(BBBC038v1, CC0), its left half (the right half held out).")
     description = description or (f"Segments {'cells' if k == 2 else f'{k} classes'} in 2-D {'fluorescence ' if nuclei else ''}"
                                   f"images: a U-Net with the paper's valid padding and weight map, from the "
                                   f"unet-course library.")
