@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from unet_lib.blocks import DoubleConv, center_crop
-from unet_lib.model import UNet, block_shapes, named_blocks
+from unet_lib.model import UNet, block_shapes
 from unet_lib.viz import (COURSE_DPI, draw_unet, label_colours, plot_history, show_feature_maps, show_images,
                           show_source, use_course_style)
 
@@ -325,7 +325,7 @@ def _skip_and_up(odd: bool = False):
 def test_draw_skip_crop_draws_the_window_that_center_crop_keeps(odd):
     from unet_lib.viz import draw_skip_crop
     skip, up = _skip_and_up(odd)
-    (H, W), (h, w) = skip.shape[-2:], up.shape[-2:]
+    (H, _), (h, w) = skip.shape[-2:], up.shape[-2:]
     fig = draw_skip_crop(skip, up, skip_channel=1, x_channel=0)
     window = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
     assert len(window) == 1
@@ -368,3 +368,76 @@ def test_draw_skip_crop_refuses_bad_input(args, match):
     skip, up = _skip_and_up()
     with pytest.raises(ValueError, match=match):
         draw_skip_crop(*args(skip, up))
+
+# -- your own images: outlines (#21) --
+
+def _outlines_by_brute_force(labels: np.ndarray) -> np.ndarray:
+    """Pixel by pixel: an object pixel with a 4-neighbour inside the image of another label."""
+    h, w = labels.shape
+    out = np.zeros((h, w), bool)
+    for y in range(h):
+        for x in range(w):
+            if labels[y, x] == 0:
+                continue
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < h and 0 <= nx < w and labels[ny, nx] != labels[y, x]:
+                    out[y, x] = True
+    return out
+
+
+def test_outlines_are_the_label_boundaries():
+    from unet_lib.data import draw_cells
+    from unet_lib.viz import outlines
+    _, instances = draw_cells(40, np.random.default_rng(1), n_cells=(6, 6), radius=(5.0, 8.0))   # touching cells
+    instances = np.where(instances > 0, instances * 7 + 100, 0)            # ids with gaps
+    np.testing.assert_array_equal(outlines(instances), _outlines_by_brute_force(instances))
+    by_hand = np.zeros((5, 7), np.int64)
+    by_hand[1:4, 0:3], by_hand[1:4, 3:6] = 1, 2                            # two touching 3x3 squares, one at the edge
+    assert outlines(by_hand).astype(int).tolist() == [[0, 0, 0, 0, 0, 0, 0],
+                                                     [1, 1, 1, 1, 1, 1, 0],
+                                                     [0, 0, 1, 1, 0, 1, 0],   # open at the edge x = 0
+                                                     [1, 1, 1, 1, 1, 1, 0],
+                                                     [0, 0, 0, 0, 0, 0, 0]]
+
+
+def test_the_overlay_draws_exactly_the_outlines_in_their_colours(tmp_path):
+    import imageio.v3 as iio
+    from unet_lib.data import draw_cells
+    from unet_lib.viz import OUTLINE_COLOURS, draw_outlines, outlines, write_overlay
+    image, truth = draw_cells(48, np.random.default_rng(2), n_cells=(5, 5), radius=(5.0, 8.0))
+    pred = np.roll(truth, 1, axis=1)                                       # a prediction one pixel off
+    raw = (image * 40000 + 100).astype(np.uint16)                          # as a microscope writes it
+    rgb = draw_outlines(raw, pred, truth)
+    ours, theirs = outlines(pred), outlines(truth)
+    for key, where in (("prediction", ours & ~theirs), ("truth", theirs & ~ours), ("both", ours & theirs)):
+        assert where.any()
+        np.testing.assert_array_equal((rgb == OUTLINE_COLOURS[key]).all(-1), where)
+    rest = ~(ours | theirs)
+    grey = np.round(np.clip((image - np.percentile(image, 1)) / (np.percentile(image, 99.8) - np.percentile(image, 1)),
+                            0, 1) * 255)
+    assert (rgb[rest] == rgb[rest][:, :1]).all()                           # grey: R = G = B
+    assert np.abs(rgb[rest][:, 0].astype(int) - grey[rest]).max() <= 1    # the image, stretched as the U-Net sees it
+    alone = draw_outlines(raw[None], pred)                                 # (C, H, W), no truth: magenta only
+    np.testing.assert_array_equal((alone == OUTLINE_COLOURS["prediction"]).all(-1), ours)
+    path = write_overlay(tmp_path / "cell_overlay.png", raw, pred, truth)
+    np.testing.assert_array_equal(iio.imread(path), rgb)
+    with pytest.raises(FileExistsError, match="exists; no command overwrites work it did not create"):
+        write_overlay(path, raw, pred)
+    write_overlay(path, raw, pred, overwrite=True)
+    np.testing.assert_array_equal(iio.imread(path), alone)
+    colour = np.stack([raw, raw // 2, raw // 3])                           # 3 channels: shown as RGB
+    assert not (draw_outlines(colour, pred)[rest] == draw_outlines(colour, pred)[rest][:, :1]).all()
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda f: f.draw_outlines(np.zeros((8, 8)), np.zeros((8, 9), int)), ValueError, r"pred is 8x9 but the image is 8x8"),
+    (lambda f: f.draw_outlines(np.zeros((8, 8)), np.zeros((8, 8), int), np.zeros((7, 8), int)), ValueError,
+     r"instances is 7x8 but the image is 8x8"),
+    (lambda f: f.draw_outlines(np.zeros((8, 8)), np.zeros((8, 8))), TypeError, r"labels must .*integer"),
+    (lambda f: f.draw_outlines(np.zeros((2, 2, 8, 8)), np.zeros((8, 8), int)), ValueError, r"image must be a real \(H, W\) or \(C, H, W\)"),
+    (lambda f: f.write_overlay("x.tif", np.zeros((8, 8)), np.zeros((8, 8), int)), ValueError, r"path x\.tif must end in \.png"),
+])
+def test_overlay_errors(call, error, match):
+    from unet_lib import viz
+    with pytest.raises(error, match=match):
+        call(viz)
