@@ -136,6 +136,13 @@ def test_an_own_solution_and_an_allowed_function_pass_the_watch():
     assert call(library_iou, a, b, refuse={"UNet.forward": UNet.forward}) == 0.5   # each check, its own list
 
 
+def test_a_checks_own_reference_is_refused():
+    from unet_lib.checks import nb05_toy_cells_and_augmentation as nb05
+
+    with pytest.raises(CheckError, match=r"called `unet_lib.checks._touching_pairs`"):
+        call(lambda instances: nb05._touching_pairs(instances), np.zeros((3, 3), int), refuse={})
+
+
 def test_a_shortcut_run_in_a_thread_the_answer_starts_is_refused():
     from concurrent.futures import ThreadPoolExecutor
 
