@@ -21,16 +21,8 @@ from ._core import (
     set_language,
 )
 from .nb01_intuition import check_context_margin, check_convolutionalize
-from .nb02_contracting_path import (
-    check_contracting_parameters,
-    check_double_conv,
-    check_receptive_field,
-)
-from .nb03_bottleneck_and_expansive_path import (
-    check_overlap_counts,
-    check_up_conv,
-    check_up_forward,
-)
+from .nb02_contracting_path import check_contracting_parameters, check_receptive_field
+from .nb03_bottleneck_and_expansive_path import check_overlap_counts, check_up_forward
 from .nb04_skip_connections_and_full_unet import (
     check_center_crop,
     check_output_size,
@@ -64,9 +56,9 @@ __all__ = [
     # notebook 01
     "check_context_margin", "check_convolutionalize",
     # notebook 02
-    "check_contracting_parameters", "check_double_conv", "check_receptive_field",
+    "check_contracting_parameters", "check_receptive_field",
     # notebook 03
-    "check_overlap_counts", "check_up_conv", "check_up_forward",
+    "check_overlap_counts", "check_up_forward",
     # notebook 04
     "check_center_crop", "check_output_size", "check_smallest_valid_input", "check_unet_forward",
     # notebook 05
