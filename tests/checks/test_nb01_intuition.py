@@ -126,7 +126,8 @@ def convolutionalize(linear: nn.Linear, channels: int, size: int, mistake: str |
         elif mistake == "weights shuffled":
             weight = weight.flip(1)
         conv.weight.copy_(weight)
-        conv.bias.copy_(torch.zeros(out) if mistake == "no bias" else linear.bias)
+        if mistake != "the conv's own bias":
+            conv.bias.copy_(torch.zeros(out) if mistake == "no bias" else linear.bias)
     return conv
 
 
@@ -148,7 +149,9 @@ class SlidingWindow(nn.Module):
 
 
 @pytest.mark.parametrize("mistake, match", [
-    ("no bias", r"without its bias\nHint 1 of 2: linear adds its bias after the weighted sum"),
+    ("no bias", r"has linear's weights in the right places, but not linear's bias\nHint 1 of 2: linear adds its bias "
+                r"after the weighted sum"),
+    ("the conv's own bias", r"has linear's weights in the right places, but not linear's bias"),
     ("channels last", r"reads the window in another order than nn.Flatten lays it out: its numbers are linear's with "
                       r"the window flattened as \(rows, columns, channels\)\nHint 1 of 2: nn.Flatten turns"),
     ("rows and columns swapped", r"flattened as \(channels, columns, rows\)"),

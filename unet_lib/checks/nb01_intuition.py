@@ -152,14 +152,16 @@ def check_convolutionalize(convolutionalize: Callable) -> CheckPassed:
                  got=tuple(got.shape), expected=tuple(expected.shape), **values)
         if torch.allclose(got, expected, atol=1e-5):
             continue
-        bias = linear.bias.detach().view(1, -1, 1, 1)
-        if torch.allclose(got, expected - bias, atol=1e-5):
-            fail("{what} computes linear's numbers without its bias",
+        layouts = _layouts(linear, channels, size)
+        right_weights = layer.weight.shape == layouts["(channels, rows, columns)"].shape and torch.allclose(
+            layer.weight.detach(), layouts["(channels, rows, columns)"], atol=1e-6)
+        if right_weights:   # so the bias is wrong: missing, zero, or the layer's own random one
+            fail("{what} has linear's weights in the right places, but not linear's bias",
                  "linear adds its bias after the weighted sum; the convolution must add the same one",
                  "the convolution's bias holds one number per output channel, like linear.bias",
                  **values)
         with torch.no_grad():
-            read_as = next((order for order, kernel in list(_layouts(linear, channels, size).items())[1:]
+            read_as = next((order for order, kernel in list(layouts.items())[1:]
                             if torch.allclose(got, nn.functional.conv2d(f, kernel, linear.bias), atol=1e-5)), None)
         if read_as is not None:
             fail("{what} reads the window in another order than nn.Flatten lays it out: its numbers are linear's "
