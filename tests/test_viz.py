@@ -305,9 +305,9 @@ def test_draw_unet_draws_into_given_axes_with_a_title():
 
 # -- notebook 03: a transposed convolution paints overlapping kernels --
 
-import torch.nn.functional as F  # noqa: E402
+import torch.nn.functional as F
 
-from unet_lib.viz import painted_kernels, show_transposed_conv  # noqa: E402
+from unet_lib.viz import painted_kernels, show_transposed_conv
 
 
 def test_painted_kernels_by_hand_kernel_3_stride_2():

@@ -615,7 +615,7 @@ def show_transposed_conv(x: torch.Tensor, kernel: torch.Tensor, stride: int, siz
     top = int(parts.counts.max())
     im = grid(axes[0, 3], parts.counts, "footprints covering\neach output pixel", cmap="Blues",
               vmin=0, vmax=max(top, 1))
-    fig.colorbar(im, ax=axes[0, 3], fraction=0.046, pad=0.04, ticks=range(0, top + 1))
+    fig.colorbar(im, ax=axes[0, 3], fraction=0.046, pad=0.04, ticks=range(top + 1))
     for p in range(n):
         i, j = divmod(p, w)
         grid(axes[1 + p // cols, p % cols], parts.painted[p], f"x[{i}, {j}] = {x[i, j].item():g} times the kernel",

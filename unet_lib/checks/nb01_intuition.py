@@ -114,8 +114,7 @@ def check_convolutionalize(convolutionalize: Callable) -> CheckPassed:
     for channels, size, out_features in [(3, 4, 2), (2, 5, 3)]:
         linear = nn.Linear(channels * size * size, out_features)
         layer = call(convolutionalize, linear, channels, size)
-        what = "convolutionalize(nn.Linear({n}, {out}), {channels}, {size})".format(
-            n=channels * size * size, out=out_features, channels=channels, size=size)
+        what = f"convolutionalize(nn.Linear({channels * size * size}, {out_features}), {channels}, {size})"
         if not isinstance(layer, nn.Module):
             fail("{what} returned a {kind}, not a layer", "return an nn.Conv2d, which runs on a whole feature map",
                  what=what, kind=type(layer).__name__)
