@@ -441,3 +441,64 @@ def test_overlay_errors(call, error, match):
     from unet_lib import viz
     with pytest.raises(error, match=match):
         call(viz)
+
+# -- notebook 03: a transposed convolution paints overlapping kernels --
+
+import torch.nn.functional as F
+
+from unet_lib.viz import painted_kernels, show_transposed_conv
+
+
+def test_painted_kernels_by_hand_kernel_3_stride_2():
+    x, kernel = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.ones(3, 3)
+    parts = painted_kernels(x, kernel, stride=2)
+    per_side = torch.tensor([1, 1, 2, 1, 1])                        # the middle column is painted twice
+    assert torch.equal(parts.counts, per_side[:, None] * per_side[None, :])
+    assert parts.output[2, 2] == 1 + 2 + 3 + 4                       # all four kernels overlap there
+    assert torch.equal(parts.painted[1, :3, 2:], 2 * kernel)         # x[0, 1] = 2, painted at (0, 2)
+    assert parts.painted[1].sum() == 2 * 9 and not parts.footprints[1, 3:].any()
+    assert torch.equal(parts.painted.sum(0), parts.output)
+    assert torch.equal(parts.output, F.conv_transpose2d(x[None, None], kernel[None, None], stride=2)[0, 0])
+
+
+def test_painted_kernels_of_the_papers_up_convolution_do_not_overlap():
+    parts = painted_kernels(torch.tensor([[1.0, 10.0]]), torch.tensor([[1.0, 2.0], [3.0, 4.0]]), stride=2)
+    assert parts.counts.eq(1).all() and parts.output.tolist() == [[1, 2, 10, 20], [3, 4, 30, 40]]
+    gaps = painted_kernels(torch.ones(2, 2), torch.ones(1, 1), stride=2)   # kernel smaller than the stride
+    assert gaps.counts.tolist() == [[1, 0, 1], [0, 0, 0], [1, 0, 1]]
+
+
+def _cell_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_show_transposed_conv_draws_each_painted_kernel_and_the_counts():
+    x, kernel = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.ones(3, 3)
+    fig = show_transposed_conv(x, kernel, stride=2)
+    shown = [ax for ax in fig.axes if ax.get_title()]
+    titles = [ax.get_title() for ax in shown]
+    assert titles[:4] == ["input x (2x2)", "kernel (3x3), stride 2", "output: the painted\nkernels summed",
+                          "footprints covering\neach output pixel"]
+    assert titles[4:] == [f"x[{i}, {j}] = {v:g} times the kernel" for (i, j), v in np.ndenumerate(x.numpy())]
+    parts = painted_kernels(x, kernel, 2)
+    assert _cell_texts(shown[2]) == [f"{v:g}" for v in parts.output.flatten().tolist()]
+    assert _cell_texts(shown[3]) == [str(v) for v in parts.counts.flatten().tolist()]
+    assert _cell_texts(shown[5]) == ["2"] * 9                      # only the painted pixels are written
+    # the painted kernels and the output share one colour scale; every panel on the output's grid
+    assert {ax.images[0].get_clim() for ax in shown[2:3] + shown[4:]} == {(0.0, 10.0)}
+    assert {ax.get_xlim()[1] - ax.get_xlim()[0] for ax in shown} == {5.0}
+    assert sum(len(ax.patches) for ax in shown[4:]) == 4             # a frame per painted kernel
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("args, error, match", [
+    ((torch.ones(1, 2, 2), torch.ones(2, 2), 2), ValueError, r"x must be a \(H, W\) tensor, got shape \(1, 2, 2\)"),
+    ((torch.ones(4, 4), torch.ones(2, 2), 2), ValueError, r"x must have at most 9 pixels, one panel each, got shape "
+                                                          r"\(4, 4\)"),
+    ((torch.ones(2, 2), torch.ones(2, 2), 0), ValueError, r"stride must be an integer >= 1, got 0"),
+    ((torch.ones(2, 2, dtype=torch.int64), torch.ones(2, 2), 2), TypeError, r"x must be a floating-point tensor"),
+    ((np.ones((2, 2)), torch.ones(2, 2), 2), TypeError, r"x must be a torch.Tensor \(H, W\)"),
+])
+def test_show_transposed_conv_names_a_bad_argument(args, error, match):
+    with pytest.raises(error, match=match):
+        show_transposed_conv(*args)

@@ -1,56 +1,30 @@
-"""Tests for unet_lib.checks.nb03_bottleneck_and_expansive_path: ``check_up_forward``, ``check_overlap_counts``, ``check_up_conv`` both ways.
+"""Tests for unet_lib.checks.nb03_bottleneck_and_expansive_path: ``check_up_forward``, ``check_overlap_counts`` both ways.
 
-Each check passes the library's implementation (or a correct one worked out here) and fails
-deliberately broken versions with the intended message."""
+Each check passes a correct answer worked out here, refuses the shortcuts however they are
+reached, and fails deliberately broken versions with the intended message and staged hints."""
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from checktools import assert_passes, assert_skeleton_is_friendly
 from torch import nn
 
-from unet_lib import UNet, Up, center_crop
-from unet_lib.checks import (
-    CheckError,
-    check_overlap_counts,
-    check_up_conv,
-    check_up_forward,
-)
-
-
-def make_up_conv(in_channels: int) -> nn.Module:
-    return nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
-
-
-def test_check_up_conv_passes_the_library_layer():
-    assert_passes(check_up_conv, make_up_conv)
-    assert_passes(check_up_conv, lambda c: UNet(depth=1, base_channels=c // 2).ups[0].up)   # the one in UNet
-
-
-BROKEN_UP_CONV = {
-    "channels kept (wrong shape)": (lambda c: nn.ConvTranspose2d(c, c, 2, stride=2),
-                                    r"make_up_conv\(4\) maps \(1, 4, 5, 7\) to \(1, 4, 10, 14\); expected "
-                                    r"\(1, 2, 10, 14\)\nHint: the up-convolution halves the channels"),
-    "3x3 kernel (off by one)": (lambda c: nn.ConvTranspose2d(c, c // 2, 3, stride=2),
-                                r"to \(1, 2, 11, 15\); expected \(1, 2, 10, 14\)\nHint: kernel_size=2 with stride=2"),
-    "bilinear (no learned 2x2 kernel)": (
-        lambda c: nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(c, c // 2, 1)),
-        r"make_up_conv\(4\) has 10 parameters; a 2x2 up-convolution from 4 to 2 channels has 34\n"
-        r"Hint: use nn.ConvTranspose2d"),
-    "float64 (wrong dtype)": (lambda c: make_up_conv(c).double(), r"make_up_conv\(4\) has torch.float64 parameters"),
-    "a function, not a layer": (lambda c: (lambda x: x), r"make_up_conv\(4\) returned a function, not an nn.Module"),
-}
-
-
-@pytest.mark.parametrize("answer, match", BROKEN_UP_CONV.values(), ids=BROKEN_UP_CONV.keys())
-def test_check_up_conv_fails_a_broken_layer(answer, match):
-    with pytest.raises(CheckError, match=match):
-        check_up_conv(answer)
+from unet_lib import Up, center_crop
+from unet_lib.checks import CheckError, check_overlap_counts, check_up_forward
+from unet_lib.viz import painted_kernels
 
 
 def up_forward(up: Up, x: torch.Tensor, skip: torch.Tensor, mistake: str | None = None) -> torch.Tensor:
     x = up.up(x)
     if mistake == "top-left crop":
         skip = skip[..., : x.shape[-2], : x.shape[-1]]
+    elif mistake == "extra row at the top":
+        dh, dw = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
+        top, left = -(-dh // 2), -(-dw // 2)
+        skip = skip[..., top: top + x.shape[-2], left: left + x.shape[-1]]
+    elif mistake == "x grown to the skip":
+        x = F.interpolate(x, size=skip.shape[-2:])
     elif mistake != "no crop":
         skip = center_crop(skip, x.shape[-2:])
     x = torch.cat([x, skip] if mistake == "swapped" else [skip, x], dim=1)
@@ -62,59 +36,158 @@ def test_check_up_forward_passes_a_correct_answer():
     assert_skeleton_is_friendly(check_up_forward, "up_forward")
 
 
+SHORTCUTS_UP_FORWARD = {
+    "up(x, skip)": lambda u, x, s: u(x, s),
+    "up.forward(x, skip)": lambda u, x, s: u.forward(x, s),
+    "Up.forward(up, x, skip)": lambda u, x, s: Up.forward(u, x, s),
+    "Up.forward renamed": lambda u, x, s, step=Up.forward: step(u, x, s),
+    "through a container": lambda u, x, s: nn.ModuleList([u])[0](x, s),
+}
+
+
+@pytest.mark.parametrize("answer", SHORTCUTS_UP_FORWARD.values(), ids=SHORTCUTS_UP_FORWARD.keys())
+def test_check_up_forward_refuses_up_forward_however_it_is_reached(answer):
+    with pytest.raises(CheckError, match=r"^`<lambda>` called `Up.forward`, which already does what this exercise asks "
+                                         r"you to write\nHint: write it yourself"):
+        check_up_forward(answer)
+
+
 BROKEN_UP_FORWARD = {
     "swapped": (lambda u, x, s: up_forward(u, x, s, "swapped"), r"concatenated in the other order\n"
-                                                                r"Hint: unet_lib's Up puts the skip first"),
-    "top-left crop": (lambda u, x, s: up_forward(u, x, s, "top-left crop"), r"right shape, different values\n"
-                                                                            r"Hint: crop the centre"),
-    "no crop": (lambda u, x, s: up_forward(u, x, s, "no crop"), r"up_forward raised .*\nHint: x = up.up\(x\) first"),
-    "no conv": (lambda u, x, s: up_forward(u, x, s, "no conv"), r"gave shape \(2, 8, 10, 12\); expected \(2, 4, 6, 8\)"
-                                                                r"\nHint: that is the concatenation"),
-    "calls the library": (lambda u, x, s: u(x, s), r"called up\(x, skip\).*\nHint: write the steps yourself"),
+                                                                r"Hint: unet_lib's Up puts the skip's channels first"),
+    "top-left crop": (lambda u, x, s: up_forward(u, x, s, "top-left crop"),
+                      r"^Up\(8, 4\), even crop: right shape, different values\nHint 1 of 2: the skip's border is cut "
+                      r"evenly"),
+    "extra row at the top": (lambda u, x, s: up_forward(u, x, s, "extra row at the top"),
+                             r"^Up\(8, 4\), odd crop: right shape, different values\nHint 1 of 2"),
+    "no crop": (lambda u, x, s: up_forward(u, x, s, "no crop"),
+                r"^Up\(8, 4\), even crop: up_forward raised 'Sizes of tensors must match.*\nHint 1 of 2: after the "
+                r"up-convolution, x and the skip differ in size"),
+    "no conv": (lambda u, x, s: up_forward(u, x, s, "no conv"),
+                r"gave shape \(2, 8, 10, 12\); expected \(2, 4, 6, 8\)\nHint: that is the concatenation"),
+    "x grown to the skip": (lambda u, x, s: up_forward(u, x, s, "x grown to the skip"),
+                            r"gave shape \(2, 4, 14, 16\); expected \(2, 4, 6, 8\)\nHint: your output has the skip's "
+                            r"size"),
+    "x not upsampled": (lambda u, x, s: u.conv(torch.cat([center_crop(s, x.shape[-2:]), x[:, : s.shape[1]]], 1)),
+                        r"gave shape \(2, 4, 1, 2\); expected \(2, 4, 6, 8\)\nHint 1 of 2: compare the shape after "
+                        r"each step"),
+    "a list": (lambda u, x, s: [up_forward(u, x, s)], r"up_forward returned a list\nHint: return the output"),
 }
 
 
 @pytest.mark.parametrize("answer, match", BROKEN_UP_FORWARD.values(), ids=BROKEN_UP_FORWARD.keys())
 def test_check_up_forward_fails_a_broken_step(answer, match):
-    with pytest.raises(CheckError, match=match):
+    with pytest.raises(CheckError, match=match) as info:
         check_up_forward(answer)
+    assert "torch.cat([" not in str(info.value) and "x = up.up(x)" not in str(info.value)   # no solving line
 
 
-def overlap_counts(kernel_size: int, stride: int, size: int, bias: float = 0.0, keep_dims: bool = False):
-    layer = nn.ConvTranspose2d(1, 1, kernel_size, stride=stride, bias=bias != 0.0)
-    with torch.no_grad():
-        layer.weight.fill_(1.0)
-        if bias:
-            layer.bias.fill_(bias)
-        y = layer(torch.ones(1, 1, size, size))
-    return y if keep_dims else y[0, 0]
+def overlap_counts(kernel_size: int, stride: int, size: int, mistake: str | None = None):
+    """By counting: input pixel i paints output pixels i * stride ... i * stride + kernel_size - 1."""
+    n = (size - 1) * stride + kernel_size if mistake != "kernel overhang ignored" else size * stride
+    per_side = torch.zeros(n, dtype=torch.int64)
+    for i in range(size):
+        start = i * (kernel_size if mistake == "kernel as the step" else stride)
+        per_side[start: start + kernel_size] += 1
+    counts = per_side[:, None] + per_side[None, :] if mistake == "added" else per_side[:, None] * per_side[None, :]
+    if mistake == "plus one":
+        counts = counts + 1
+    if mistake == "batch dimensions kept":
+        counts = counts[None, None]
+    return counts
+
+
+def overlap_counts_2d(kernel_size: int, stride: int, size: int) -> np.ndarray:
+    """Another right answer: every footprint painted into the map, as the figure in section 3 draws it."""
+    counts = np.zeros(((size - 1) * stride + kernel_size,) * 2)
+    for i in range(size):
+        for j in range(size):
+            counts[i * stride: i * stride + kernel_size, j * stride: j * stride + kernel_size] += 1
+    return counts
 
 
 def test_overlap_counts_by_hand():
     # kernel 3, stride 2, 2 inputs per side: the middle column is painted by both
     assert overlap_counts(3, 2, 2)[0].tolist() == [1, 1, 2, 1, 1]
     assert overlap_counts(2, 2, 3).eq(1).all()                    # the paper's up-convolution: no overlap
+    assert overlap_counts(4, 2, 4)[0].tolist() == [1, 1, 2, 2, 2, 2, 2, 2, 1, 1]   # even only in the interior
+    assert torch.equal(overlap_counts(3, 2, 2), painted_kernels(torch.ones(2, 2), torch.ones(3, 3), 2).counts)
 
 
 def test_check_overlap_counts_passes_a_correct_answer():
     assert_passes(check_overlap_counts, overlap_counts)
-    assert_passes(check_overlap_counts, lambda k, s, n: overlap_counts(k, s, n).numpy())
+    assert_passes(check_overlap_counts, overlap_counts_2d)
     assert_skeleton_is_friendly(check_overlap_counts, "overlap_counts")
 
 
+def _by_layer(k, s, n):
+    layer = nn.ConvTranspose2d(1, 1, k, stride=s, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        return layer(torch.ones(1, 1, n, n))[0, 0]
+
+
+_LAYER = nn.ConvTranspose2d(1, 1, 2, stride=2, bias=False)   # built outside the learner's function
+
+
+SHORTCUTS_OVERLAP_COUNTS = {
+    "nn.ConvTranspose2d with ones": (_by_layer, "nn.ConvTranspose2d"),
+    "F.conv_transpose2d with ones": (lambda k, s, n: F.conv_transpose2d(torch.ones(1, 1, n, n), torch.ones(1, 1, k, k),
+                                                                        stride=s)[0, 0], "torch.conv_transpose2d"),
+    "a layer built earlier": (lambda k, s, n: _LAYER(torch.ones(1, 1, n, n))[0, 0], "torch.conv_transpose2d"),
+    "in one dimension": (lambda k, s, n: (lambda r: r[:, None] * r[None, :])(
+        F.conv_transpose1d(torch.ones(1, 1, n), torch.ones(1, 1, k), stride=s)[0, 0]), "torch.conv_transpose1d"),
+    "fold": (lambda k, s, n: F.fold(torch.ones(1, k * k, n * n), ((n - 1) * s + k,) * 2, k, stride=s)[0, 0], "F.fold"),
+    "the gradient of a convolution": (lambda k, s, n: torch.nn.grad.conv2d_input(
+        (1, 1, (n - 1) * s + k, (n - 1) * s + k), torch.ones(1, 1, k, k), torch.ones(1, 1, n, n), stride=s)[0, 0],
+        "torch.nn.grad.conv2d_input"),
+    "the course's figure helper": (lambda k, s, n: painted_kernels(torch.ones(n, n), torch.ones(k, k), s).counts
+                                   if n * n <= 9 else overlap_counts_2d(k, s, n), "torch.conv_transpose2d"),
+}
+
+
+@pytest.mark.parametrize("answer, shortcut", SHORTCUTS_OVERLAP_COUNTS.values(), ids=SHORTCUTS_OVERLAP_COUNTS.keys())
+def test_check_overlap_counts_refuses_torchs_transposed_convolution(answer, shortcut):
+    with torch.no_grad(), pytest.raises(CheckError, match=rf"^`\S+` called .*`{shortcut}`.*, which already does what "
+                                                          r"this exercise asks you to write"):
+        check_overlap_counts(answer)
+
+
 BROKEN_OVERLAP_COUNTS = {
-    "bias": (lambda k, s, n: overlap_counts(k, s, n, bias=0.5), r"differs .*\nHint: no bias"),
-    "random weights": (lambda k, s, n: nn.ConvTranspose2d(1, 1, k, stride=s, bias=False)(torch.ones(1, 1, n, n))[0, 0],
-                       r"differs .*\nHint: counts are whole numbers"),
-    "batch dimensions kept": (lambda k, s, n: overlap_counts(k, s, n, keep_dims=True),
-                              r"has shape \(1, 1, 6, 6\); expected \(6, 6\)\nHint: drop the batch"),
-    "stride ignored": (lambda k, s, n: overlap_counts(k, 1, n), r"stride=2, size=3\) has shape \(4, 4\); "
-                                                                r"expected \(6, 6\)\nHint: .*\(size - 1\) \* stride"),
+    "plus one everywhere": (lambda k, s, n: overlap_counts(k, s, n, "plus one"),
+                            r"^overlap_counts\(kernel_size=2, stride=2, size=3\) is wrong at 36 of 36 output pixels; "
+                            r"the first is row 0, column 0: 2 where 1 footprints cover it\nHint: off by the same number"),
+    "rows and columns added": (lambda k, s, n: overlap_counts(k, s, n, "added"),
+                               r"is wrong at 36 of 36 output pixels.*\nHint: a footprint covers a pixel only if it "
+                               r"covers both its row and its column"),
+    "footprints a kernel apart": (lambda k, s, n: overlap_counts(k, s, n, "kernel as the step"),
+                                  r"^overlap_counts\(kernel_size=3, stride=2, size=3\) is wrong at .*\nHint 1 of 2: "
+                                  r"each input pixel paints a kernel_size x kernel_size footprint"),
+    "the same count everywhere": (lambda k, s, n: torch.full(((n - 1) * s + k,) * 2, (-(-k // s)) ** 2),
+                                  r"^overlap_counts\(kernel_size=3, stride=2, size=3\) is wrong at .*\nHint 1 of 2"),
+    "random weights": (lambda k, s, n: torch.rand((n - 1) * s + k, (n - 1) * s + k),
+                       r"is wrong at .*\nHint: counts are whole numbers"),
+    "batch dimensions kept": (lambda k, s, n: overlap_counts(k, s, n, "batch dimensions kept"),
+                              r"has shape \(1, 1, 6, 6\); expected \(6, 6\)\nHint: return the \(H_out, W_out\) map, "
+                              r"without batch"),
+    "the kernel's overhang ignored": (lambda k, s, n: overlap_counts(k, s, n, "kernel overhang ignored"),
+                                      r"stride=2, size=3\) has shape \(6, 6\); expected \(7, 7\)\nHint 1 of 2: the "
+                                      r"output reaches as far as the last input pixel's footprint"),
     "a list": (lambda k, s, n: overlap_counts(k, s, n).tolist(), r"returned a list"),
 }
 
 
 @pytest.mark.parametrize("answer, match", BROKEN_OVERLAP_COUNTS.values(), ids=BROKEN_OVERLAP_COUNTS.keys())
 def test_check_overlap_counts_fails_a_broken_map(answer, match):
-    with torch.no_grad(), pytest.raises(CheckError, match=match):
+    with pytest.raises(CheckError, match=match) as info:
         check_overlap_counts(answer)
+    assert "ones" not in str(info.value)   # the old hint: "a kernel of ones on an input of ones"
+
+
+def test_check_overlap_counts_names_the_footprint_on_the_second_try():
+    def wrong(k, s, n):
+        return overlap_counts(k, s, n, "kernel as the step")
+
+    assert "i * stride" not in str(pytest.raises(CheckError, check_overlap_counts, wrong).value)
+    assert "Hint 2 of 2: input pixel (i, j)'s footprint covers rows i * stride" in \
+        str(pytest.raises(CheckError, check_overlap_counts, wrong).value)

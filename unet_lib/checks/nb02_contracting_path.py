@@ -1,5 +1,6 @@
-"""The checks of notebook 02, contracting path: ``check_contracting_parameters``, ``check_receptive_field``, ``check_double_conv``."""
+"""The checks of notebook 02, contracting path: ``check_contracting_parameters``, ``check_receptive_field``."""
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -7,105 +8,101 @@ import torch
 from torch import nn
 
 from ..blocks import DoubleConv
-from ..model import UNet
-from ._core import CheckPassed, call, check_float32, fail, learner_check
+from ..model import UNet, receptive_field
+from ._core import CheckPassed, call, fail, learner_check, passed
 
-__all__ = ['check_contracting_parameters', 'check_receptive_field', 'check_double_conv']
+__all__ = ['check_contracting_parameters', 'check_receptive_field']
 
-
-@learner_check
-def check_double_conv(cls: Callable[[int, int], nn.Module]) -> CheckPassed:
-    """``cls(in_channels, out_channels)`` must build the paper's double convolution. Compared by
-    what the block computes with the library's weights, whatever order its layers were created in."""
-    torch.manual_seed(0)
-    block = call(cls, 3, 8)
-    if not isinstance(block, nn.Module):
-        fail(f"{cls.__name__}(3, 8) is a {type(block).__name__}, not an nn.Module",
-              "subclass nn.Module (or nn.Sequential)")
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in block.modules()):
-        fail(f"{cls.__name__}(3, 8) has a BatchNorm layer; the paper's block has none",
-              "two unpadded 3x3 convolutions, each followed by a ReLU, and nothing else "
-              "(the course's DoubleConv(batch_norm=True) adds BatchNorm; this exercise is the paper's block)")
-    reference = DoubleConv(3, 8)
-    n_params, n_expected = sum(p.numel() for p in block.parameters()), sum(p.numel() for p in reference.parameters())
-    if n_params != n_expected:
-        fail(f"{cls.__name__}(3, 8) has {n_params} parameters; the paper's block has {n_expected} "
-              f"(3*8*3*3 + 8 for the first convolution, 8*8*3*3 + 8 for the second)",
-              "two nn.Conv2d with kernel_size=3, the second from out_channels to out_channels")
-    check_float32(block, f"{cls.__name__}(3, 8)")
-    x = torch.randn(2, 3, 17, 19)
-    with torch.no_grad():
-        y = block(x)
-    if tuple(y.shape) != (2, 8, 13, 15):
-        hint = ("the paper's convolutions are unpadded: use padding=0"
-                if tuple(y.shape[-2:]) == (17, 19) else "two unpadded 3x3 convolutions remove 2 pixels per side")
-        fail(f"a (2, 3, 17, 19) input gave shape {tuple(y.shape)}; expected (2, 8, 13, 15)", hint)
-    # the library's weights, each into the convolution of the same role (3 -> 8 first, 8 -> 8 second),
-    # whatever order the layers were created (registered) in: the same function gives the same output
-    convs = {m.in_channels: m for m in block.modules() if isinstance(m, nn.Conv2d)}
-    if sorted(convs) != [3, 8] or any(c.weight.shape[1:] != (c.in_channels, 3, 3) for c in convs.values()):
-        fail(f"{cls.__name__}(3, 8) does not hold one 3 -> 8 and one 8 -> 8 nn.Conv2d with 3x3 kernels",
-              "two nn.Conv2d with kernel_size=3: in_channels -> out_channels, then out_channels -> out_channels")
-    with torch.no_grad():
-        for conv, ref in zip((convs[3], convs[8]), (reference[0], reference[2])):
-            conv.weight.copy_(ref.weight)
-            if conv.bias is not None:
-                conv.bias.copy_(ref.bias)
-        y, expected = block(x), reference(x)
-    if (y < 0).any():
-        fail("the output has negative values", "each convolution is followed by a ReLU, the last one too")
-    if not torch.allclose(y, expected, atol=1e-5):
-        fail("with the library's weights your block computes different values",
-              "apply them in this order: conv (in -> out), ReLU, conv (out -> out), ReLU")
-    return CheckPassed(f"✓ {cls.__name__}: shapes, parameter count and values match DoubleConv")
+# "without building a model": no module may be built or read during the learner's call, and the
+# library's own count is refused
+CONTRACTING_SHORTCUTS = {
+    "nn.Module.__init__": nn.Module.__init__,             # any layer or model built, on any device
+    "nn.Module.__getattr__": nn.Module.__getattr__,       # a layer or weight read from a model built earlier
+    "nn.Module.parameters": nn.Module.parameters,
+    "nn.Module.named_parameters": nn.Module.named_parameters,
+    "UNet.count_parameters": UNet.count_parameters,
+}
 
 
-def _contracting_parameters(in_channels: int, base_channels: int, depth: int, bias: bool = True,
-                            double: bool = True, levels: int | None = None, convs: int = 2) -> int:
-    """The parameters of inc and the downs, by arithmetic, with the mistakes the check recognises."""
+def _contracting_parameters(in_channels: int, base_channels: int, depth: int, batch_norm: bool = False,
+                            bias: bool | None = None, norm_per_channel: int = 2, double: bool = True,
+                            levels: int | None = None, convs: int = 2) -> int:
+    """The parameters of inc and the downs, by arithmetic, with the mistakes the check recognises:
+    each convolution has a bias unless BatchNorm follows it (``bias``), BatchNorm has a scale and
+    a shift per channel (``norm_per_channel``)."""
+    bias = (not batch_norm) if bias is None else bias
+    per_channel = bias + (norm_per_channel if batch_norm else 0)
+
     def block(c_in: int, c_out: int) -> int:
-        return 9 * c_in * c_out + 9 * c_out * c_out * (convs - 1) + bias * c_out * convs
+        return 9 * c_in * c_out + 9 * c_out * c_out * (convs - 1) + per_channel * c_out * convs
     widths = [base_channels * (2**level if double else 1) for level in range(depth + 2)]
     n = block(in_channels, widths[0])
     return n + sum(block(widths[k], widths[k + 1]) for k in range(depth if levels is None else levels))
 
 
 @learner_check
-def check_contracting_parameters(contracting_parameters: Callable[[int, int, int], int]) -> CheckPassed:
-    """``contracting_parameters(in_channels, base_channels, depth)`` must count the parameters of
-    a U-Net's contracting path, ``inc`` and every ``Down`` (the last is the bottleneck), as the
-    model has them."""
-    for in_channels, base_channels, depth in [(1, 64, 4), (3, 8, 2), (1, 4, 0), (2, 5, 3)]:
+def check_contracting_parameters(contracting_parameters: Callable[..., int]) -> CheckPassed:
+    """``contracting_parameters(in_channels, base_channels, depth, batch_norm)`` must count the
+    parameters of a U-Net's contracting path, ``inc`` and every ``Down`` (the last is the
+    bottleneck), as the model has them, without building a model (building or reading any module
+    during the call is refused)."""
+    cases = [(1, 64, 4, False), (3, 8, 2, False), (1, 4, 0, False), (1, 16, 3, True), (2, 5, 3, True)]
+    for in_channels, base_channels, depth, batch_norm in cases:
         with torch.device("meta"):   # shapes without memory: the paper's network in no time
-            model = UNet(in_channels=in_channels, base_channels=base_channels, depth=depth)
+            model = UNet(in_channels=in_channels, base_channels=base_channels, depth=depth, batch_norm=batch_norm)
         expected = sum(p.numel() for part in (model.inc, *model.downs) for p in part.parameters())
-        got = call(contracting_parameters, in_channels, base_channels, depth)
+        args = (in_channels, base_channels, depth)
+        values = dict(in_channels=in_channels, base_channels=base_channels, depth=depth, batch_norm=batch_norm)
+        try:
+            inspect.signature(contracting_parameters).bind(*args, batch_norm)
+        except (TypeError, ValueError) as e:
+            fail("{name} cannot be called as {name}(in_channels, base_channels, depth, batch_norm): {error}",
+                 "keep the exercise's signature: contracting_parameters(in_channels, base_channels, depth, "
+                 "batch_norm=False)", name=getattr(contracting_parameters, "__name__", "the answer"), error=str(e))
+        got = call(contracting_parameters, *args, batch_norm, refuse=CONTRACTING_SHORTCUTS)
         if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
-            fail(f"contracting_parameters({in_channels}, {base_channels}, {depth}) = {got!r}; expected an int",
-                  "return the count as an int")
+            fail("contracting_parameters({in_channels}, {base_channels}, {depth}, batch_norm={batch_norm}) = {got!r}; "
+                 "expected an int", "return the count as an int", got=got, **values)
         if got == expected:
             continue
-        args = (in_channels, base_channels, depth)
-        hints = [
-            (UNet.count_parameters(in_channels=in_channels, base_channels=base_channels, depth=depth),
-             "that is the whole U-Net; count only the contracting path: inc and the downs"),
-            (_contracting_parameters(*args, bias=False), "each convolution also has one bias per output channel"),
-            (_contracting_parameters(*args, double=False), "each Down doubles the channels: level k has "
-                                                           "base_channels * 2**k"),
-            (_contracting_parameters(*args, levels=depth + 1), "there are depth Downs after inc, not depth + 1"),
-            (_contracting_parameters(*args, levels=max(depth - 1, 0)), "there are depth Downs after inc "
-                                                                       "(the last one is the bottleneck)"),
-            (_contracting_parameters(*args, convs=1), "every DoubleConv has two 3x3 convolutions: "
-                                                      "c_in -> c_out, then c_out -> c_out"),
-            (_contracting_parameters(base_channels, base_channels, depth), "the first convolution reads the "
-                                                                           "image: in_channels, not base_channels"),
-        ]
-        hint = next((h for value, h in hints if got == value),
-                    "a 3x3 convolution from c_in to c_out has 9 * c_in * c_out weights and c_out biases; "
-                    "max-pooling has none")
-        fail(f"contracting_parameters({in_channels}, {base_channels}, {depth}) = {got:,}; "
-              f"the model's inc and downs have {expected:,}", hint)
-    return CheckPassed("✓ contracting_parameters matches the model for four configurations, the paper's included")
+        problem = ("contracting_parameters({in_channels}, {base_channels}, {depth}, batch_norm={batch_norm}) = "
+                   "{got:,}; the model's inc and downs have {expected:,}")
+        values.update(got=int(got), expected=expected)
+        whole = UNet.count_parameters(in_channels=in_channels, base_channels=base_channels, depth=depth,
+                                      batch_norm=batch_norm)
+        if got == whole:
+            fail(problem, "that is the whole U-Net; count only the contracting path: inc and the downs", **values)
+        if batch_norm:
+            if got == _contracting_parameters(*args):
+                fail(problem, "with batch_norm=True each DoubleConv is built differently: read section 2's source "
+                              "of DoubleConv again", **values)
+            if got == _contracting_parameters(*args, batch_norm=True, bias=True):
+                fail(problem, "a convolution followed by BatchNorm has no bias: BatchNorm's own shift takes its place",
+                     **values)
+            if got in (_contracting_parameters(*args, batch_norm=True, norm_per_channel=4),
+                       _contracting_parameters(*args, batch_norm=True, bias=True, norm_per_channel=4)):
+                fail(problem, "BatchNorm learns two numbers per channel, a scale and a shift; its running mean and "
+                              "variance are buffers, updated by counting, not learned parameters", **values)
+        if got == _contracting_parameters(*args, batch_norm=batch_norm, bias=False, norm_per_channel=2):
+            fail(problem, "each convolution also has one bias per output channel (unless BatchNorm follows it)",
+                 **values)
+        if got == _contracting_parameters(*args, batch_norm=batch_norm, double=False):
+            fail(problem, "each Down doubles the channels: how many channels does level k have?", **values)
+        if got == _contracting_parameters(*args, batch_norm=batch_norm, levels=depth + 1):
+            fail(problem, "there are depth Downs after inc, not depth + 1", **values)
+        if got == _contracting_parameters(*args, batch_norm=batch_norm, levels=max(depth - 1, 0)):
+            fail(problem, "there are depth Downs after inc (the last one is the bottleneck)", **values)
+        if got == _contracting_parameters(*args, batch_norm=batch_norm, convs=1):
+            fail(problem, "every DoubleConv has two 3x3 convolutions: c_in -> c_out, then c_out -> c_out", **values)
+        if got == _contracting_parameters(base_channels, base_channels, depth, batch_norm=batch_norm):
+            fail(problem, "the first convolution reads the image: in_channels, not base_channels", **values)
+        fail(problem,
+             "count one convolution first: a 3x3 convolution from c_in to c_out channels has a 3x3 kernel for every "
+             "pair of input and output channels, and a bias per output channel; max-pooling learns nothing",
+             "level k of the contracting path has base_channels * 2**k channels; inc reads in_channels",
+             **values)
+    return passed("✓ contracting_parameters matches the model for five configurations, the paper's and the course "
+                  "model's (BatchNorm) included")
 
 
 def _probe_ready(module: nn.Module) -> nn.Module:
@@ -117,20 +114,38 @@ def _probe_ready(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
-def _window_width(block: nn.Module, in_channels: int, size: int, pixel: tuple[int, int] | None = None) -> int:
-    """The check's own measurement: input columns that output pixel ``pixel`` (the centre) depends on."""
+def _dependence(block: nn.Module, in_channels: int, size: int, pixel: tuple[int, int] | None = None) -> torch.Tensor:
+    """(H, W) bool: the input pixels that output pixel ``pixel`` (the centre) of channel 0 depends on."""
     x = torch.zeros(1, in_channels, size, size, requires_grad=True)
     y = block(x)
     i, j = pixel if pixel is not None else (y.shape[-2] // 2, y.shape[-1] // 2)
     y[0, 0, i, j].backward()
-    cols = (x.grad[0].abs().sum(0) > 0).any(dim=0).nonzero()
-    return int(cols.max() - cols.min() + 1)
+    return x.grad[0].abs().sum(0) > 0
+
+
+def _span(on: torch.Tensor) -> int:
+    """From the first to the last index where ``on`` (1-D bool) is true, both included."""
+    at = on.nonzero()
+    return int(at.max() - at.min() + 1)
+
+
+def _window_width(block: nn.Module, in_channels: int, size: int, pixel: tuple[int, int] | None = None) -> int:
+    """The check's own measurement: from the first to the last input column that output pixel
+    ``pixel`` (the centre) depends on, both included."""
+    return _span(_dependence(block, in_channels, size, pixel).any(dim=0))
+
+
+RECEPTIVE_FIELD_SHORTCUTS = {
+    "unet_lib.receptive_field": receptive_field,
+    "the check's own measurement": _window_width,
+}
 
 
 @learner_check
 def check_receptive_field(measure_receptive_field: Callable[[nn.Module, int, int], int]) -> CheckPassed:
-    """``measure_receptive_field(block, in_channels, size)`` must measure how many input columns
-    the centre output pixel of ``block`` depends on, on a (1, in_channels, size, size) input.
+    """``measure_receptive_field(block, in_channels, size)`` must measure how wide the window of
+    input pixels is that the centre output pixel (channel 0) of ``block`` depends on, on a
+    (1, in_channels, size, size) input: from its first to its last input column, both included.
     Compared with the check's own gradient measurement on blocks the learner has not seen."""
     torch.manual_seed(0)
     cases = [
@@ -138,6 +153,7 @@ def check_receptive_field(measure_receptive_field: Callable[[nn.Module, int, int
         ("nn.Conv2d(1, 1, 5)", lambda: nn.Conv2d(1, 1, 5), 1, 15),
         ("DoubleConv(2, 4)", lambda: DoubleConv(2, 4), 2, 17),
         ("a 3x3 convolution with dilation=2", lambda: nn.Conv2d(1, 1, 3, dilation=2), 1, 15),
+        ("nn.Conv2d(1, 1, (3, 7)), 3 rows by 7 columns", lambda: nn.Conv2d(1, 1, (3, 7)), 1, 15),
         ("three padded 3x3 convolutions", lambda: nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1) for _ in range(3)]),
          1, 16),
         ("DoubleConv, 2x2 average pooling, DoubleConv",
@@ -146,28 +162,41 @@ def check_receptive_field(measure_receptive_field: Callable[[nn.Module, int, int
     for name, make, in_channels, size in cases:
         block = _probe_ready(make())
         expected = _window_width(block, in_channels, size)
-        got = call(measure_receptive_field, block, in_channels, size)
+        block.zero_grad()
+        got = call(measure_receptive_field, block, in_channels, size, refuse=RECEPTIVE_FIELD_SHORTCUTS)
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
+        values = dict(name=name, in_channels=in_channels, size=size, got=got, expected=expected)
         if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
-            fail(f"measure_receptive_field({name}) = {got!r}; expected an int (a width in pixels)",
-                  "count the input columns whose gradient is non-zero: int(cols.max() - cols.min() + 1)")
+            fail("measure_receptive_field({name}, {in_channels}, {size}) = {got!r}; expected an int (a width in "
+                 "input columns)", "return the width as an int", **values)
         if got == expected:
             continue
+        problem = ("measure_receptive_field({name}, {in_channels}, {size}) = {got}; the centre output pixel's window "
+                   "is {expected} input columns wide (from its first to its last column, both included)")
+        block.zero_grad()
+        on = _dependence(block, in_channels, size)
         block.zero_grad()
         corner = _window_width(block, in_channels, size, pixel=(0, 0))
         if got == expected - 1:
-            hint = "count both ends of the window: last column - first column + 1"
-        elif got == size:
-            hint = ("that is the whole input: take the gradient of ONE output pixel, "
-                    "y[0, 0, i, j].backward(), not of the sum of all outputs")
-        elif got == corner:
-            hint = ("take the centre output pixel (H_out // 2, W_out // 2): at the corner part of "
-                    "the window falls outside the input, into the padding")
-        else:
-            hint = ("x = torch.zeros(1, in_channels, size, size, requires_grad=True); y = block(x); "
-                    "y[0, 0, H_out // 2, W_out // 2].backward(); then the columns where x.grad is non-zero")
-        fail(f"measure_receptive_field({name}, {in_channels}, {size}) = {got}; "
-              f"the centre output pixel depends on {expected} input columns", hint)
-    return CheckPassed("✓ measure_receptive_field agrees with the gradient on six blocks, padded, dilated and "
-                       "pooled ones included")
+            fail(problem, "count both ends: a window from column a to column b is b - a + 1 columns wide", **values)
+        if got == size:
+            fail(problem, "that is the whole input: the window of ONE output pixel, not of all the outputs together",
+                 "the gradient of a sum of outputs reaches every input pixel that any of them depends on", **values)
+        if got == int(on.any(dim=0).sum()):
+            fail(problem, "you counted the columns that matter; the window also spans the columns between them that "
+                          "do not (a dilated convolution reads every other column)", **values)
+        if got == _span(on.any(dim=1)):
+            fail(problem, "that is the window's height, in rows; the width is along the last dimension, the columns",
+                 **values)
+        if got == corner:
+            fail(problem, "take the centre output pixel: at a corner, part of the window falls outside the input "
+                          "(into the padding)", **values)
+        fail(problem,
+             "the gradient of one output value with respect to the input is non-zero exactly on the input pixels it "
+             "depends on (notebook 01, section 5); the window runs from the first to the last such column",
+             "give the input requires_grad=True, call .backward() on one output value, and look at where the "
+             "input's .grad is non-zero",
+             **values)
+    return passed("✓ measure_receptive_field agrees with the gradient on seven blocks, padded, dilated, non-square and "
+                  "pooled ones included")
