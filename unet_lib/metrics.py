@@ -212,8 +212,8 @@ def instance_scores(pred_instances, instances, threshold: float = 0.5) -> Instan
 
     Takes two label images (0 = background) of the same shape, (H, W) or (N, H, W); a stack is
     scored image by image and the counts are added. A predicted cell p and a ground-truth cell
-    g match when IoU(p, g) = |p AND g| / |p OR g| > ``threshold``, strictly: the rule of the
-    2018 Data Science Bowl's nuclei metric ("greater than"). From 0.5 up, strictness is what
+    g match when IoU(p, g) = |p AND g| / |p OR g| > ``threshold``, strictly, as in the nuclei
+    metric of the 2018 Data Science Bowl. From 0.5 up, strictness is what
     makes a match unique: two predicted cells with IoU > 0.5 with one true cell would each
     cover more than half of it, while at exactly 0.5 two halves could both claim it (and one
     predicted cell could claim two true cells). Pairs are taken greedily from the highest IoU
