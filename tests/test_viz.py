@@ -502,3 +502,73 @@ def test_show_transposed_conv_draws_each_painted_kernel_and_the_counts():
 def test_show_transposed_conv_names_a_bad_argument(args, error, match):
     with pytest.raises(error, match=match):
         show_transposed_conv(*args)
+
+# -- notebook 07: a learning-rate sweep, and paired runs over seeds --
+
+def test_plot_lr_sweep_draws_every_run_and_the_share_left():
+    from unet_lib.viz import plot_lr_sweep
+    lrs, curves = [1e-4, 1e-2, 1.0], [[1.0, 0.9, 0.8], [1.0, 0.5, 0.2], [1.0, 3.0, 1.5]]
+    fig = plot_lr_sweep(lrs, curves, mark=3e-3)
+    left, right = fig.axes[:2]
+    assert [line.get_label() for line in left.get_lines()] == ["lr 0.0001", "lr 0.01", "lr 1"]
+    assert left.get_yscale() == "log" and right.get_xscale() == "log"
+    shares = [line for line in right.get_lines() if len(line.get_xdata()) == 3][0]
+    np.testing.assert_allclose(shares.get_ydata(), [0.8, 0.2, 1.5])            # last / first, per run
+    assert right.get_ylim()[0] == 0 and "after 3 steps" in right.get_title()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one curve per learning rate, got 2 learning rates and 3 curves"):
+        plot_lr_sweep(lrs[:2], curves)
+
+
+def test_plot_paired_arms_draws_one_line_per_seed_and_the_paired_differences():
+    from unet_lib.viz import plot_paired_arms
+    runs = [{"arm": a, "seed": s, "iou": 0.9 + 0.01 * s + (0.025 if a == "both" else 0.0)}
+            for a in ("none", "both") for s in (0, 1, 2)]
+    fig = plot_paired_arms(runs, ["none", "both"], [("iou", "IoU", (0, 1))], difference=("iou", "both", 0.05))
+    whole, paired = fig.axes[:2]
+    assert len(whole.get_lines()) == 3 and whole.get_ylim() == (0, 1)
+    assert paired.get_ylim() == (-0.05, 0.05)                                     # the difference at its size
+    points = [line.get_ydata()[0] for line in paired.get_lines() if line.get_marker() == "o"]
+    np.testing.assert_allclose(points, [-0.025] * 3)                              # none - both, per seed
+    plt.close(fig)
+    with pytest.raises(ValueError, match="runs lacks arm 'both' for seed 2"):
+        plot_paired_arms(runs[:-1], ["none", "both"], [("iou", "IoU", (0, 1))])
+
+
+# -- notebook 08: a detail too small to see at full size --
+
+def test_show_zoom_frames_the_box_and_enlarges_it():
+    from unet_lib.viz import show_zoom
+    labels = np.zeros((40, 50), np.int64)
+    labels[20, 30] = 3                                                            # a one-pixel cell
+    fig = show_zoom([labels, labels > 0], (15, 25, 26, 36), titles=["cells", "mask"], cmap=["labels", "gray"])
+    top, zoom = fig.axes[0], fig.axes[2]
+    frame = [p for p in top.patches if isinstance(p, Rectangle)][0]
+    assert frame.get_xy() == (24.5, 14.5) and (frame.get_width(), frame.get_height()) == (11, 11)
+    shown = zoom.get_images()[0].get_array()
+    assert shown.shape[:2] == (11, 11) and shown[5, 5].any() and not shown[0, 0].any()   # the pixel, enlarged
+    assert zoom.get_title() == "rows 15-25, columns 25-35"
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"box \(30, 0, 45, 10\) does not lie inside image 0 of shape \(40, 50\)"):
+        show_zoom([labels], (30, 0, 45, 10))
+
+
+# -- notebook 09: what a channel does near the cell outlines --
+
+def test_plot_boundary_profile_finds_a_ring_around_a_cell():
+    from scipy import ndimage
+
+    from unet_lib.viz import plot_boundary_profile
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 10:30] = True
+    outside = ndimage.distance_transform_edt(~mask)
+    ring = np.isin(np.rint(outside), [1, 2]).astype(float)                       # a ring 1-2 px outside the cell
+    fmap = torch.from_numpy(np.stack([mask.astype(float), ring])).float()         # (2, H, W): a filler and a ring
+    fig = plot_boundary_profile(fmap, mask, [0, 1], max_distance=4)
+    filler, rings = fig.axes[0].get_lines()[:2]
+    assert list(filler.get_xdata()) == [-4, -3, -2, -1, 1, 2, 3, 4]
+    assert list(filler.get_ydata()) == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert list(rings.get_ydata()) == [0, 0, 0, 0, 1, 1, 0, 0]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="channel 5 does not exist; fmap has channels 0 to 1"):
+        plot_boundary_profile(fmap, mask, [5])

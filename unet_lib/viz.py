@@ -28,6 +28,10 @@ __all__ = ["Source", "show_source", "use_course_style", "label_colours", "show_i
            "plot_history", "draw_unet", "COURSE_DPI",
            "draw_skip_crop",
            "painted_kernels", "show_transposed_conv",
+           "plot_lr_sweep",
+           "plot_paired_arms",
+           "show_zoom",
+           "plot_boundary_profile",
            ]
 
 # The course's figure resolution: 8-px tick labels stay readable at JupyterLab's default zoom,
@@ -795,3 +799,155 @@ def show_transposed_conv(x: torch.Tensor, kernel: torch.Tensor, stride: int, siz
     fig.tight_layout()
     return fig
 
+
+# -- notebook 07: a learning-rate sweep, and paired runs over seeds --
+
+def plot_lr_sweep(lrs: Sequence[float], curves: Sequence[Sequence[float]], mark: float | None = None,
+                  size: float = 3.4) -> plt.Figure:
+    """What a learning-rate sweep shows: left, every run's loss step by step (one line per learning
+    rate, on a log axis so that a loss that falls tenfold and one that climbs both show); right,
+    each run's last loss as a share of its first, against the learning rate (log axis), with
+    ``mark`` (e.g. the course's learning rate) drawn as a dashed line. ``curves[i]`` is the run
+    at ``lrs[i]``, all from the same starting weights."""
+    if len(lrs) != len(curves) or not lrs:
+        raise ValueError(f"plot_lr_sweep needs one curve per learning rate, got {len(lrs)} learning rates and "
+                         f"{len(curves)} curves")
+    if any(len(c) == 0 for c in curves) or any(not lr > 0 for lr in lrs):
+        raise ValueError("every curve needs at least one loss, and every learning rate must be > 0")
+    from matplotlib.ticker import MaxNLocator
+    fig, (left, right) = plt.subplots(1, 2, figsize=(size * 2.6, size))
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(lrs)))
+    for lr, curve, colour in zip(lrs, curves, colours):
+        left.plot(range(1, len(curve) + 1), curve, color=colour, label=f"lr {lr:g}")
+    left.set_yscale("log")
+    left.set_xlabel("step")
+    left.set_ylabel("training loss (log axis)")
+    left.set_title("every run, step by step")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    left.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    shares = [curve[-1] / curve[0] for curve in curves]
+    right.plot(lrs, shares, "o-", color="tab:blue")
+    right.axhline(1.0, color="grey", lw=0.8, ls=":")
+    right.text(lrs[0], 1.0, " no change", va="bottom", fontsize=8, color="grey")
+    if mark is not None:
+        right.axvline(mark, color="tab:red", lw=1, ls="--")
+        right.text(mark, max(shares + [1.0]) * 1.02, f" lr {mark:g}", color="tab:red", fontsize=8, va="bottom")
+    right.set_xscale("log")
+    right.set_ylim(0, max(shares + [1.0]) * 1.12)
+    right.set_xlabel("learning rate (log axis)")
+    right.set_ylabel("last loss / first loss")
+    right.set_title(f"after {len(curves[0])} steps")
+    fig.tight_layout()
+    return fig
+
+
+def plot_paired_arms(runs: Sequence[dict], arms: Sequence[str], panels: Sequence[tuple[str, str, tuple[float, float]]],
+                     difference: tuple[str, str, float] | None = None, size: float = 3.0) -> plt.Figure:
+    """An experiment with several arms run over several seeds: for each ``(key, title, (ymin, ymax))``
+    of ``panels`` one line per seed across the arms (the arms of one seed are paired: same data,
+    same start). ``difference = (key, reference, half_range)`` adds a last panel of the paired
+    differences ``key(arm) - key(reference)`` per seed, on an axis from ``-half_range`` to
+    ``+half_range`` with a line at 0: a difference of a few hundredths drawn at its true size
+    next to the seeds' spread, where a 0-to-1 axis would hide it. ``runs``: dicts with "arm",
+    "seed" and the keys."""
+    seeds = sorted({r["seed"] for r in runs})
+    value = {(r["arm"], r["seed"]): r for r in runs}
+    missing = [(a, s) for a in arms for s in seeds if (a, s) not in value]
+    if missing:
+        raise ValueError(f"runs lacks arm {missing[0][0]!r} for seed {missing[0][1]}; every arm needs every seed")
+    n = len(panels) + (difference is not None)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.15), squeeze=False)
+    colours = plt.cm.tab10(np.arange(len(seeds)) % 10)
+    for ax, (key, title, limits) in zip(axes[0], panels):
+        for s, colour in zip(seeds, colours):
+            ax.plot(range(len(arms)), [value[arm, s][key] for arm in arms], "o-", color=colour, alpha=0.7,
+                    label=f"seed {s}")
+        ax.set_xticks(range(len(arms)), arms)
+        ax.set_ylim(*limits)
+        ax.set_title(title)
+    if difference is not None:
+        key, reference, half = difference
+        ax = axes[0][-1]
+        others = [a for a in arms if a != reference]
+        for s, colour in zip(seeds, colours):
+            ax.plot(range(len(others)), [value[a, s][key] - value[reference, s][key] for a in others], "o",
+                    color=colour, alpha=0.8)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(others)), others)
+        ax.set_xlim(-0.5, len(others) - 0.5)
+        ax.set_ylim(-half, half)
+        ax.set_title(f"{key}: arm minus {reference!r}, per seed")
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# -- notebook 08: a detail too small to see at full size --
+
+def show_zoom(images: Sequence, box: tuple[int, int, int, int], titles: Sequence[str] | None = None,
+              cmap: str | Sequence[str] = "gray", size: float = 2.6) -> plt.Figure:
+    """The same images twice: whole in the top row with ``box`` = (top, left, bottom, right) drawn
+    as a yellow frame, and that box enlarged in the bottom row, pixels drawn as squares (no
+    interpolation). For a detail of a few pixels, which is invisible at full size. ``images`` and
+    ``cmap`` as in ``show_images`` (``"labels"`` for a label image)."""
+    top, left, bottom, right = (int(v) for v in box)
+    n = len(images)
+    cmaps = [cmap] * n if isinstance(cmap, str) else list(cmap)
+    if len(cmaps) != n or (titles is not None and len(titles) != n):
+        raise ValueError(f"show_zoom got {n} images but {len(cmaps)} cmaps and "
+                         f"{'no' if titles is None else len(titles)} titles; give one of each per image")
+    fig, axes = plt.subplots(2, n, figsize=(size * n, size * 2), squeeze=False)
+    for i, image in enumerate(images):
+        array = _to_numpy(image)
+        if not (0 <= top < bottom <= array.shape[0] and 0 <= left < right <= array.shape[1]):
+            raise ValueError(f"box {box} does not lie inside image {i} of shape {array.shape[:2]}")
+        shown = label_colours(array) if cmaps[i] == "labels" else array
+        kwargs = {} if cmaps[i] == "labels" or array.ndim == 3 else {"cmap": cmaps[i]}
+        whole, zoom = axes[0][i], axes[1][i]
+        whole.imshow(shown, interpolation="nearest", **kwargs)
+        whole.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, edgecolor="yellow",
+                                  lw=1.5))
+        zoom.imshow(shown[top:bottom, left:right], interpolation="nearest",
+                    extent=(left - 0.5, right - 0.5, bottom - 0.5, top - 0.5), **kwargs)
+        for ax in (whole, zoom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if titles is not None:
+            whole.set_title(titles[i], fontsize=10)
+        zoom.set_title(f"rows {top}-{bottom - 1}, columns {left}-{right - 1}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# -- notebook 09: what a channel does near the cell outlines --
+
+def plot_boundary_profile(fmap, mask, channels: Sequence[int], max_distance: int = 8,
+                          size: float = 3.4) -> plt.Figure:
+    """The mean activation of each chosen channel of ``fmap`` (C, H, W) against the signed distance
+    of a pixel to the nearest cell outline of ``mask`` (H, W, 0/1): negative inside the cells,
+    positive outside, rounded to whole pixels, from ``-max_distance`` to ``+max_distance``. A
+    channel that traces the outlines as a ring peaks near 0; one that fills the cells is high on
+    the left. ``fmap`` and ``mask`` must cover the same pixels."""
+    from scipy import ndimage
+    maps = _to_numpy(fmap) if not isinstance(fmap, torch.Tensor) else fmap.detach().cpu().float().numpy()
+    mask = np.asarray(_to_numpy(mask)) > 0
+    if maps.ndim != 3 or maps.shape[1:] != mask.shape:
+        raise ValueError(f"fmap must be (C, H, W) over the pixels of mask {mask.shape}, got shape {maps.shape}")
+    bad = [c for c in channels if not 0 <= c < maps.shape[0]]
+    if bad:
+        raise ValueError(f"channel {bad[0]} does not exist; fmap has channels 0 to {maps.shape[0] - 1}")
+    inside, outside = ndimage.distance_transform_edt(mask), ndimage.distance_transform_edt(~mask)
+    # the outline lies between the last cell pixel (distance -1 inside) and the first background pixel (+1)
+    signed = np.where(mask, -inside, outside)
+    distances = [d for d in range(-max_distance, max_distance + 1) if d and (np.rint(signed) == d).any()]
+    fig, ax = plt.subplots(figsize=(size * 1.6, size))
+    for c in channels:
+        ax.plot(distances, [maps[c][np.rint(signed) == d].mean() for d in distances], "o-", label=f"channel {c}")
+    ax.axvline(0, color="grey", lw=0.8, ls="--")
+    ax.text(0, ax.get_ylim()[1], " outline", va="top", fontsize=8, color="grey")
+    ax.set_xlabel("distance to the nearest cell outline (px; < 0 inside a cell)")
+    ax.set_ylabel("mean activation")
+    ax.set_title("activation across the cell outline")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
