@@ -5,7 +5,7 @@ reached, and fails deliberately broken versions with the intended message and st
 
 import pytest
 import torch
-from checktools import assert_passes, assert_skeleton_is_friendly
+from checktools import assert_passes, assert_skeleton_is_friendly, reference
 from torch import nn
 
 from unet_lib import DoubleConv, UNet, receptive_field
@@ -73,7 +73,7 @@ def test_check_contracting_parameters_refuses_building_a_model(answer, shortcut)
 
 
 def _broken(**mistake):
-    return lambda i, b, d, batch_norm=False: nb02._contracting_parameters(i, b, d, batch_norm=batch_norm, **mistake)
+    return lambda i, b, d, batch_norm=False: reference(nb02._contracting_parameters)(i, b, d, batch_norm=batch_norm, **mistake)
 
 
 BROKEN_CONTRACTING_PARAMETERS = {
@@ -81,10 +81,10 @@ BROKEN_CONTRACTING_PARAMETERS = {
                   r"^contracting_parameters\(1, 64, 4, batch_norm=False\) = 18,838,080; the model's inc and downs have "
                   r"18,842,048\nHint: each convolution also has one bias"),
     "no doubling": (_broken(double=False), r"\nHint: each Down doubles the channels"),
-    "one Down too many": (lambda i, b, d, batch_norm=False: nb02._contracting_parameters(i, b, d, batch_norm,
+    "one Down too many": (lambda i, b, d, batch_norm=False: reference(nb02._contracting_parameters)(i, b, d, batch_norm,
                                                                                         levels=d + 1),
                           r"\nHint: there are depth Downs after inc, not depth \+ 1"),
-    "one Down too few": (lambda i, b, d, batch_norm=False: nb02._contracting_parameters(i, b, d, batch_norm,
+    "one Down too few": (lambda i, b, d, batch_norm=False: reference(nb02._contracting_parameters)(i, b, d, batch_norm,
                                                                                        levels=max(d - 1, 0)),
                          r"\nHint: there are depth Downs after inc \(the last one is the bottleneck\)"),
     "one conv per level": (_broken(convs=1), r"\nHint: every DoubleConv has two 3x3 convolutions"),
@@ -137,10 +137,10 @@ def measure_receptive_field(block: nn.Module, in_channels: int, size: int, pixel
 
 def test_receptive_field_by_hand():
     # 3x3 then 3x3: 5; DoubleConv, pool, DoubleConv: 5 + 1 + 2 * 4 = 14 (notebook 02's growth rule)
-    assert measure_receptive_field(nb02._probe_ready(DoubleConv(1, 1)), 1, 11) == 5
-    block = nb02._probe_ready(nn.Sequential(DoubleConv(1, 1), nn.AvgPool2d(2), DoubleConv(1, 1)))
+    assert measure_receptive_field(reference(nb02._probe_ready)(DoubleConv(1, 1)), 1, 11) == 5
+    block = reference(nb02._probe_ready)(nn.Sequential(DoubleConv(1, 1), nn.AvgPool2d(2), DoubleConv(1, 1)))
     assert measure_receptive_field(block, 1, 36) == 14
-    dilated = nb02._probe_ready(nn.Conv2d(1, 1, 3, dilation=2))   # reads columns -2, 0, 2: 3 of a 5-wide window
+    dilated = reference(nb02._probe_ready)(nn.Conv2d(1, 1, 3, dilation=2))   # reads columns -2, 0, 2: 3 of a 5-wide window
     assert measure_receptive_field(dilated, 1, 15) == 5 and measure_receptive_field(dilated, 1, 15, mistake="count") == 3
 
 

@@ -134,7 +134,7 @@ SHORTCUTS_OVERLAP_COUNTS = {
     "nn.ConvTranspose2d with ones": (_by_layer, "nn.ConvTranspose2d"),
     "F.conv_transpose2d with ones": (lambda k, s, n: F.conv_transpose2d(torch.ones(1, 1, n, n), torch.ones(1, 1, k, k),
                                                                         stride=s)[0, 0], "torch.conv_transpose2d"),
-    "a layer built earlier": (lambda k, s, n: _LAYER(torch.ones(1, 1, n, n))[0, 0], "torch.conv_transpose2d"),
+    "a layer built earlier": (lambda k, s, n: _LAYER(torch.ones(1, 1, n, n))[0, 0], "nn.ConvTranspose2d"),
     "in one dimension": (lambda k, s, n: (lambda r: r[:, None] * r[None, :])(
         F.conv_transpose1d(torch.ones(1, 1, n), torch.ones(1, 1, k), stride=s)[0, 0]), "torch.conv_transpose1d"),
     "fold": (lambda k, s, n: F.fold(torch.ones(1, k * k, n * n), ((n - 1) * s + k,) * 2, k, stride=s)[0, 0], "F.fold"),

@@ -5,7 +5,7 @@ however it is reached, and fails deliberately broken versions with the intended 
 
 import pytest
 import torch
-from checktools import assert_passes, assert_skeleton_is_friendly
+from checktools import assert_passes, assert_skeleton_is_friendly, reference
 
 from unet_lib.checks import (
     CheckError,
@@ -185,7 +185,7 @@ def test_check_merged_per_skip_fails_a_broken_answer(mistake, match):
                                                           r"\['ups\[0\]', 'ups\[1\]', 'ups\[2\]'\]"),
     (lambda m, x, y: {"ups[0]": 0, "ups[1]": 9, "ups[2]": 2}, r"\['ups\[0\]'\] = 0; expected two counts"),
     (lambda m, x, y: {"ups[0]": (0.9, 0.5), "ups[1]": (0.8, 1), "ups[2]": (1, 1)}, r"= \(0.9, 0.5\); expected two"),
-    (lambda m, x, y: {k: (a + 1, b) for k, (a, b) in {n: nb09._arms(n) for n in nb09._names()}.items()},
+    (lambda m, x, y: {k: (a + 1, b) for k, (a, b) in {n: reference(nb09._arms)(n) for n in reference(nb09._names)()}.items()},
      r"gave \{'ups\[0\]': \(1, 17\), 'ups\[1\]': \(10, 0\), 'ups\[2\]': \(3, 11\)\}; the same experiment here, on the "
      r"same images, gives other counts\nHint 1 of 2: for each Up block, two predictions"),
 ])

@@ -212,12 +212,18 @@ def _friendly(name: str) -> NotImplementedError:
 
 def _targets(shortcuts: Mapping[str, object]) -> tuple[dict, dict]:
     """({code object: name}, {id of a callable without Python code: name}) for the shortcuts: a
-    function, a method (bound or not), a class (every function defined in its body: a class is
-    refused by what its methods do), or a builtin (matched by identity when called)."""
+    function, a method (bound or not), a class (every function defined in its body, and for the
+    course's own classes in the bodies of the course's classes it inherits from, such as UNet's
+    size helpers: a class is refused by what its methods do), or a builtin (matched by identity)."""
     codes, objects = {}, {}
     for name, target in shortcuts.items():
-        members = ([v for v in vars(target).values() if callable(v) or isinstance(v, (staticmethod, classmethod))]
-                   if isinstance(target, type) else [target])
+        members = [target]
+        if isinstance(target, type):
+            own = target.__module__.partition(".")[0] == __package__.partition(".")[0]
+            classes = [c for c in target.__mro__ if c is target or (own and c.__module__ == target.__module__)]
+            members = [v for c in classes for v in vars(c).values()
+                       if callable(v) or isinstance(v, (staticmethod, classmethod, property))]
+            members += [p.fget for p in members if isinstance(p, property) and p.fget is not None]
         for member in members:
             objects[id(member)] = name
             func = getattr(member, "__func__", member)
@@ -229,6 +235,20 @@ def _targets(shortcuts: Mapping[str, object]) -> tuple[dict, dict]:
     return codes, objects
 
 
+_paused: list[bool] = []   # non-empty while tests build a broken answer from a check's own reference
+
+
+@contextmanager
+def unwatched():
+    """For the tests of the checks only: calls made inside this block are not watched, so that a
+    deliberately broken answer can be built from a check's own reference helper."""
+    _paused.append(True)
+    try:
+        yield
+    finally:
+        _paused.pop()
+
+
 @contextmanager
 def _watching(shortcuts: Mapping[str, object], seen: list[str]):
     """Append to ``seen`` the name of every shortcut entered while the block runs, however it is
@@ -236,20 +256,37 @@ def _watching(shortcuts: Mapping[str, object], seen: list[str]):
     codes, objects = _targets(shortcuts)
     previous = sys.getprofile()
 
+    def shortcut(code) -> str | None:
+        name = codes.get(code)
+        if name is None and code.co_filename.startswith(_CHECKS_DIR) and code.co_filename != _CORE_FILE \
+                and "<locals>" not in code.co_qualname:
+            # a check's own reference answer (a module-level helper of the checks) is never the
+            # learner's; what a check defines inside itself (hooks that spy on the learner's model,
+            # lambdas it passes in) runs as part of the check
+            name = "unet_lib.checks." + code.co_qualname
+        return name
+
+    def inside_a_shortcut(frame) -> bool:
+        """Whether a caller of ``frame``, up to ``call``, is itself a shortcut: only the outermost
+        shortcut the learner's code entered is named, not the helpers it calls."""
+        caller = frame.f_back
+        while caller is not None and caller.f_code.co_filename != _CORE_FILE:
+            if shortcut(caller.f_code) is not None:
+                return True
+            caller = caller.f_back
+        return False
+
     def profile(frame, event, arg):
-        if event == "call":
-            name = codes.get(frame.f_code)
-            if name is None and frame.f_code.co_filename.startswith(_CHECKS_DIR) \
-                    and frame.f_code.co_filename != _CORE_FILE and "<locals>" not in frame.f_code.co_qualname:
-                # a check's own reference answer (a module-level helper of the checks) is never the
-                # learner's; what a check defines inside itself (hooks that spy on the learner's
-                # model, lambdas it passes in) runs as part of the check
-                name = "unet_lib.checks." + frame.f_code.co_qualname
+        if _paused:
+            name = None
+        elif event == "call":
+            name = shortcut(frame.f_code)
         elif event == "c_call":
             name = objects.get(id(arg))
         else:
             name = None
-        if name is not None and name not in seen:
+        if name is not None and name not in seen and not inside_a_shortcut(frame) \
+                and not (event == "c_call" and shortcut(frame.f_code) is not None):
             seen.append(name)
         if previous is not None:
             previous(frame, event, arg)
