@@ -143,6 +143,14 @@ def test_a_checks_own_reference_is_refused():
         call(lambda instances: nb05._touching_pairs(instances), np.zeros((3, 3), int), refuse={})
 
 
+def test_a_checks_cached_reference_is_refused_when_the_cache_answers():
+    from unet_lib.checks import nb05_toy_cells_and_augmentation as nb05
+
+    nb05._toy_images(0, 1, 0.5)                        # the cache holds the answer: no frame runs next time
+    with pytest.raises(CheckError, match=r"called `unet_lib.checks._toy_images`"):
+        call(lambda: nb05._toy_images(0, 1, 0.5), refuse={})
+
+
 def test_a_shortcut_run_in_a_thread_the_answer_starts_is_refused():
     from concurrent.futures import ThreadPoolExecutor
 

@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import threading
+import types
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ from torch import nn
 
 __all__ = [
     "CheckError", "CheckPassed", "LANGUAGES", "set_language", "language", "T", "message", "fail", "passed",
-    "learner_check", "call", "check_float32", "as_array", "reset_hints",
+    "learner_check", "call", "cached", "check_float32", "as_array", "reset_hints",
 ]
 
 
@@ -233,6 +234,25 @@ def _targets(shortcuts: Mapping[str, object]) -> tuple[dict, dict]:
                     codes[code] = name
                 func = getattr(func, "__wrapped__", None)
     return codes, objects
+
+
+def cached(maxsize: int | None = None) -> Callable:
+    """``functools.lru_cache`` for a check's reference helpers, behind a plain Python function: a
+    cache hit runs no Python frame of its own, so without this the watch in ``call`` could not see
+    a learner's function answering with the check's cached reference."""
+    def decorate(helper: Callable) -> Callable:
+        cache = functools.lru_cache(maxsize=maxsize)(helper)
+
+        def run(*args, **kwargs):
+            return cache(*args, **kwargs)
+        # the wrapper's code carries the helper's file and name, so the watch sees the helper itself
+        code = run.__code__.replace(co_filename=helper.__code__.co_filename, co_name=helper.__name__,
+                                    co_qualname=helper.__qualname__)
+        run = types.FunctionType(code, run.__globals__, helper.__name__, None, run.__closure__)
+        functools.update_wrapper(run, helper)
+        run.cache_clear = cache.cache_clear
+        return run
+    return decorate
 
 
 _paused: list[bool] = []   # non-empty while tests build a broken answer from a check's own reference

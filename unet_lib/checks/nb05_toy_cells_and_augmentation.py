@@ -7,13 +7,12 @@ and the ready-made interpolators (scipy's ``map_coordinates`` and friends, torch
 ``grid_sample``) in the warp.
 """
 
-import functools
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from ._core import CheckPassed, T, as_array, call, fail, learner_check, passed
+from ._core import CheckPassed, T, as_array, cached, call, fail, learner_check, passed
 
 __all__ = ['check_touching_pairs', 'check_warp_image', 'check_touching_share']
 
@@ -288,7 +287,7 @@ def _share(images: list[np.ndarray]) -> float:
     return touching / cells if cells else 0.0
 
 
-@functools.lru_cache(maxsize=4)
+@cached(maxsize=4)
 def _toy_images(seed: int, n: int, touching: float) -> tuple[np.ndarray, ...]:
     from ..data import draw_cells
     return tuple(draw_cells(64, np.random.default_rng([seed, i]), n_cells=(2, 9), radius=(5.0, 9.0),

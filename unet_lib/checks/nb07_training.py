@@ -1,7 +1,6 @@
 """The checks of notebook 07, training: ``check_train_step``, ``check_lr_sweep``."""
 
 import copy
-import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -9,7 +8,7 @@ import torch
 from torch import nn
 
 from ..model import UNet
-from ._core import CheckPassed, T, call, fail, learner_check, passed
+from ._core import CheckPassed, T, cached, call, fail, learner_check, passed
 
 __all__ = ['check_train_step', 'check_lr_sweep']
 
@@ -163,7 +162,7 @@ def check_train_step(train_step: Callable) -> CheckPassed:
 _SWEEP_LRS, _SWEEP_STEPS = (1e-4, 1e-2, 1.0), 4
 
 
-@functools.lru_cache(maxsize=1)
+@cached(maxsize=1)
 def _sweep_case() -> tuple[UNet, dict]:
     """The check's model and batch (built once per process; the learner gets copies)."""
     torch.manual_seed(0)
@@ -171,7 +170,7 @@ def _sweep_case() -> tuple[UNet, dict]:
     return model, _train_step_case()[2]
 
 
-@functools.lru_cache(maxsize=8)
+@cached(maxsize=8)
 def _sweep_reference(mistake: str | None = None) -> tuple[tuple[float, ...], ...]:
     """The check's own run of the sweep (``mistake=None``), or what a known mistake gives; computed
     once per process."""

@@ -1,14 +1,13 @@
 """The checks of notebook 08, evaluation and tiling: ``check_iou``, ``check_count_matches``, ``check_shift_change``."""
 
 import copy
-import functools
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from ..model import UNet
-from ._core import CheckPassed, T, call, fail, learner_check, passed
+from ._core import CheckPassed, T, cached, call, fail, learner_check, passed
 
 __all__ = ['check_iou', 'check_count_matches', 'check_shift_change']
 
@@ -235,7 +234,7 @@ def _shift_change_reference(model: UNet, image: torch.Tensor, size: int, shift: 
     return (diff.abs().mean() if mistake == "mean" else diff.abs().max()).item()
 
 
-@functools.lru_cache(maxsize=1)
+@cached(maxsize=1)
 def _shift_case() -> tuple[UNet, torch.Tensor, int, tuple[int, ...]]:
     """The course model (eval mode, CPU), a 164x164 toy image, the window size (140: a 52x52
     output) and the shifts: 2**depth, 1, half of it, twice it."""
@@ -248,7 +247,7 @@ def _shift_case() -> tuple[UNet, torch.Tensor, int, tuple[int, ...]]:
     return model, image, size, (step, 1, step // 2, 2 * step)          # 8, 1, 4, 16 for depth 3
 
 
-@functools.lru_cache(maxsize=64)
+@cached(maxsize=64)
 def _shift_measured(shift: int, mistake: str | None = None) -> float:
     """``_shift_change_reference`` on the check's case, computed once per process."""
     model, image, size, _ = _shift_case()

@@ -1,13 +1,12 @@
 """The checks of notebook 09, feature map explorer: ``check_record_output``, ``check_merged_per_skip``."""
 
-import functools
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from ..model import UNet, named_blocks
-from ._core import CheckError, CheckPassed, call, fail, learner_check, passed
+from ._core import CheckError, CheckPassed, cached, call, fail, learner_check, passed
 
 __all__ = ['check_record_output', 'check_merged_per_skip']
 
@@ -30,7 +29,10 @@ def check_record_output(record_output: Callable) -> CheckPassed:
     running the blocks after ``block``; no hook may stay behind, also when the model raises, and
     the model's own errors must reach the caller. Compared with the outputs of a full pass on every
     block of a small U-Net; ``feature_maps`` and ``feature_maps_batch`` are refused."""
-    from ..widgets import feature_maps, feature_maps_batch   # here: checks need not load ipywidgets otherwise
+    from ..widgets import (  # here: checks need not load ipywidgets otherwise
+        feature_maps,
+        feature_maps_batch,
+    )
     refuse = {"feature_maps": feature_maps, "feature_maps_batch": feature_maps_batch}
     torch.manual_seed(0)
     model = UNet(depth=2, base_channels=4).eval()
@@ -137,7 +139,7 @@ def check_record_output(record_output: Callable) -> CheckPassed:
 
 # -- which skip carries the borders ---------------------------------------------------------------
 
-@functools.lru_cache(maxsize=1)
+@cached(maxsize=1)
 def _skip_case() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Two 96x96 toy-cell images (seed 4) and their instances: the data of ``check_merged_per_skip``."""
     from ..data import ToyCells
@@ -152,12 +154,12 @@ def _course_model() -> UNet:
     return load_checkpoint(COURSE_CHECKPOINT).model.cpu().eval()
 
 
-@functools.lru_cache(maxsize=1)
+@cached(maxsize=1)
 def _cached_model() -> UNet:
     return _course_model()
 
 
-@functools.lru_cache(maxsize=64)
+@cached(maxsize=64)
 def _merged(change: str, blocks: tuple[str, ...], first_only: bool = False, swapped: bool = False) -> int:
     """Merged cells over ``_skip_case``'s images, predicted with the skips of ``blocks`` changed
     (``change``: "average" or "zero"), counted as the experiment does (``first_only``,

@@ -1,12 +1,11 @@
 """The checks of notebook 10, real nuclei: ``check_otsu_threshold``, ``check_tune_peak_footprint``."""
 
-import functools
 from collections.abc import Callable
 
 import numpy as np
 
 from ..baselines import classical_instances, otsu_instances, otsu_threshold
-from ._core import CheckPassed, call, fail, learner_check, passed
+from ._core import CheckPassed, cached, call, fail, learner_check, passed
 
 __all__ = ['check_otsu_threshold', 'check_tune_peak_footprint']
 
@@ -37,7 +36,7 @@ def _otsu_of_distinct_values(image: np.ndarray) -> float:
     return float(values[int(np.argmax(scores))])
 
 
-@functools.lru_cache(maxsize=1)
+@cached(maxsize=1)
 def _otsu_cases() -> list[tuple[str, np.ndarray]]:
     """Hand-worked cases, one with unequal counts that an Otsu over distinct values gets wrong,
     two bimodal images (uint8 and float) and notebook 10's image."""
@@ -110,7 +109,7 @@ def check_otsu_threshold(otsu: Callable) -> CheckPassed:
 _PARTS = ("left", "right", "whole")
 
 
-@functools.lru_cache(maxsize=1)
+@cached(maxsize=1)
 def _footprint_data() -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """The data of ``check_tune_peak_footprint``: notebook 10's real image transposed, its two
     halves swapped (the left half is the original's bottom half, the right half its top half),
