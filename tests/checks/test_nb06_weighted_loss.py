@@ -41,8 +41,23 @@ def test_class_weights_by_hand():
     assert 3 * w[0, 0] == pytest.approx(w[0, 3]) and w.mean() == pytest.approx(1.0)   # the two conditions
 
 
+def mean_one_where_a_class_is_absent(mask):
+    """The prompt's choice: where one class is absent, weights of 1 (the mean-1 condition kept)."""
+    return np.ones(mask.shape) if mask.min() == mask.max() else class_balance_by_counts(mask)
+
+
+def median_frequency(mask):
+    """Median-frequency balancing over the classes present: median(freq) / freq_c."""
+    counts = np.bincount(mask.ravel(), minlength=2)
+    present = counts[counts > 0] / mask.size
+    weights = np.median(present) / np.maximum(counts / mask.size, 1e-12)
+    return weights[mask]
+
+
 def test_check_class_balance_passes_the_counts():
-    assert_passes(check_class_balance, class_balance_by_counts)
+    assert_passes(check_class_balance, class_balance_by_counts)            # class_weight_map's 0.5 on one class
+    assert_passes(check_class_balance, mean_one_where_a_class_is_absent)   # the prompt's mean of 1
+    assert_passes(check_class_balance, median_frequency)                   # the same rule, found another way
     assert_skeleton_is_friendly(check_class_balance, "class_balance")
 
 
@@ -59,6 +74,16 @@ BROKEN_CLASS_BALANCE = {
     "not scaled": (lambda m: class_balance_by_counts(m, "scale"), r"\nHint 1 of 2: the proportions are right"),
     "absent class": (lambda m: class_balance_by_counts(m, "zero count") * np.where(m.sum() == 0, np.inf, 1.0),
                      r"without cells, 3x4\) contains inf or nan\nHint: a class without pixels"),
+    "equal totals kept on one class (weight 0)": (
+        lambda m: np.zeros(m.shape) if m.min() == m.max() else class_balance_by_counts(m),
+        r"class_balance\(a mask without cells, 3x4\) gives every pixel the weight 0, on a mask with one class only\n"
+        r"Hint: with one class absent the two conditions cannot both hold"),
+    "another weight on one class": (
+        lambda m: np.full(m.shape, 2.0) if m.min() == m.max() else class_balance_by_counts(m),
+        r"gives every pixel the weight 2, on a mask with one class only"),
+    "mixed weights on one class": (
+        lambda m: np.arange(m.size, dtype=float).reshape(m.shape) if m.min() == m.max() else class_balance_by_counts(m),
+        r"gives the pixels different weights, on a mask with one class only"),
     "all ones": (lambda m: np.ones(m.shape), r"gives background 1 and cells 1; expected background 0.667 and cells 2"
                                              r"\nHint 1 of 2: two conditions fix w_c"),
     "per pixel noise": (lambda m: class_balance_by_counts(m) + np.arange(m.size).reshape(m.shape) * 0.01,
@@ -101,6 +126,20 @@ def border_term_by_formula(instances, w0, sigma, variant="paper"):
 def test_check_border_term_passes_distance_transforms():
     assert_passes(check_border_term, border_term_by_formula)
     assert_skeleton_is_friendly(check_border_term, "border_term")
+
+
+def test_check_border_term_names_the_learners_function():
+    def border_weight(instances, w0, sigma):
+        return border_term_by_formula(instances, w0, sigma)
+
+    assert check_border_term(border_weight).startswith("✓ border_weight matches Eq. 2's border term")
+
+    def border_weight_on_cells(instances, w0, sigma):   # noqa: E306
+        return border_term_by_formula(instances, w0, sigma, "everywhere")
+
+    border_weight_on_cells.__name__ = "border_weight"
+    with pytest.raises(CheckError, match=r"^border_weight\(\[\[1, 0, 0, 2\]\]\) is non-zero on cell pixels"):
+        check_border_term(border_weight_on_cells)
 
 
 def by_two_nearest(instances, w0, sigma):
