@@ -69,6 +69,47 @@ def leaks_stop(model, x, block):
         handle.remove()
 
 
+def kept_across_calls():
+    """A hook that keeps outputs in a list that outlives the call, and returns its first entry."""
+    kept = []
+
+    def record(model, x, block):
+        def hook(module, inputs, output):
+            kept.append(output)
+            raise Stop
+
+        handle = block.register_forward_hook(hook)
+        try:
+            model(x)
+        except Stop:
+            pass
+        finally:
+            handle.remove()
+        return kept[0]
+    return record
+
+
+def hook_on(where):
+    """The solution's hook and exception, with the hook on the model instead of the block
+    (``where="model"``), or the pass run through ``model.forward`` (``where="forward"``)."""
+    def record(model, x, block):
+        kept = []
+
+        def hook(module, inputs, output):
+            kept.append(output)
+            raise Stop
+
+        handle = (model if where == "model" else block).register_forward_hook(hook)
+        try:
+            model.forward(x) if where == "forward" else model(x)
+        except Stop:
+            pass
+        finally:
+            handle.remove()
+        return kept[0]
+    return record
+
+
 def test_check_record_output_passes_a_correct_answer():
     assert_passes(check_record_output, record_output)
     assert_skeleton_is_friendly(check_record_output, "record_output")
@@ -104,6 +145,14 @@ BROKEN_RECORD_OUTPUT = {
                                 r"has shape \(4, 56, 56\); the block's output has shape \(2, 4, 56, 56\)\n"
                                 r"Hint: keep the batch dimension"),
     "normalised": (lambda m, x, b: record_output(m, x, b, "normalised"), r"right shape but different values"),
+    "kept across calls": (kept_across_calls(), r"model.downs\[0\]\) returned what it returned for model.inc, on "
+                                               r"another x\nHint: return what the hook caught in this call"),
+    "hook on the model": (hook_on("model"), r"model.inc\) returned the model's output \(the logits\), not what inc "
+                                            r"produced\nHint: a forward hook receives the output of the module it is "
+                                            r"registered on"),
+    "model.forward(x)": (hook_on("forward"), r"model.inc\) ran inc without calling the model itself\n"
+                                             r"Hint: call model\(x\): PyTorch runs the hooks"),
+    "the blocks by hand": (lambda m, x, b: m.inc(x), r"model.inc\) ran inc without calling the model itself"),
 }
 
 
@@ -133,8 +182,9 @@ def merged_per_skip(model, images, instances, mistake=None):
                 for handle in handles:
                     handle.remove()
         pairs = list(zip(preds, instances))[:1 if mistake == "first image only" else None]
-        return sum(instance_scores(*((t, label_instances(p)) if mistake == "swapped" else
-                                     (label_instances(p), t))).merged for p, t in pairs)
+        label = (lambda p: p) if mistake == "unlabelled" else label_instances
+        return sum(instance_scores(*((t, label(p)) if mistake == "swapped" else (label(p), t))).merged
+                   for p, t in pairs)
 
     result = {}
     for name in names:
@@ -154,7 +204,10 @@ def cut_skips_of(model, blocks):
 
 def test_check_merged_per_skip_passes_a_correct_answer():
     result = check_merged_per_skip(merged_per_skip)
-    assert "ups[1] (9, 0)" in result and "ups[0] (0, 17)" in result   # the check's images: ups[1] carries the borders
+    assert result.startswith("✓") and repr(result) == str(result)
+    arms = reference(nb09._arms)
+    assert arms("ups[1]") == (9, 0) and arms("ups[0]") == (0, 17)   # the check's images: ups[1] carries the borders
+    assert "(9, 0)" not in result and "17" not in result               # and the message does not print the counts
     assert_skeleton_is_friendly(check_merged_per_skip, "merged_per_skip")
 
 
@@ -169,6 +222,7 @@ BROKEN_MERGED_PER_SKIP = {
     "second: all intact": r"\nHint: the second number keeps only this skip intact and block-averages all the others",
     "second: all averaged": r"\nHint: the second number keeps this skip intact; you block-averaged it too",
     "pair swapped": r"\nHint: the two numbers are in the wrong order",
+    "unlabelled": r"\nHint: every cell counts as merged, or nearly: instance_scores compares label images",
 }
 
 
@@ -185,10 +239,34 @@ def test_check_merged_per_skip_fails_a_broken_answer(mistake, match):
                                                           r"\['ups\[0\]', 'ups\[1\]', 'ups\[2\]'\]"),
     (lambda m, x, y: {"ups[0]": 0, "ups[1]": 9, "ups[2]": 2}, r"\['ups\[0\]'\] = 0; expected two counts"),
     (lambda m, x, y: {"ups[0]": (0.9, 0.5), "ups[1]": (0.8, 1), "ups[2]": (1, 1)}, r"= \(0.9, 0.5\); expected two"),
-    (lambda m, x, y: {k: (a + 1, b) for k, (a, b) in {n: reference(nb09._arms)(n) for n in reference(nb09._names)()}.items()},
+    (lambda m, x, y: {k: (a + 1, b) for k, (a, b) in merged_per_skip(m, x, y).items()},
      r"gave \{'ups\[0\]': \(1, 17\), 'ups\[1\]': \(10, 0\), 'ups\[2\]': \(3, 11\)\}; the same experiment here, on the "
      r"same images, gives other counts\nHint 1 of 2: for each Up block, two predictions"),
 ])
 def test_check_merged_per_skip_fails_a_malformed_answer(answer, match):
+    with pytest.raises(CheckError, match=match):
+        check_merged_per_skip(answer)
+
+
+def written_down(m, x, y):
+    """The check's own counts, returned without running the model (copied from somewhere)."""
+    return {n: reference(nb09._arms)(n) for n in reference(nb09._names)()}
+
+
+def one_pass_then_written_down(m, x, y):
+    """One prediction with every skip intact, then the check's own counts."""
+    feature_maps_batch(m, torch.stack(x))
+    return written_down(m, x, y)
+
+
+@pytest.mark.parametrize("answer, match", [
+    (written_down, r"^merged_per_skip\(model, images, instances\) returned without running the model it was given\n"
+                   r"Hint 1 of 2: the counts come from predictions"),
+    (lambda m, x, y: merged_per_skip(reference(nb09._course_model)(), x, y),   # the notebook's model, not the argument
+     r"^merged_per_skip\(model, images, instances\) returned without running the model it was given"),
+    (one_pass_then_written_down, r"^merged_per_skip returned counts, but the model it was given never ran with only the "
+                                 r"skip of ups\[0\] changed\nHint: every count comes from a prediction"),
+], ids=["counts written down", "another model", "one pass, then counts written down"])
+def test_check_merged_per_skip_refuses_counts_it_did_not_see_measured(answer, match):
     with pytest.raises(CheckError, match=match):
         check_merged_per_skip(answer)

@@ -5,8 +5,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..blocks import center_crop
 from ..model import UNet, named_blocks
-from ._core import CheckError, CheckPassed, cached, call, fail, learner_check, passed
+from ._core import CheckError, CheckPassed, T, cached, call, fail, learner_check, passed
 
 __all__ = ['check_record_output', 'check_merged_per_skip']
 
@@ -38,16 +39,22 @@ def check_record_output(record_output: Callable) -> CheckPassed:
     model = UNet(depth=2, base_channels=4).eval()
     blocks = named_blocks(model)
     side = model.valid_input_sizes(lo=60)[0]
-    x = torch.rand(2, 1, side, side, generator=torch.Generator().manual_seed(0))
-    expected: dict[str, torch.Tensor] = {}
-    handles = [m.register_forward_hook(lambda m, args, out, name=name: expected.update({name: out.clone()}))
-               for name, m in blocks]
-    with torch.no_grad():
-        model(x)
-    for handle in handles:
-        handle.remove()
+    generator = torch.Generator().manual_seed(0)
+    # a new batch for every block, so that an output kept from an earlier call cannot pass for this one
+    xs = [torch.rand(2, 1, side, side, generator=generator) for _ in blocks]
+    outputs: list[dict[str, torch.Tensor]] = []      # outputs[k][name]: every block's output on xs[k]
+    for x in xs:
+        outputs.append({})
+        handles = [m.register_forward_hook(lambda m, args, out, name=name: outputs[-1].update({name: out.clone()}))
+                   for name, m in blocks]
+        with torch.no_grad():
+            model(x)
+        for handle in handles:
+            handle.remove()
     hooks = _hook_counts(model)
+    returned: list[tuple[str, torch.Tensor]] = []    # what record_output returned for the blocks before
     for k, (name, block) in enumerate(blocks):
+        x, expected = xs[k], outputs[k]
         ran: list[str] = []
         inputs: list[torch.Tensor] = []
         passes: list[int] = []
@@ -73,6 +80,12 @@ def check_record_output(record_output: Callable) -> CheckPassed:
                  "register_forward_hook returns a handle whose remove() takes the hook off",
                  "remove it in a `finally:`, so that it goes also when the forward pass ends with an exception",
                  name=name, where=", ".join(left))
+        if not passes and ran:
+            fail("record_output(model, x, model.{name}) ran {ran} without calling the model itself",
+                 "call model(x): PyTorch runs the hooks registered on a module when the module is called. "
+                 "model.forward(x) skips the model's own hooks, and calling its blocks one by one rebuilds this "
+                 "U-Net's forward pass by hand, which another network would not allow; the hook on `block` is what "
+                 "catches its output", name=name, ran=", ".join(ran))
         if len(passes) != 1:
             fail("record_output(model, x, model.{name}) ran the model {n} times; expected once",
                  "the hook catches the block's output during one call of the model", name=name, n=len(passes))
@@ -81,9 +94,21 @@ def check_record_output(record_output: Callable) -> CheckPassed:
                  "the hook is called as hook(module, inputs, output): keep the output (in a list or dict that "
                  "the hook can reach) and return it", name=name, kind=type(got).__name__)
         got = got.detach()
+        earlier = [other for other, out in returned if out.shape == got.shape and torch.equal(out, got)]
+        if earlier:
+            fail("record_output(model, x, model.{name}) returned what it returned for model.{earlier}, on another x",
+                 "return what the hook caught in this call: keep it in a list created inside record_output, not in "
+                 "one that outlives the call", name=name, earlier=earlier[0])
+        returned.append((name, got))
         if inputs and got.shape == inputs[0].shape and torch.equal(got, inputs[0]) and got.shape != expected[name].shape:
             fail("record_output(model, x, model.{name}) returned the block's input, not its output",
                  "the hook's arguments are (module, inputs, output): the third one is what the block produced",
+                 name=name)
+        logits = expected[blocks[-1][0]]
+        if k < len(blocks) - 1 and got.shape == logits.shape and torch.allclose(got, logits, atol=1e-5):
+            fail("record_output(model, x, model.{name}) returned the model's output (the logits), not what {name} "
+                 "produced",
+                 "a forward hook receives the output of the module it is registered on: is it on `block`?",
                  name=name)
         after = [other for other, _ in blocks[k + 1:] if other in ran]
         if after:
@@ -160,10 +185,11 @@ def _cached_model() -> UNet:
 
 
 @cached(maxsize=64)
-def _merged(change: str, blocks: tuple[str, ...], first_only: bool = False, swapped: bool = False) -> int:
+def _merged(change: str, blocks: tuple[str, ...], first_only: bool = False, swapped: bool = False,
+            unlabelled: bool = False) -> int:
     """Merged cells over ``_skip_case``'s images, predicted with the skips of ``blocks`` changed
     (``change``: "average" or "zero"), counted as the experiment does (``first_only``,
-    ``swapped``: two mistakes). One batched forward pass; computed once per process."""
+    ``swapped``, ``unlabelled``: three mistakes). One batched forward pass; computed once per process."""
     from ..metrics import instance_scores, label_instances
     from ..tiling import padded_forward
     from ..widgets import average_skips
@@ -182,7 +208,7 @@ def _merged(change: str, blocks: tuple[str, ...], first_only: bool = False, swap
         for handle in handles:
             handle.remove()
     which = (0,) if first_only else (0, 1)
-    pairs = [(label_instances(preds[i]), instances[i]) for i in which]
+    pairs = [(preds[i] if unlabelled else label_instances(preds[i]), instances[i]) for i in which]
     return sum(instance_scores(*((t, p) if swapped else (p, t))).merged for p, t in pairs)
 
 
@@ -196,10 +222,42 @@ def _arms(name: str, mistake: str | None = None) -> tuple[int, int]:
     others = tuple(n for n in _names() if n != name)
     if mistake == "zeroed":
         return _merged("zero", (name,)), _merged("zero", others)
-    if mistake in ("first image only", "swapped"):
-        flags = dict(first_only=mistake == "first image only", swapped=mistake == "swapped")
+    if mistake in ("first image only", "swapped", "unlabelled"):
+        flags = dict(first_only=mistake == "first image only", swapped=mistake == "swapped",
+                     unlabelled=mistake == "unlabelled")
         return _merged("average", (name,), **flags), _merged("average", others, **flags)
     return _merged("average", (name,)), _merged("average", others)
+
+
+def _watch_skips(model: UNet) -> tuple[list[set[str]], list[torch.utils.hooks.RemovableHandle]]:
+    """Spies on ``model`` for the experiment's forward passes: a list that gets, for every pass (one
+    call of ``model.inc``), the set of ``Up`` blocks whose convolutions received a skip other than
+    the contracting path's map of that pass (block-averaged, zeroed or changed otherwise, by any
+    hook), and the spies' handles."""
+    passes: list[set[str]] = []
+    maps: dict[int, torch.Tensor] = {}                          # level -> the contracting path's map (B, C, h, w)
+
+    def start(module, args):
+        passes.append(set())
+        maps.clear()
+
+    def keep(module, args, out, level):
+        maps[level] = out.detach().clone()
+
+    def compare(module, args, name, level):                      # args[0]: cat([skip, x]) (B, C_skip + C_x, h, w)
+        if passes and level in maps:
+            skip, joined = maps[level], args[0]
+            if joined.shape[1] < skip.shape[1] or not torch.equal(joined[:, : skip.shape[1]],
+                                                                  center_crop(skip, joined.shape[-2:])):
+                passes[-1].add(name)
+
+    handles = [model.inc.register_forward_pre_hook(start)]
+    for level, block in enumerate([model.inc, *model.downs[:-1]]):   # the maps the skips copy, levels 0 .. depth-1
+        handles.append(block.register_forward_hook(lambda m, args, out, level=level: keep(m, args, out, level)))
+    for j, up in enumerate(model.ups):                               # ups[j] gets the skip of level depth - 1 - j
+        handles.append(up.conv.register_forward_pre_hook(
+            lambda m, args, name=f"ups[{j}]", level=model.depth - 1 - j: compare(m, args, name, level)))
+    return passes, handles
 
 
 @learner_check
@@ -211,7 +269,12 @@ def check_merged_per_skip(merged_per_skip: Callable) -> CheckPassed:
     here; the expected counts are never printed."""
     images, instances = _skip_case()
     model = _course_model()
-    got = call(merged_per_skip, model, [image.clone() for image in images], [i.clone() for i in instances])
+    passes, spies = _watch_skips(model)
+    try:
+        got = call(merged_per_skip, model, [image.clone() for image in images], [i.clone() for i in instances])
+    finally:
+        for spy in spies:
+            spy.remove()
     names = _names()
     left = [name for name, up in zip(names, model.ups) if up._forward_pre_hooks]
     if left:
@@ -239,11 +302,27 @@ def check_merged_per_skip(merged_per_skip: Callable) -> CheckPassed:
                  "a pair for each skip: (merged cells with only this skip block-averaged, merged cells with only "
                  "this skip intact), each summed over the images", name=name, value=value)
     got = {name: (int(a), int(b)) for name, (a, b) in got.items()}
+    if not passes:
+        fail("merged_per_skip(model, images, instances) returned without running the model it was given",
+             "the counts come from predictions: the check passes its own model and two images of its own, so use "
+             "the arguments, not the notebook's model and four images (nor counts written down)",
+             "predict every image with feature_maps_batch(model, ...) or padded_forward(model, ...) while the "
+             "skips are changed")
     expected = {name: _arms(name) for name in names}
     if got == expected:
+        seen = set(map(frozenset, passes))
+        missing = [(T("merged_per_skip returned counts, but the model it was given never ran with only the skip of "
+                      "{name} changed"), n) for n in names if frozenset({n}) not in seen]
+        missing += [(T("merged_per_skip returned counts, but the model it was given never ran with every skip but "
+                       "that of {name} changed"), n) for n in names if frozenset(names) - {n} not in seen]
+        if missing:
+            problem, n = missing[0]
+            fail(problem, "every count comes from a prediction with exactly those skips block-averaged, by hooks on "
+                          "the model while it predicts: run that prediction for each of the two arms of every skip",
+                 name=n)
         return passed("✓ merged_per_skip agrees with the same experiment here on the check's two images "
-                      "({cells} cells), (only this skip averaged, only this skip intact): {counts}; hooks removed", cells=sum(int(t.max()) for t in instances),
-                      counts=", ".join(f"{n} {pair}" for n, pair in got.items()))
+                      "({cells} cells), run with each skip block-averaged alone and with each kept alone; hooks "
+                      "removed", cells=sum(int(t.max()) for t in instances))
     problem = "merged_per_skip gave {got}; the same experiment here, on the same images, gives other counts"
     first = {name: a for name, (a, _) in got.items()}
     second = {name: b for name, (_, b) in got.items()}
@@ -255,6 +334,9 @@ def check_merged_per_skip(merged_per_skip: Callable) -> CheckPassed:
                       "says why zeros answer another question)", got=got)
     if got == {n: _arms(n, "first image only") for n in names}:
         fail(problem, "those are the counts of the first image only: add the merged cells of all images", got=got)
+    if got == {n: _arms(n, "unlabelled") for n in names}:
+        fail(problem, "every cell counts as merged, or nearly: instance_scores compares label images, and a "
+                      "prediction of 0 and 1 is one object. Give each predicted cell its own label first", got=got)
     if got == {n: _arms(n, "swapped") for n in names}:
         fail(problem, "instance_scores takes the prediction first and the truth second: swapped, 'merged' counts "
                       "predicted pieces that share a true cell, which are split cells, not merged ones", got=got)
