@@ -101,9 +101,9 @@ def test_check_contracting_parameters_refuses_building_a_model(answer, shortcut)
 
 
 def test_check_contracting_parameters_names_the_class_the_learner_built_not_its_insides():
-    message = str(pytest.raises(CheckError, check_contracting_parameters, _built).value)
-    assert message.startswith("`_built` called `UNet`, `nn.Module.__getattr__`, `nn.Module.parameters`, which already "
-                              "does")   # built the model, read model.inc, counted its parameters
+    message = str(pytest.raises(CheckError, check_contracting_parameters, _built_on_meta).value)
+    assert message.startswith("`_built_on_meta` called `UNet`, `nn.Module.__getattr__`, `nn.Module.parameters`, which "
+                              "already does")   # built the model, read model.inc, counted its parameters
     assert "__init__" not in message and "count_parameters" not in message
 
 
@@ -126,12 +126,12 @@ def test_check_contracting_parameters_draws_a_new_case_on_every_run():
         return lookup.get((i, b, d, batch_norm), 0)
 
     drawn = set()
-    for _ in range(12):
+    for _ in range(5):
         with pytest.raises(CheckError, match=r"^contracting_parameters\(\d, \d, \d, batch_norm=(True|False)\) = 0; "
-                                             r"the model's inc and downs have [\d,]+\n"):
+                                             r"the model's inc and downs have [\d,]+\n") as info:
             check_contracting_parameters(table)
-        drawn.add(str(pytest.raises(CheckError, check_contracting_parameters, table).value).partition(")")[0])
-    assert len(drawn) > 1, drawn   # 12 draws of 3 x 7 x 4 x 2 = 168 cases
+        drawn.add(str(info.value).partition(")")[0])
+    assert len(drawn) > 1, drawn   # 5 draws of 3 x 7 x 4 x 2 - 1 = 167 cases: all five the same once in 167**4
 
 
 def test_check_contracting_parameters_counts_the_drawn_case_against_the_model(monkeypatch):
