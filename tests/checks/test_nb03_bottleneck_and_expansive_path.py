@@ -3,6 +3,8 @@
 Each check passes a correct answer worked out here, refuses the shortcuts however they are
 reached, and fails deliberately broken versions with the intended message and staged hints."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from torch import nn
 
 from unet_lib import Up, center_crop
 from unet_lib.checks import CheckError, check_overlap_counts, check_up_forward
+from unet_lib.checks import nb03_bottleneck_and_expansive_path as nb03
 from unet_lib.viz import painted_kernels
 
 
@@ -27,7 +30,7 @@ def up_forward(up: Up, x: torch.Tensor, skip: torch.Tensor, mistake: str | None 
         x = F.interpolate(x, size=skip.shape[-2:])
     elif mistake != "no crop":
         skip = center_crop(skip, x.shape[-2:])
-    x = torch.cat([x, skip] if mistake == "swapped" else [skip, x], dim=1)
+    x = torch.cat([x, skip] if mistake == "swapped" else [skip, x], dim=-1 if mistake == "joined along the width" else 1)
     return x if mistake == "no conv" else up.conv(x)
 
 
@@ -52,6 +55,17 @@ def test_check_up_forward_refuses_up_forward_however_it_is_reached(answer):
         check_up_forward(answer)
 
 
+def _copied_from_the_source(up, x, skip):
+    namespace = {"center_crop": center_crop, "torch": torch}
+    exec(inspect.getsource(Up.forward).replace("    def ", "def ", 1), namespace)   # the library's lines, run
+    return up_forward(up, x, skip)
+
+
+def test_check_up_forward_refuses_reading_the_librarys_source():
+    with pytest.raises(CheckError, match=r"^`_copied_from_the_source` called `inspect.getsource`, which already does "):
+        check_up_forward(_copied_from_the_source)
+
+
 BROKEN_UP_FORWARD = {
     "swapped": (lambda u, x, s: up_forward(u, x, s, "swapped"), r"concatenated in the other order\n"
                                                                 r"Hint: unet_lib's Up puts the skip's channels first"),
@@ -72,6 +86,13 @@ BROKEN_UP_FORWARD = {
                         r"gave shape \(2, 4, 1, 2\); expected \(2, 4, 6, 8\)\nHint 1 of 2: compare the shape after "
                         r"each step"),
     "a list": (lambda u, x, s: [up_forward(u, x, s)], r"up_forward returned a list\nHint: return the output"),
+    "joined along the width": (lambda u, x, s: up_forward(u, x, s, "joined along the width"),
+                               r"^Up\(8, 4\), even crop: up_forward raised .*to have 8 channels, but got 4 channels "
+                               r"instead'\nHint: the level's DoubleConv, up.conv, reads 8 channels: the skip's and the "
+                               r"upsampled map's, side by side. Along which dimension"),
+    "convolved before upsampling": (lambda u, x, s: u.up(u.conv(x)),
+                                    r"^Up\(8, 4\), even crop: up_forward raised .*channels instead'\nHint: the level's "
+                                    r"DoubleConv, up.conv, reads 8 channels"),
 }
 
 
@@ -106,6 +127,15 @@ def overlap_counts_2d(kernel_size: int, stride: int, size: int) -> np.ndarray:
     return counts
 
 
+def overlap_counts_by_zero_insertion(kernel_size: int, stride: int, size: int) -> torch.Tensor:
+    """Also right, and allowed: the footprints' start points placed every ``stride`` pixels (zero
+    insertion) and a box of ones summed over them by a 2-D convolution padded by the kernel's
+    overhang: it states where each footprint starts and how far it reaches, which is the exercise."""
+    starts = torch.zeros(1, 1, (size - 1) * stride + 1, (size - 1) * stride + 1)
+    starts[..., ::stride, ::stride] = 1
+    return F.conv2d(starts, torch.ones(1, 1, kernel_size, kernel_size), padding=kernel_size - 1)[0, 0]
+
+
 def test_overlap_counts_by_hand():
     # kernel 3, stride 2, 2 inputs per side: the middle column is painted by both
     assert overlap_counts(3, 2, 2)[0].tolist() == [1, 1, 2, 1, 1]
@@ -117,6 +147,7 @@ def test_overlap_counts_by_hand():
 def test_check_overlap_counts_passes_a_correct_answer():
     assert_passes(check_overlap_counts, overlap_counts)
     assert_passes(check_overlap_counts, overlap_counts_2d)
+    assert_passes(check_overlap_counts, overlap_counts_by_zero_insertion)
     assert_skeleton_is_friendly(check_overlap_counts, "overlap_counts")
 
 
@@ -128,6 +159,26 @@ def _by_layer(k, s, n):
 
 
 _LAYER = nn.ConvTranspose2d(1, 1, 2, stride=2, bias=False)   # built outside the learner's function
+
+
+def _gradient_of(op: str, by: str = "backward"):
+    """The counts as the gradient of a sum of stride-spaced windows (the adjoint of a convolution or
+    of unfold is the transposed convolution or fold): right, but refused."""
+    def answer(k, s, n):
+        x = torch.zeros(1, 1, (n - 1) * s + k, (n - 1) * s + k, requires_grad=True)
+        windows = F.conv2d(x, torch.ones(1, 1, k, k), stride=s) if op == "conv2d" else F.unfold(x, k, stride=s)
+        if by == "backward":
+            windows.sum().backward()
+            return x.grad[0, 0]
+        return torch.autograd.grad(windows.sum(), x)[0][0, 0]
+    return answer
+
+
+def test_the_gradient_answers_are_right_counts():
+    """So that their refusal, not a wrong map, is what fails them."""
+    for k, s, n in [(3, 2, 3), (4, 2, 4), (5, 3, 2)]:
+        for answer in (_gradient_of("conv2d"), _gradient_of("unfold"), _gradient_of("conv2d", by="autograd.grad")):
+            assert torch.equal(answer(k, s, n), overlap_counts(k, s, n).float())
 
 
 SHORTCUTS_OVERLAP_COUNTS = {
@@ -142,7 +193,17 @@ SHORTCUTS_OVERLAP_COUNTS = {
         (1, 1, (n - 1) * s + k, (n - 1) * s + k), torch.ones(1, 1, k, k), torch.ones(1, 1, n, n), stride=s)[0, 0],
         "torch.nn.grad.conv2d_input"),
     "the course's figure helper": (lambda k, s, n: painted_kernels(torch.ones(n, n), torch.ones(k, k), s).counts
-                                   if n * n <= 9 else overlap_counts_2d(k, s, n), "torch.conv_transpose2d"),
+                                   if n * n <= 9 else overlap_counts_2d(k, s, n), "unet_lib.viz.painted_kernels"),
+    "torch.convolution, transposed": (lambda k, s, n: torch.convolution(
+        torch.ones(1, 1, n, n), torch.ones(1, 1, k, k), None, [s, s], [0, 0], [1, 1], True, [0, 0], 1)[0, 0],
+        "torch.convolution"),
+    "aten's convolution, transposed": (lambda k, s, n: torch.ops.aten.convolution(
+        torch.ones(1, 1, n, n), torch.ones(1, 1, k, k), None, [s, s], [0, 0], [1, 1], True, [0, 0], 1)[0, 0],
+        "torch.ops.aten.convolution"),
+    "the gradient of a convolution, by backward": (_gradient_of("conv2d"), "torch.Tensor.backward"),
+    "the gradient of unfold, by backward": (_gradient_of("unfold"), "torch.Tensor.backward"),
+    "the gradient of a convolution, by autograd.grad": (_gradient_of("conv2d", by="autograd.grad"),
+                                                        "torch.autograd.grad"),
 }
 
 
@@ -156,7 +217,8 @@ def test_check_overlap_counts_refuses_torchs_transposed_convolution(answer, shor
 BROKEN_OVERLAP_COUNTS = {
     "plus one everywhere": (lambda k, s, n: overlap_counts(k, s, n, "plus one"),
                             r"^overlap_counts\(kernel_size=2, stride=2, size=3\) is wrong at 36 of 36 output pixels; "
-                            r"the first is row 0, column 0: 2 where 1 footprints cover it\nHint: off by the same number"),
+                            r"the first is row 0, column 0: 2, where the number of footprints that cover it is 1\n"
+                            r"Hint: off by the same number"),
     "rows and columns added": (lambda k, s, n: overlap_counts(k, s, n, "added"),
                                r"is wrong at 36 of 36 output pixels.*\nHint: a footprint covers a pixel only if it "
                                r"covers both its row and its column"),
@@ -188,6 +250,36 @@ def test_check_overlap_counts_names_the_footprint_on_the_second_try():
     def wrong(k, s, n):
         return overlap_counts(k, s, n, "kernel as the step")
 
-    assert "i * stride" not in str(pytest.raises(CheckError, check_overlap_counts, wrong).value)
-    assert "Hint 2 of 2: input pixel (i, j)'s footprint covers rows i * stride" in \
-        str(pytest.raises(CheckError, check_overlap_counts, wrong).value)
+    assert "Hint 2 of 2" not in str(pytest.raises(CheckError, check_overlap_counts, wrong).value)
+    second = str(pytest.raises(CheckError, check_overlap_counts, wrong).value)
+    assert "Hint 2 of 2: draw one row: with kernel_size 3 and stride 2, input pixel 0 paints output columns 0, 1 and 2" \
+        in second
+    assert "i * stride" not in second   # a worked row, not the slice that solves it
+
+
+class _Drawn:
+    """A stand-in for the check's fresh generator: kernel_size 6, stride 4, size 5."""
+
+    def __init__(self):
+        self.values = iter([6, 4, 5])
+
+    def integers(self, low, high=None):
+        return next(self.values)
+
+
+def test_check_overlap_counts_draws_a_new_case_on_every_run(monkeypatch):
+    fixed = [(2, 2, 3), (3, 2, 3), (4, 2, 4), (3, 1, 3), (5, 3, 2), (1, 2, 3)]
+
+    def table(k, s, n):   # every fixed map, as a table harvested from the messages would hold them
+        return overlap_counts(k, s, n) if (k, s, n) in fixed else torch.zeros(((n - 1) * s + k,) * 2)
+
+    drawn = set()
+    for _ in range(6):
+        with pytest.raises(CheckError, match=r"^overlap_counts\(kernel_size=\d, stride=\d, size=\d\) is wrong at") as info:
+            check_overlap_counts(table)
+        drawn.add(str(info.value).partition(" is wrong")[0])
+    assert len(drawn) > 1, drawn   # 6 x 4 x 4 - 4 = 92 cases
+    monkeypatch.setattr(nb03, "_fresh_rng", _Drawn)
+    assert_passes(check_overlap_counts, overlap_counts)
+    with pytest.raises(CheckError, match=r"^overlap_counts\(kernel_size=6, stride=4, size=5\) is wrong at 484 of 484 "):
+        check_overlap_counts(table)

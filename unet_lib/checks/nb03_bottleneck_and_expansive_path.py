@@ -1,5 +1,6 @@
 """The checks of notebook 03, bottleneck and expansive path: ``check_up_forward``, ``check_overlap_counts``."""
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -8,12 +9,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..blocks import Up, center_crop
+from ..viz import painted_kernels
 from ._core import CheckPassed, call, fail, learner_check, passed
 
 __all__ = ['check_up_forward', 'check_overlap_counts']
 
+# copying the library's answer out of its source file, from inside the learner's function
+SOURCE_SHORTCUTS = {
+    "inspect.getsource": inspect.getsource,
+    "inspect.getsourcelines": inspect.getsourcelines,
+}
+
 # Up.forward by its code: up(x, skip), up.forward(x, skip) and Up.forward(up, x, skip) alike
-UP_FORWARD_SHORTCUTS = {"Up.forward": Up.forward}
+UP_FORWARD_SHORTCUTS = {"Up.forward": Up.forward, **SOURCE_SHORTCUTS}
 
 
 @learner_check
@@ -35,6 +43,12 @@ def check_up_forward(up_forward: Callable) -> CheckPassed:
             except NotImplementedError:      # the skeleton: call's message, as it is
                 raise
             except RuntimeError as e:
+                if "channels" in str(e):     # a convolution given the wrong number of channels
+                    fail("{case}: up_forward raised {error!r}",
+                         "the level's DoubleConv, up.conv, reads {channels} channels: the skip's and the upsampled "
+                         "map's, side by side. Along which dimension of (B, C, H, W) did you join them, and did "
+                         "each of the two go through the layer meant for it?",
+                         error=str(e).splitlines()[0], channels=up.conv[0].in_channels, **values)
                 fail("{case}: up_forward raised {error!r}",
                      "after the up-convolution, x and the skip differ in size (the valid convolutions below made x's "
                      "map smaller): which of the two must be cut, and to what, before they can be joined along the "
@@ -77,17 +91,45 @@ def check_up_forward(up_forward: Callable) -> CheckPassed:
     return passed("✓ up_forward: upsample, centre crop, skip first, DoubleConv; same output as Up")
 
 
-# torch's transposed convolution (and fold, its twin) measures the counts: the exercise is to count the footprints.
-# unet_lib.viz.painted_kernels runs it too, and is refused through it.
+def _aten_ops(*names: str) -> dict[str, object]:
+    """The C functions behind ``torch.ops.aten.<name>`` and its overloads, which a call through
+    the op's Python object runs (the profile hook sees them by identity)."""
+    found = {}
+    for name in names:
+        packet = getattr(torch.ops.aten, name)
+        found[f"torch.ops.aten.{name}"] = packet._op
+        for overload in packet.overloads():
+            found[f"torch.ops.aten.{name}.{overload}"] = getattr(packet, overload)._op
+    return found
+
+
+# torch's transposed convolution (and fold, its twin, and the gradient of a convolution, which is
+# the same computation) measures the counts: the exercise is to count the footprints. The course's
+# figure helper painted_kernels runs it too, and is named as itself.
 OVERLAP_SHORTCUTS = {
+    "unet_lib.viz.painted_kernels": painted_kernels,
     "torch.conv_transpose2d": torch.conv_transpose2d,   # F.conv_transpose2d and nn.ConvTranspose2d's forward
     "torch.conv_transpose1d": torch.conv_transpose1d,
     "torch.conv_transpose3d": torch.conv_transpose3d,
+    "torch.convolution": torch.convolution,             # with transposed=True
+    "torch._convolution": torch._convolution,
+    **_aten_ops("convolution", "_convolution", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "col2im",
+                "convolution_backward"),
     "nn.ConvTranspose2d": nn.ConvTranspose2d,
     "nn.ConvTranspose1d": nn.ConvTranspose1d,
     "F.fold": F.fold,
     "torch.nn.grad.conv2d_input": torch.nn.grad.conv2d_input,
+    "torch.Tensor.backward": torch.Tensor.backward,     # the gradient of a convolution or of F.unfold
+    "torch.autograd.backward": torch.autograd.backward,
+    "torch.autograd.grad": torch.autograd.grad,
+    **SOURCE_SHORTCUTS,
 }
+
+
+def _fresh_rng() -> np.random.Generator:
+    """A generator seeded afresh on every call (from the operating system): the case a check draws
+    at random differs between runs, so that no table of what its messages printed passes."""
+    return np.random.default_rng()
 
 
 def _counts(kernel_size: int, stride: int, size: int, add: bool = False) -> np.ndarray:
@@ -106,10 +148,14 @@ def check_overlap_counts(overlap_counts: Callable[[int, int, int], torch.Tensor]
     input pixels' kernel footprints cover each output pixel of a transposed convolution with that
     kernel size and stride, on a size x size input (Odena et al. 2016), by counting the footprints:
     torch's transposed convolution, which would measure it, is refused. Compared with torch's
-    transposed convolution of a kernel of ones over an input of ones; the maps of all six cases
-    are compared as a whole with the wrong counts a learner may make, so that the hint names
-    the mistake."""
+    transposed convolution of a kernel of ones over an input of ones on six fixed cases and a
+    seventh drawn afresh on every run; the maps of all seven are compared as a whole with the wrong
+    counts a learner may make, so that the hint names the mistake."""
     cases = [(2, 2, 3), (3, 2, 3), (4, 2, 4), (3, 1, 3), (5, 3, 2), (1, 2, 3)]
+    rng, drawn = _fresh_rng(), cases[0]
+    while drawn in cases:   # 6 x 4 x 4 = 96 cases, four of them fixed ones
+        drawn = (int(rng.integers(1, 7)), int(rng.integers(1, 5)), int(rng.integers(2, 6)))
+    cases.append(drawn)
     got, expected = {}, {}
     for case in cases:
         kernel_size, stride, size = case
@@ -139,7 +185,8 @@ def check_overlap_counts(overlap_counts: Callable[[int, int, int], torch.Tensor]
     wrong = [case for case in cases if not np.allclose(got[case], expected[case])]
     if not wrong:
         return passed("✓ overlap_counts: one footprint per pixel where the kernel size equals the stride, an even "
-                      "interior where the stride divides it, a grid where it does not")
+                      "interior where the stride divides it, a grid where it does not (seven cases, one of them "
+                      "drawn at random on every run)")
     case = wrong[0]
     kernel_size, stride, size = case
     off = np.argwhere(~np.isclose(got[case], expected[case]))
@@ -147,7 +194,8 @@ def check_overlap_counts(overlap_counts: Callable[[int, int, int], torch.Tensor]
     values = dict(kernel_size=kernel_size, stride=stride, size=size, n=len(off), total=expected[case].size, row=i,
                   col=j, got=float(got[case][i, j]), expected=float(expected[case][i, j]))
     problem = ("overlap_counts(kernel_size={kernel_size}, stride={stride}, size={size}) is wrong at {n} of {total} "
-               "output pixels; the first is row {row}, column {col}: {got:g} where {expected:g} footprints cover it")
+               "output pixels; the first is row {row}, column {col}: {got:g}, where the number of footprints that "
+               "cover it is {expected:g}")
     if all(np.allclose(got[c], _counts(*c, add=True)) for c in cases):
         fail(problem, "a footprint covers a pixel only if it covers both its row and its column: how do the counts "
                       "along the rows and along the columns combine?", **values)
@@ -158,6 +206,7 @@ def check_overlap_counts(overlap_counts: Callable[[int, int, int], torch.Tensor]
     fail(problem,
          "each input pixel paints a kernel_size x kernel_size footprint; neighbouring input pixels paint "
          "stride pixels apart. Draw the footprints of a 2-pixel input along one side and count",
-         "input pixel (i, j)'s footprint covers rows i * stride to i * stride + kernel_size - 1, and the "
-         "same range of columns with j",
+         "draw one row: with kernel_size 3 and stride 2, input pixel 0 paints output columns 0, 1 and 2, and "
+         "input pixel 1 paints columns 2, 3 and 4, so column 2 is covered twice. Which columns does input "
+         "pixel i paint, and how does a pixel's count in 2-D follow from its row's and its column's?",
          **values)
