@@ -354,6 +354,7 @@ def check_shift_change(shift_change: Callable) -> CheckPassed:
     if max(results[s] for s in aligned) < 1e-4 and min(results[s] for s in others) > 1e-2:
         return passed("✓ shift_change matches the check's own measurement on the course model: shifts of {aligned} "
                       "px (multiples of 2**depth = {step}) change P(cell) by less than 1e-4, shifts of {others} px "
-                      "by more than 0.01", aligned=" and ".join(map(str, aligned)), step=step,
-                      others=" and ".join(map(str, others)))
+                      "by up to {changes}", aligned=" and ".join(map(str, aligned)), step=step,
+                      others=" and ".join(map(str, others)),
+                      changes=" and ".join(f"{results[s]:.2f}" for s in others))
     return passed("✓ shift_change matches the check's own measurement on the course model")
