@@ -3,6 +3,8 @@
 Each check passes a correct answer worked out here, refuses the library's function of the same job
 however it is reached, and fails deliberately broken versions with the intended message."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -218,6 +220,9 @@ def shift_change_by_hand(model, image, size, shift, mistake=None):
 def test_check_shift_change_passes_a_hand_written_shift_change():
     result = check_shift_change(shift_change_by_hand)
     assert "shifts of 8 and 16 px (multiples of 2**depth = 8) change P(cell) by less than 1e-4" in result
+    # the pass message answers the notebook's "predict first": 1 px moves P(cell) more than 4 px
+    one_px, four_px = map(float, re.search(r"shifts of 1 and 4 px by up to (\d\.\d\d) and (\d\.\d\d)", result).groups())
+    assert one_px > four_px > 0.01
     assert_skeleton_is_friendly(check_shift_change, "shift_change")
 
 
