@@ -129,9 +129,10 @@ def test_set_language_zh_shows_the_catalogues_messages():
     _core.catalogue.cache_clear()
     assert _core.catalogue("zh") == _catalogue() and _catalogue()
     set_language("zh")
-    with pytest.raises(AssertionError, match=r"^\{'a': 1\}\n提示1/2: 提示\n（"):
-        fail("{x}", "Hint", "Hint", x={"a": 1})
-    assert _core.message("Hint") == "提示"
+    again = "(run the check again after a change for the next hint)"
+    with pytest.raises(AssertionError, match=r"^\{'a': 1\}\n提示1/2：（改动之后再运行一次检查，会看到下一条提示）\n（"):
+        fail("{x}", again, again, x={"a": 1})
+    assert _core.message("Hint: {hint}", hint="x") == "提示：x"
 
 
 def test_the_catalogue_command_adds_a_notebooks_templates_to_fill_in(tmp_path, synthetic, capsys):

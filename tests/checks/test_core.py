@@ -80,11 +80,11 @@ def test_hints_are_counted_per_check():
 
 def test_messages_in_chinese_come_from_the_catalogue(monkeypatch):
     fake = {"returned {got}; expected 2": "返回了 {got}；应为 2", "first hint: the concept": "第一条提示",
-            "Hint {k} of {n}": "提示 {k}/{n}"}
+            "Hint {k} of {n}: {hint}": "提示{k}/{n}：{hint}"}
     monkeypatch.setattr(_core, "_language", "zh")
     monkeypatch.setattr(_core, "catalogue", lambda language: fake)
     text = _failure(check_twice, lambda: 1)
-    assert text.startswith("返回了 1；应为 2\n提示 1/2: 第一条提示")
+    assert text.startswith("返回了 1；应为 2\n提示1/2：第一条提示")
     # a template the catalogue lacks is shown in English, not dropped
     assert "(run the check again after a change for the next hint)" in text
 

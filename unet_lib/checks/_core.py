@@ -129,11 +129,11 @@ def fail(problem: str, *hints: str, **values) -> NoReturn:
     shown = hints[:_failures[key]]
     lines = [message(problem, **values)]
     for k, hint in enumerate(shown, start=1):
+        text = message(hint, **values)
         if len(hints) == 1:
-            label = message("Hint")
+            lines.append(message("Hint: {hint}", hint=text))
         else:
-            label = message("Hint {k} of {n}", k=k, n=len(hints))
-        lines.append(f"{label}: {message(hint, **values)}")
+            lines.append(message("Hint {k} of {n}: {hint}", k=k, n=len(hints), hint=text))
     if len(shown) < len(hints):
         lines.append(message("(run the check again after a change for the next hint)"))
     raise CheckError("\n".join(lines))
