@@ -165,7 +165,7 @@ def _cover(model: UNet, image: np.ndarray, low: float | None, high: float | None
     outlines of the objects the model finds in it (the connected components of the predicted
     foreground, the image mirrored at its borders for context: ``unet_lib.tiling.predict_tiled``)."""
     from .tiling import predict_tiled
-    from .viz import _grey_or_rgb, draw_outlines            # viz imports matplotlib: only when packaging
+    from .viz.outlines import _grey_or_rgb, draw_outlines   # viz imports matplotlib: only when packaging
     shown = _normalised(image, low, high)                   # (C, n, n)
     labels = label_instances(predict_tiled(model, torch.from_numpy(shown)).argmax(0).numpy() > 0)
     return np.concatenate([_grey_or_rgb(shown), draw_outlines(shown, labels)], axis=1)
