@@ -96,6 +96,19 @@ def test_plot_history_without_validation_shows_the_loss_only():
     assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 1
 
 
+@pytest.mark.parametrize("epochs", [2, 3, 7])
+def test_plot_history_ticks_whole_epochs_only(epochs):
+    history = {"epoch": list(range(1, epochs + 1)), "train_loss": [1.0 / e for e in range(1, epochs + 1)],
+               "val_loss": [0.5] * epochs, "val_iou": [0.5] * epochs}
+    fig = plot_history(history)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+    plt.close(fig)
+
+
 def test_plot_history_rejects_an_empty_history():
     with pytest.raises(ValueError, match="the history has no epochs; pass the dict that fit returns"):
         plot_history({"epoch": []})

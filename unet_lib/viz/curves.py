@@ -24,6 +24,7 @@ def plot_history(history: dict[str, list[float]], size: float = 3.2) -> plt.Figu
                 ax.plot(history["epoch"], history[key], label=key.replace("_", " "))
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole: no tick at 1.5
         if len(keys) > 1:
             ax.legend(fontsize=8)
     fig.tight_layout()
