@@ -1,5 +1,6 @@
-"""The checks of notebook 04, skip connections and full unet: ``check_output_size``,
-``check_unet_forward``, ``check_valid_sizes``.
+"""The checks of notebook 04, skip connections and full unet.
+
+``check_output_size``, ``check_unet_forward``, ``check_valid_sizes``.
 
 Each refuses the library's twin of what it asks (by what runs during the learner's call, see
 ``_core.call``): ``UNet``'s own size arithmetic in the size exercises (its size methods, the context

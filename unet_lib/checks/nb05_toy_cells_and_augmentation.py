@@ -1,5 +1,6 @@
-"""The checks of notebook 05, toy cells and augmentation: ``check_touching_pairs``,
-``check_warp_image``, ``check_touching_share``.
+"""The checks of notebook 05, toy cells and augmentation.
+
+``check_touching_pairs``, ``check_warp_image``, ``check_touching_share``.
 
 Each refuses the library's twin of what it asks, by what runs during the learner's call (see
 ``_core.call``): the library's touching helpers in the two touching exercises, ``elastic_deform``

@@ -1,5 +1,6 @@
-"""The checks of notebook 06, weighted loss: ``check_class_balance``, ``check_border_term``,
-``check_best_border_sigma``.
+"""The checks of notebook 06, weighted loss.
+
+``check_class_balance``, ``check_border_term``, ``check_best_border_sigma``.
 
 Each refuses the library's twin of what it asks, by what runs during the learner's call (see
 ``_core.call``): ``class_weight_map`` (and what is built on it) for the class balance, the

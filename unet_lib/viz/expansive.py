@@ -1,5 +1,7 @@
-"""The expansive path's up step drawn from real tensors: a transposed convolution painting its
-kernels (notebook 03), and the crop that aligns a skip with the map coming up (notebook 04).
+"""The expansive path's up step, drawn from real tensors.
+
+A transposed convolution painting its kernels (notebook 03), and the crop that aligns a skip with
+the map coming up (notebook 04).
 
 B, C, H, W = batch, channels, height, width.
 """
