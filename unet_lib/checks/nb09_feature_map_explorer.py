@@ -308,6 +308,25 @@ def check_merged_per_skip(merged_per_skip: Callable) -> CheckPassed:
         for spy in spies:
             spy.remove()
     names = _names()
+    got = _pairs(got, model, names)
+    if not passes:
+        fail("merged_per_skip(model, images, instances) returned without running the model it was given",
+             "the counts come from predictions: the check passes its own model and two images of its own, so use "
+             "the arguments, not the notebook's model and four images (nor counts written down)",
+             "predict every image with feature_maps_batch(model, ...) or padded_forward(model, ...) while the "
+             "skips are changed")
+    expected = {name: _arms(name) for name in names}
+    if got != expected:
+        _why_other_counts(got, expected, names)
+    _check_every_arm_ran(passes, names)
+    return passed("✓ merged_per_skip agrees with the same experiment here on the check's two images "
+                  "({cells} cells), run with each skip block-averaged alone and with each kept alone; hooks "
+                  "removed", cells=sum(int(t.max()) for t in instances))
+
+
+def _pairs(got, model: UNet, names: list[str]) -> dict[str, tuple[int, int]]:
+    """What ``merged_per_skip`` returned as {Up block: (count, count)}, once its hooks are gone and
+    its answer has the right form."""
     left = [name for name, up in zip(names, model.ups) if up._forward_pre_hooks]
     if left:
         fail("after merged_per_skip(model, ...) {blocks} still {verb} a forward pre-hook: every later use of the "
@@ -333,28 +352,26 @@ def check_merged_per_skip(merged_per_skip: Callable) -> CheckPassed:
             fail("merged_per_skip(...)['{name}'] = {value!r}; expected two counts of merged cells",
                  "a pair for each skip: (merged cells with only this skip block-averaged, merged cells with only "
                  "this skip intact), each summed over the images", name=name, value=value)
-    got = {name: (int(a), int(b)) for name, (a, b) in got.items()}
-    if not passes:
-        fail("merged_per_skip(model, images, instances) returned without running the model it was given",
-             "the counts come from predictions: the check passes its own model and two images of its own, so use "
-             "the arguments, not the notebook's model and four images (nor counts written down)",
-             "predict every image with feature_maps_batch(model, ...) or padded_forward(model, ...) while the "
-             "skips are changed")
-    expected = {name: _arms(name) for name in names}
-    if got == expected:
-        seen = set(map(frozenset, passes))
-        missing = [(T("merged_per_skip returned counts, but the model it was given never ran with only the skip of "
-                      "{name} changed"), n) for n in names if frozenset({n}) not in seen]
-        missing += [(T("merged_per_skip returned counts, but the model it was given never ran with every skip but "
-                       "that of {name} changed"), n) for n in names if frozenset(names) - {n} not in seen]
-        if missing:
-            problem, n = missing[0]
-            fail(problem, "every count comes from a prediction with exactly those skips block-averaged, by hooks on "
-                          "the model while it predicts: run that prediction for each of the two arms of every skip",
-                 name=n)
-        return passed("✓ merged_per_skip agrees with the same experiment here on the check's two images "
-                      "({cells} cells), run with each skip block-averaged alone and with each kept alone; hooks "
-                      "removed", cells=sum(int(t.max()) for t in instances))
+    return {name: (int(a), int(b)) for name, (a, b) in got.items()}
+
+
+def _check_every_arm_ran(passes: list, names: list[str]) -> None:
+    """Right counts must come from predictions with each skip's two arms (not from counts written down)."""
+    seen = set(map(frozenset, passes))
+    alone = [n for n in names if frozenset({n}) not in seen]             # never ran with only its skip changed
+    kept = [n for n in names if frozenset(names) - {n} not in seen]      # never ran with only its skip intact
+    if alone or kept:
+        problem = (T("merged_per_skip returned counts, but the model it was given never ran with only the skip of "
+                     "{name} changed") if alone else
+                   T("merged_per_skip returned counts, but the model it was given never ran with every skip but "
+                     "that of {name} changed"))
+        fail(problem, "every count comes from a prediction with exactly those skips block-averaged, by hooks on "
+                      "the model while it predicts: run that prediction for each of the two arms of every skip",
+             name=(alone or kept)[0])
+
+
+def _why_other_counts(got: dict, expected: dict, names: list[str]) -> None:
+    """Other counts than the experiment here: the plausible wrong experiments first, then the general hint."""
     problem = "merged_per_skip gave {got}; the same experiment here, on the same images, gives other counts"
     first = {name: a for name, (a, _) in got.items()}
     second = {name: b for name, (_, b) in got.items()}
