@@ -39,6 +39,18 @@ def _print_problems(problems: Sequence[Problem], limit: int = 200) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m unet_lib.translation [build|check|progress|scaffold|accept|catalogue]``.
     Exit status: 0 done, 1 problems found (check, catalogue), 2 an error, 3 refused to overwrite."""
+    args = _parser().parse_args(argv)
+    edition = Edition(args.root)
+    commands = {None: _build, "build": _build, "check": _check, "progress": _progress, "scaffold": _scaffold,
+                "accept": _accept, "catalogue": _catalogue}
+    try:
+        return commands[args.command](edition, args)
+    except TranslationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m unet_lib.translation", description=_DESCRIPTION)
     parser.add_argument("--root", type=Path, default=Path("."), help="the repository (default: .)")
     commands = parser.add_subparsers(dest="command")
@@ -59,70 +71,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalogue_cmd.add_argument("notebooks", nargs="*",
                                help="with --add-missing: only the templates of these notebooks' check modules "
                                     "(01, 02, ...) and of _core")
-    args = parser.parse_args(argv)
-    edition = Edition(args.root)
-    try:
-        if args.command in (None, "build"):
-            return _write(edition, getattr(args, "discard_changes", False))
-        if args.command == "check":
-            problems, progress = check_edition(edition)
-            _print_problems(problems)
-            print(f"Chinese edition: {progress}; {len(problems)} problem{'s' * (len(problems) != 1)}")
-            return 1 if problems else 0
-        if args.command == "progress":
-            for path in edition.english():
-                store_file = edition.path(edition.store_of(path.name))
-                store = read_store(store_file) if store_file.is_file() else Store(path.name)
-                _, progress = check_store(_read_notebook(path), store, path.name)
-                print(f"{path.stem}: {'' if store_file.is_file() else '(no store) '}markdown "
-                      f"{progress.markdown_done}/{progress.markdown_total}, "
-                      f"code {progress.code_done}/{progress.code_total}")
-            print(f"Chinese edition: {summary(edition)}")
-            return 0
-        if args.command == "scaffold":
-            given = [p.name for p in edition.english()] if args.notebooks == ["all"] else \
-                [_name(edition, n) for n in args.notebooks]
-            for name in given:
-                store_file = edition.path(edition.store_of(name))
-                store = read_store(store_file) if store_file.is_file() else Store(f"{edition.notebooks}/{name}")
-                new, notes = scaffold(_read_notebook(edition.path(f"{edition.notebooks}/{name}")), store,
-                                      args.drop_orphans)
-                if not store_file.is_file() or store_text(new) != store_text(store):
-                    write_store(store_file, new)
-                print(f"{edition.store_of(name)}: " + ("; ".join(notes) if notes else "up to date"))
-            texts_file = edition.path(edition.texts_path())
-            existing = json.loads(texts_file.read_text(encoding="utf8")) if texts_file.is_file() else None
-            texts = exercise_texts_store(existing)
-            if existing != texts:
-                atomic_write(texts_file, json.dumps(texts, ensure_ascii=False, indent=1) + "\n")
-                print(f"{edition.texts_path()}: updated to unet_lib.exercises' English texts")
-            return 0
-        if args.command == "accept":
-            name = _name(edition, args.notebook)
-            store_file = edition.path(edition.store_of(name))
-            english = _read_notebook(edition.path(f"{edition.notebooks}/{name}"))
-            store = accept(english, read_store(store_file), args.cells)
-            write_store(store_file, store)
-            print(f"{edition.store_of(name)}: accepted {', '.join(args.cells)}")
-            return 0
-        if args.command == "catalogue":
-            checks = edition.path("unet_lib/checks")
-            locale = checks / "locale" / f"{LANGUAGE}.json"
-            templates = check_templates(sorted(checks.glob("*.py")))
-            mine = templates if not args.notebooks else check_templates(
-                [checks / "_core.py"] + [p for n in args.notebooks for p in sorted(checks.glob(f"nb{n[:2]}_*.py"))])
-            catalogue = json.loads(locale.read_text(encoding="utf8")) if locale.is_file() else {}
-            if args.add_missing:
-                catalogue.update({t: "" for t in mine if t not in catalogue})
-                atomic_write(locale, json.dumps(catalogue, ensure_ascii=False, indent=1) + "\n")
-                print(f"{locale}: {len(catalogue)} entries; fill in the empty ones")
-            problems = catalogue_problems(templates, catalogue, required=mine)
-            for line in problems:
-                print(line, file=sys.stderr)
-            done = sum(1 for t in mine if isinstance(catalogue.get(t), str) and catalogue[t].strip())
-            print(f"checks' messages: {done}/{len(mine)} translated; {len(problems)} problems")
-            return 1 if problems else 0
-    except TranslationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def _build(edition: Edition, args: argparse.Namespace) -> int:
+    return _write(edition, getattr(args, "discard_changes", False))
+
+
+def _check(edition: Edition, args: argparse.Namespace) -> int:
+    problems, progress = check_edition(edition)
+    _print_problems(problems)
+    print(f"Chinese edition: {progress}; {len(problems)} problem{'s' * (len(problems) != 1)}")
+    return 1 if problems else 0
+
+
+def _progress(edition: Edition, args: argparse.Namespace) -> int:
+    for path in edition.english():
+        store_file = edition.path(edition.store_of(path.name))
+        store = read_store(store_file) if store_file.is_file() else Store(path.name)
+        _, progress = check_store(_read_notebook(path), store, path.name)
+        print(f"{path.stem}: {'' if store_file.is_file() else '(no store) '}markdown "
+              f"{progress.markdown_done}/{progress.markdown_total}, "
+              f"code {progress.code_done}/{progress.code_total}")
+    print(f"Chinese edition: {summary(edition)}")
     return 0
+
+
+def _scaffold(edition: Edition, args: argparse.Namespace) -> int:
+    given = [p.name for p in edition.english()] if args.notebooks == ["all"] else \
+        [_name(edition, n) for n in args.notebooks]
+    for name in given:
+        store_file = edition.path(edition.store_of(name))
+        store = read_store(store_file) if store_file.is_file() else Store(f"{edition.notebooks}/{name}")
+        new, notes = scaffold(_read_notebook(edition.path(f"{edition.notebooks}/{name}")), store,
+                              args.drop_orphans)
+        if not store_file.is_file() or store_text(new) != store_text(store):
+            write_store(store_file, new)
+        print(f"{edition.store_of(name)}: " + ("; ".join(notes) if notes else "up to date"))
+    texts_file = edition.path(edition.texts_path())
+    existing = json.loads(texts_file.read_text(encoding="utf8")) if texts_file.is_file() else None
+    texts = exercise_texts_store(existing)
+    if existing != texts:
+        atomic_write(texts_file, json.dumps(texts, ensure_ascii=False, indent=1) + "\n")
+        print(f"{edition.texts_path()}: updated to unet_lib.exercises' English texts")
+    return 0
+
+
+def _accept(edition: Edition, args: argparse.Namespace) -> int:
+    name = _name(edition, args.notebook)
+    store_file = edition.path(edition.store_of(name))
+    english = _read_notebook(edition.path(f"{edition.notebooks}/{name}"))
+    store = accept(english, read_store(store_file), args.cells)
+    write_store(store_file, store)
+    print(f"{edition.store_of(name)}: accepted {', '.join(args.cells)}")
+    return 0
+
+
+def _catalogue(edition: Edition, args: argparse.Namespace) -> int:
+    checks = edition.path("unet_lib/checks")
+    locale = checks / "locale" / f"{LANGUAGE}.json"
+    templates = check_templates(sorted(checks.glob("*.py")))
+    mine = templates if not args.notebooks else check_templates(
+        [checks / "_core.py"] + [p for n in args.notebooks for p in sorted(checks.glob(f"nb{n[:2]}_*.py"))])
+    catalogue = json.loads(locale.read_text(encoding="utf8")) if locale.is_file() else {}
+    if args.add_missing:
+        catalogue.update({t: "" for t in mine if t not in catalogue})
+        atomic_write(locale, json.dumps(catalogue, ensure_ascii=False, indent=1) + "\n")
+        print(f"{locale}: {len(catalogue)} entries; fill in the empty ones")
+    problems = catalogue_problems(templates, catalogue, required=mine)
+    for line in problems:
+        print(line, file=sys.stderr)
+    done = sum(1 for t in mine if isinstance(catalogue.get(t), str) and catalogue[t].strip())
+    print(f"checks' messages: {done}/{len(mine)} translated; {len(problems)} problems")
+    return 1 if problems else 0
