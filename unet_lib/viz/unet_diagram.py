@@ -171,6 +171,44 @@ class _Layout(NamedTuple):
     ylim: tuple[float, float]
 
 
+class _Rows(NamedTuple):
+    """The rows of the drawing, one per level of the U (level k: maps pooled k times)."""
+    y: dict[int, float]          # the bottom of each row's boxes
+    arrow_dy: dict[int, float]   # how high above that bottom a row's horizontal arrows run
+    base: float                  # the height of the box of the smallest map
+    smallest: int                # the smallest map's height in pixels
+
+    def height(self, n: int) -> float:
+        """The height of the box of a map ``n`` pixels high: the log of the size, so 572 and 28 both fit."""
+        return self.base + _SLOPE * math.log2(n / self.smallest)
+
+
+def _levels(maps: list[_Map]) -> list[int]:
+    """The level of each map: how many poolings it is below the input."""
+    levels, level = [], 0
+    for m in maps:
+        level += {"pool": 1, "up": -1}.get(m.kind, 0)
+        levels.append(level)
+    return levels
+
+
+def _rows(maps: list[_Map], levels: list[int]) -> _Rows:
+    """Row heights and places: each box high enough for its upright size label under the row's arrows."""
+    depth = max(levels)
+    rows = range(depth + 1)
+    label_len = {k: max(_text_len(_size_label(m)) for m, kk in zip(maps, levels) if kk == k) for k in rows}
+    smallest = min(m.height for m in maps)
+    row_smallest = {k: min(m.height for m, kk in zip(maps, levels) if kk == k) for k in rows}
+    base = max(30.0, *(label_len[k] + 12 - _SLOPE * math.log2(row_smallest[k] / smallest) for k in rows))
+    sized = _Rows({}, {}, base, smallest)
+    row_h = {k: max(sized.height(m.height) for m, kk in zip(maps, levels) if kk == k) for k in rows}
+    arrow_dy = {k: max(label_len[k] + 6, sized.height(row_smallest[k]) / 2) for k in rows}
+    row_y = {depth: 0.0}
+    for k in reversed(range(depth)):
+        row_y[k] = row_y[k + 1] + row_h[k + 1] + _VGAP
+    return _Rows(row_y, arrow_dy, base, smallest)
+
+
 def _layout(maps: list[_Map], legend_size: tuple[float, float], min_width: float) -> _Layout:
     """Where ``draw_unet`` puts each box, label and arrow, in points: arithmetic on the maps.
 
@@ -181,27 +219,14 @@ def _layout(maps: list[_Map], legend_size: tuple[float, float], min_width: float
     leave room for a legend of ``legend_size`` (w, h) in the lower right corner and are at least
     ``min_width`` wide.
     """
-    levels, level = [], 0
-    for m in maps:
-        level += {"pool": 1, "up": -1}.get(m.kind, 0)
-        levels.append(level)
-    depth = max(levels)
-    rows = range(depth + 1)
-    # each box high enough for its upright size label under the row's arrows
-    label_len = {k: max(_text_len(_size_label(m)) for m, kk in zip(maps, levels) if kk == k) for k in rows}
-    smallest = min(m.height for m in maps)
-    row_smallest = {k: min(m.height for m, kk in zip(maps, levels) if kk == k) for k in rows}
-    base = max(30.0, *(label_len[k] + 12 - _SLOPE * math.log2(row_smallest[k] / smallest) for k in rows))
+    levels = _levels(maps)
+    boxes, texts, arrows = _place(maps, levels, _rows(maps, levels))
+    xlim, ylim = _limits(boxes, arrows, legend_size, min_width)
+    return _Layout(boxes, texts, arrows, xlim, ylim)
 
-    def height(n: int) -> float:
-        return base + _SLOPE * math.log2(n / smallest)   # log of the size: 572 and 28 both fit
 
-    row_h = {k: max(height(m.height) for m, kk in zip(maps, levels) if kk == k) for k in rows}
-    arrow_dy = {k: max(label_len[k] + 6, height(row_smallest[k]) / 2) for k in rows}
-    row_y = {depth: 0.0}
-    for k in reversed(range(depth)):
-        row_y[k] = row_y[k + 1] + row_h[k + 1] + _VGAP
-
+def _place(maps: list[_Map], levels: list[int], rows: _Rows) -> tuple[list[_Box], list[_Text], list[_Arrow]]:
+    """Every box, label and arrow, map after map in the order of the forward pass."""
     boxes: list[_Box] = []
     texts: list[_Text] = []
     arrows: list[_Arrow] = []
@@ -209,13 +234,13 @@ def _layout(maps: list[_Map], legend_size: tuple[float, float], min_width: float
     prev = up = None
     up_map = None
     for m, k in zip(maps, levels):
-        y, w, h = row_y[k], _box_width(m.channels), height(m.height)
+        y, w, h = rows.y[k], _box_width(m.channels), rows.height(m.height)
         tags = {m.block}
         if m.kind == "input":
             box = _Box(0.0, y, w, h, tags)
         elif m.kind in ("conv", "out"):
             box = _Box(prev.x + prev.w + _GAP, y, w, h, tags)
-            ay = y + arrow_dy[k]
+            ay = y + rows.arrow_dy[k]
             arrows.append(_Arrow((prev.x + prev.w + 1, ay), (box.x - 1, ay), m.kind, {m.block}))
         elif m.kind == "pool":
             box = _Box(prev.x + (prev.w - w) / 2, y, w, h, tags)           # right under the map it pools
@@ -224,7 +249,7 @@ def _layout(maps: list[_Map], legend_size: tuple[float, float], min_width: float
         elif m.kind == "up":
             up, up_map = _Box(prev.x + prev.w + 4, y, w, h, tags), m
             boxes.append(up)
-            arrows.append(_Arrow((prev.x + prev.w + 1, prev.y + arrow_dy[k + 1]), (up.x + w / 2, y - 1), "up",
+            arrows.append(_Arrow((prev.x + prev.w + 1, prev.y + rows.arrow_dy[k + 1]), (up.x + w / 2, y - 1), "up",
                                  {m.block}, bend=True))
             prev = up
             continue
@@ -233,7 +258,7 @@ def _layout(maps: list[_Map], legend_size: tuple[float, float], min_width: float
             box = _Box(up.x - w, y, w, up.h, tags | {"skips"}, copy=True)
             source = last_left[k]
             source.tags.add("skips")
-            ay = y + arrow_dy[k]
+            ay = y + rows.arrow_dy[k]
             arrows.append(_Arrow((source.x + source.w + 1, ay), (box.x - 1, ay), "copy", {m.block, "skips"}))
             texts.append(_Text(box.x - 2, y, _size_label(m), 90, "right", box))
             texts.append(_Text((box.x + up.x + up.w) / 2, y + h + 2, str(m.channels), 0, "center", box))
@@ -246,8 +271,12 @@ def _layout(maps: list[_Map], legend_size: tuple[float, float], min_width: float
         texts.append(_Text(box.x - 2, y, _size_label(m), 90, "right", box))
         if m.kind != "pool":   # a pooling keeps the channels; Fig. 1 writes them once
             texts.append(_Text(box.x + w / 2, y + h + 2, str(m.channels), 0, "center", box))
+    return boxes, texts, arrows
 
-    # the limits: everything, a margin, and the legend in the lower right corner, clear of it all
+
+def _limits(boxes: list[_Box], arrows: list[_Arrow], legend_size: tuple[float, float],
+            min_width: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The limits: everything, a margin, and the legend in the lower right corner, clear of it all."""
     text_h = 1.25 * _FONT
     extents = [(b.x - 2 - text_h, b.x + b.w, b.y, b.y + b.h + 2 + text_h) for b in boxes]
     extents += [(min(a.start[0], a.end[0]), max(a.start[0], a.end[0]), min(a.start[1], a.end[1]),
@@ -259,7 +288,7 @@ def _layout(maps: list[_Map], legend_size: tuple[float, float], min_width: float
     under_legend = [e[2] for e in extents if e[1] > x1 - legend_w - 8]
     y0 = min(min(e[2] for e in extents) - 6, min(under_legend, default=0.0) - legend_h - 8)
     y1 = max(e[3] for e in extents) + 4
-    return _Layout(boxes, texts, arrows, (x0, x1), (y0, y1))
+    return (x0, x1), (y0, y1)
 
 
 class _LegendArrow(HandlerBase):
@@ -307,34 +336,15 @@ def draw_unet(model: UNet, input_size: int | tuple[int, int], highlight: str | S
     ``highlight`` names no block or part.
     """
     check_instance("model", model, UNet, "a unet_lib.UNet", "draw_unet reads its blocks from named_blocks")
-    if isinstance(input_size, (tuple, list, torch.Size)):
-        if len(input_size) != 2:
-            raise ValueError(f"input_size must be an int or (height, width), got {tuple(input_size)}")
-        size = tuple(input_size)
-    else:
-        size = (input_size, input_size)
+    size = _input_size(input_size)
     out_size = model.output_size(size)   # raises with the nearest valid sizes
     tags_on = _highlight_tags(model, highlight)
     maps = _feature_maps(model, size)
-
-    config = model.config
-    conv = "conv 3x3, BatchNorm, ReLU" if config["batch_norm"] else "conv 3x3, ReLU"
-    kinds = [("conv", "right", conv + (" (padded)" if config["padding"] == "same" else "")),
-             ("copy", "right", "copy" if config["padding"] == "same" else "copy and crop"),
-             ("pool", "down", "max pool 2x2"),
-             ("up", "up", "up-conv 2x2" if config["upsampling"] == "transpose" else "upsample x2 (bilinear), conv 1x1"),
-             ("out", "right", "conv 1x1")]
-    present = {m.kind for m in maps} | {"conv", "out"}
-    kinds = [kind for kind in kinds if {"copy": "concat"}.get(kind[0], kind[0]) in present]   # none but conv at depth 0
-    labels = ["feature map", "copied feature map"][:1 + ("up" in present)] + [label for _, _, label in kinds]
+    kinds, labels = _legend_entries(model.config, {m.kind for m in maps})
     # a legend entry is 1.6 + 0.5 font sizes high, its handle and padding about 4.5 wide
     legend_size = (_FONT * 4.5 + max(_text_len(label) for label in labels), len(labels) * _FONT * 2.1 + 8)
     if title is None:
-        title = (f"U-Net (depth {config['depth']}, {config['base_channels']} base channels, {config['padding']} "
-                 f"padding): input {size[0]} x {size[1]}, output {out_size[0]} x {out_size[1]}\n"
-                 f"a box per feature map: channels above it, height x width at its lower left")
-        if highlight is not None:
-            title += f"\nhighlighted: {highlight if isinstance(highlight, str) else ', '.join(highlight)}"
+        title = _default_title(model.config, size, out_size, highlight)
     title_lines = title.split("\n")
     layout = _layout(maps, legend_size, min_width=max(0.56 * _TITLE_FONT * len(line) for line in title_lines))
 
@@ -346,7 +356,53 @@ def draw_unet(model: UNet, input_size: int | tuple[int, int], highlight: str | S
     ax.set_xlim(*layout.xlim)
     ax.set_ylim(*layout.ylim)
     ax.set_axis_off()
+    _draw(ax, layout, tags_on)
+    handles = [Rectangle((0, 0), 1, 1, facecolor=_BOX, edgecolor=_BOX_EDGE, lw=0.8),
+               Rectangle((0, 0), 1, 1, facecolor=_BOX_COPY, edgecolor=_BOX_EDGE, lw=0.8)][:len(labels) - len(kinds)]
+    handles += [FancyArrowPatch((0, 0), (1, 0), color=_ARROWS[kind], gid=direction) for kind, direction, _ in kinds]
+    ax.legend(handles, labels, handler_map={FancyArrowPatch: _LegendArrow()}, loc="lower right", fontsize=_FONT,
+              handleheight=1.6, handlelength=2.0, frameon=False, borderaxespad=0.5)
+    ax.set_title(title, fontsize=_TITLE_FONT)
+    return ax.figure
 
+
+def _input_size(input_size: int | tuple[int, int]) -> tuple[int, int]:
+    """``input_size`` as (height, width)."""
+    if isinstance(input_size, (tuple, list, torch.Size)):
+        if len(input_size) != 2:
+            raise ValueError(f"input_size must be an int or (height, width), got {tuple(input_size)}")
+        return tuple(input_size)
+    return (input_size, input_size)
+
+
+def _legend_entries(config: dict, kinds_drawn: set[str]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The arrows of the legend, (kind, direction, label) for each kind of operation drawn, and every
+    legend label: the boxes' ("feature map", and "copied feature map" where there are skips) first."""
+    conv = "conv 3x3, BatchNorm, ReLU" if config["batch_norm"] else "conv 3x3, ReLU"
+    kinds = [("conv", "right", conv + (" (padded)" if config["padding"] == "same" else "")),
+             ("copy", "right", "copy" if config["padding"] == "same" else "copy and crop"),
+             ("pool", "down", "max pool 2x2"),
+             ("up", "up", "up-conv 2x2" if config["upsampling"] == "transpose" else "upsample x2 (bilinear), conv 1x1"),
+             ("out", "right", "conv 1x1")]
+    present = kinds_drawn | {"conv", "out"}
+    kinds = [kind for kind in kinds if {"copy": "concat"}.get(kind[0], kind[0]) in present]   # none but conv at depth 0
+    labels = ["feature map", "copied feature map"][:1 + ("up" in present)] + [label for _, _, label in kinds]
+    return kinds, labels
+
+
+def _default_title(config: dict, size: tuple[int, int], out_size: tuple[int, int],
+                   highlight: str | Sequence[str] | None) -> str:
+    """The configuration, the input and output sizes, how to read a box, and what is highlighted."""
+    title = (f"U-Net (depth {config['depth']}, {config['base_channels']} base channels, {config['padding']} "
+             f"padding): input {size[0]} x {size[1]}, output {out_size[0]} x {out_size[1]}\n"
+             f"a box per feature map: channels above it, height x width at its lower left")
+    if highlight is not None:
+        title += f"\nhighlighted: {highlight if isinstance(highlight, str) else ', '.join(highlight)}"
+    return title
+
+
+def _draw(ax: plt.Axes, layout: _Layout, tags_on: set[str] | None) -> None:
+    """The boxes, labels and arrows of ``layout``, those tagged in ``tags_on`` emphasised and the rest faded."""
     def emphasised(tags: set[str]) -> bool:
         return tags_on is not None and bool(tags & tags_on)
 
@@ -364,11 +420,3 @@ def draw_unet(model: UNet, input_size: int | tuple[int, int], highlight: str | S
         ax.add_patch(FancyArrowPatch(a.start, a.end, arrowstyle="-|>", mutation_scale=9, color=_ARROWS[a.kind],
                                      lw=1.6, shrinkA=0, shrinkB=0, alpha=alpha(a.tags),
                                      connectionstyle="angle,angleA=0,angleB=90,rad=0" if a.bend else "arc3"))
-
-    handles = [Rectangle((0, 0), 1, 1, facecolor=_BOX, edgecolor=_BOX_EDGE, lw=0.8),
-               Rectangle((0, 0), 1, 1, facecolor=_BOX_COPY, edgecolor=_BOX_EDGE, lw=0.8)][:1 + ("up" in present)]
-    handles += [FancyArrowPatch((0, 0), (1, 0), color=_ARROWS[kind], gid=direction) for kind, direction, _ in kinds]
-    ax.legend(handles, labels, handler_map={FancyArrowPatch: _LegendArrow()}, loc="lower right", fontsize=_FONT,
-              handleheight=1.6, handlelength=2.0, frameon=False, borderaxespad=0.5)
-    ax.set_title(title, fontsize=_TITLE_FONT)
-    return ax.figure
