@@ -8,10 +8,9 @@ import nbformat
 from ..atomic import atomic_write
 from ..exercises import NOTEBOOK_GLOB, content_digest, render, same_notebook
 from ..exercises import STAMP_KEY as EXERCISE_STAMP_KEY
-from .store import TranslationError, read_store
 from .cell_checks import Problem
 from .notebooks import STAMP_KEY, _notebook_digest, chinese_exercises, chinese_notebook
-from .edition import Edition, _read_notebook, _read_texts, check_edition
+from .edition import Edition, _read_notebook, _read_store, _read_texts, check_edition
 
 
 def _may_replace(path: Path, new_text: str | None, stamp_key: str) -> tuple[bool, str]:
@@ -43,10 +42,9 @@ def generate(edition: Edition) -> tuple[dict[Path, str], list[Problem]]:
         store_file = edition.path(edition.store_of(name))
         if not store_file.is_file():
             continue
-        try:
-            store = read_store(store_file)
-        except TranslationError as error:
-            problems.append(Problem(name, "", "invalid", str(error)))
+        store, unreadable = _read_store(edition, name)
+        problems += unreadable
+        if store is None:
             continue
         if texts is None:
             texts, found = _read_texts(edition)

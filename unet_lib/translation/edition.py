@@ -99,6 +99,14 @@ def _read_texts(edition: Edition, glossary: Sequence[Term] = ()) -> tuple[dict[s
     return texts, problems
 
 
+def _read_store(edition: Edition, name: str) -> tuple[Store | None, list[Problem]]:
+    """The store of the notebook ``name``, or None and the problem that says why it cannot be read."""
+    try:
+        return read_store(edition.path(edition.store_of(name))), []
+    except TranslationError as error:
+        return None, [Problem(name, "", "invalid", str(error))]
+
+
 def check_edition(edition: Edition, names: Iterable[str] | None = None) -> tuple[list[Problem], Progress]:
     """Every check of the Chinese edition, for the English notebooks ``names`` (all by default):
     the stores, the glossary, faithfulness, and the committed ``zh/`` files against the English
@@ -123,10 +131,9 @@ def check_edition(edition: Edition, names: Iterable[str] | None = None) -> tuple
         if not store_file.is_file():
             progress += check_store(nb, Store(f"{edition.notebooks}/{name}"), name)[1]
             continue
-        try:
-            store = read_store(store_file)
-        except TranslationError as error:
-            problems.append(Problem(name, "", "invalid", str(error)))
+        store, unreadable = _read_store(edition, name)
+        problems += unreadable
+        if store is None:
             continue
         found, done = check_store(nb, store, name, glossary)
         problems += found
