@@ -438,6 +438,11 @@ def test_the_overlay_draws_exactly_the_outlines_in_their_colours(tmp_path):
         write_overlay(path, raw, pred)
     write_overlay(path, raw, pred, overwrite=True)
     np.testing.assert_array_equal(iio.imread(path), alone)
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"folder\.png is a folder; give a file name inside it"):
+        write_overlay(tmp_path / "folder.png", raw, pred, overwrite=True)
+    with pytest.raises(TypeError, match=r"path must be a file name \(str or pathlib.Path\), got 3"):
+        write_overlay(3, raw, pred)
     colour = np.stack([raw, raw // 2, raw // 3])                           # 3 channels: shown as RGB
     assert not (draw_outlines(colour, pred)[rest] == draw_outlines(colour, pred)[rest][:, :1]).all()
 

@@ -47,14 +47,14 @@ import numpy as np
 import tifffile
 import torch
 
-from .atomic import atomic_write
+from .atomic import atomic_write, check_new_file
 from .checkpoint import load_checkpoint
 from .data import percentile_normalize
 from .export import OPSET, export_metadata, onnx_bytes, torchscript_bytes
 from .metrics import label_instances
 from .model import UNet
 from .tiling import context_margin
-from .validate import check_bool, describe
+from .validate import describe
 
 __all__ = ["write_bioimageio_package", "package_files", "FORMAT_VERSION", "PAPER", "LICENSE"]
 
@@ -425,17 +425,7 @@ def write_bioimageio_package(checkpoint: str | Path, path: str | Path, test_imag
     """Write the BioImage Model Zoo package of ``checkpoint`` to ``path`` (a .zip), atomically:
     ``package_files(checkpoint, test_image, **kwargs)`` zipped, rdf.yaml first. An existing file is
     replaced only with ``overwrite=True``. Returns the path."""
-    if not isinstance(path, (str, Path)):
-        raise TypeError(f"path must be a file name (str or pathlib.Path), got {describe(path)}")
-    path = Path(path)
-    if path.suffix.lower() != ".zip":
-        raise ValueError(f"path {path} must end in .zip: a BioImage Model Zoo package is a zip file (e.g. "
-                         f"{path.with_suffix('.zip').name})")
-    if path.is_dir():
-        raise IsADirectoryError(f"path {path} is a folder; give a file name inside it, e.g. {path / 'unet.zip'}")
-    if path.exists() and not check_bool("overwrite", overwrite):
-        raise FileExistsError(f"path {path} exists; no command overwrites work it did not create: give another name, "
-                              f"or replace it on purpose with overwrite=True")
+    path = check_new_file(path, ".zip", "a BioImage Model Zoo package is a zip file", overwrite, example="unet.zip")
     if Path(checkpoint).resolve() == path.resolve():
         raise ValueError(f"path {path} is the checkpoint itself; give another file name")
     files = package_files(checkpoint, test_image, **kwargs)

@@ -11,9 +11,9 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, check_new_file
 from ..data import percentile_normalize
-from ..validate import check_bool, check_labels
+from ..validate import check_labels
 
 __all__ = ["outlines", "draw_outlines", "write_overlay", "OUTLINE_COLOURS"]
 
@@ -91,15 +91,8 @@ def write_overlay(path, image, pred, instances=None, overwrite: bool = False) ->
     """Write ``draw_outlines(image, pred, instances)`` as a PNG to ``path`` (by convention
     ``<stem>_overlay.png`` beside the prediction ``<stem>.tif``), atomically. An existing file is
     replaced only with ``overwrite=True``. Returns the path."""
-    if not isinstance(path, (str, Path)):
-        raise TypeError(f"path must be a file name (str or pathlib.Path), got {type(path).__name__}")
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"path {path} must end in .png: an overlay is a picture, and PNG keeps every outline "
-                         f"pixel exact (e.g. {path.with_suffix('.png').name})")
-    if path.exists() and not check_bool("overwrite", overwrite):
-        raise FileExistsError(f"path {path} exists; no command overwrites work it did not create: give another "
-                              f"name, or replace it on purpose with overwrite=True")
+    path = check_new_file(path, ".png", "an overlay is a picture, and PNG keeps every outline pixel exact", overwrite,
+                          example="overlay.png")
     buffer = io.BytesIO()
     iio.imwrite(buffer, draw_outlines(image, pred, instances), extension=".png")
     return atomic_write(path, buffer.getvalue())
