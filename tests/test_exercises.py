@@ -312,6 +312,22 @@ def test_exercise_section_follows_names_back_through_earlier_cells():
     assert kept == [1, 2, 3, 4, 6]   # imports, model, config twice, helper; not the plot
 
 
+def test_exercise_section_knows_that_a_comprehension_has_its_own_variables():
+    # A comprehension's variables live in the comprehension (Python 3): cell 2 does not bind i, and
+    # the exercise's [x * 2 for x in ...] reads no x of the notebook. Only cell 1 (i) and cell 4
+    # (data, the comprehension's first iterable, which runs in the cell's scope) are needed.
+    nb = exercise_edition(_notebook(
+        new_code_cell("i = 3"),
+        new_code_cell("%%time\nsquares = [i * i for i in range(10)]   # 'training'"),
+        new_code_cell("x = 'an expensive result'"),
+        new_code_cell("data = [1, 2]"),
+        _solution("def f(y):\n    '''Doc.'''\n    return y"),
+        new_code_cell("check(f, i, [x * 2 for x in data], {k: v for k, v in zip(data, data)})"),
+    ))
+    section, kept = exercise_section(nb)
+    assert kept == [1, 4]
+
+
 def test_exercise_section_keeps_a_cell_it_cannot_parse():
     nb = exercise_edition(_notebook(
         new_code_cell("import torch"),

@@ -353,7 +353,7 @@ def test_missing_and_orphan_translations_are_named():
     nb = english_notebook()
     store = translated_store(nb)
     del store.cells["skip"]
-    store.cells["gone"] = translation._markdown_entry("An old cell.", "一个旧单元格。")
+    store.cells["gone"] = translation.store._markdown_entry("An old cell.", "一个旧单元格。")
     problems, progress = check_store(nb, store, "01_toy.ipynb", GLOSSARY)
     assert [(p.cell, p.kind) for p in problems] == [("skip", "missing"), ("gone", "orphan")]
     assert str(problems[0]).startswith("01_toy.ipynb, cell skip: missing: markdown cell not translated")
@@ -378,12 +378,12 @@ def test_scaffold_moves_a_translation_whose_cell_got_a_new_id_and_drops_orphans_
     new, notes = scaffold(nb, store)
     assert "moved skip -> skip-2 (same English text)" in notes
     assert _text(new.cells["skip-2"]["zh"]) == CHINESE_CELLS["skip"] and "skip" not in new.cells
-    new.cells["gone"] = translation._markdown_entry("An old cell.", "旧")
+    new.cells["gone"] = translation.store._markdown_entry("An old cell.", "旧")
     assert "gone" in scaffold(nb, new)[0].cells and "gone" not in scaffold(nb, new, drop_orphans=True)[0].cells
 
 
 def _text(value):
-    return translation._text(value)
+    return translation.store._text(value)
 
 
 def test_accept_refuses_a_cell_without_translation():
@@ -509,7 +509,7 @@ BREAKAGES = {
         STORE, lambda cells: cells["skip"].update(zh="每个跳跃连接把一张特征图复制到 U 的另一侧。"),
         [("01_toy.ipynb", "skip", "style")]),
     "translation missing": (STORE, lambda cells: cells.pop("skip"), [("01_toy.ipynb", "skip", "missing")]),
-    "orphan translation": (STORE, lambda cells: cells.update(gone=translation._markdown_entry("Old.", "旧。")),
+    "orphan translation": (STORE, lambda cells: cells.update(gone=translation.store._markdown_entry("Old.", "旧。")),
                            [("01_toy.ipynb", "gone", "orphan")]),
     "docstring changed in English": (EN, _set("sol", source=SOLUTION.replace("Return twice", "Give twice")),
                                      [("01_toy.ipynb", "sol", "stale"), (ZH, "", "edition")]),
@@ -637,7 +637,7 @@ def test_every_store_and_chinese_notebook_has_its_english_notebook():
 def test_the_exercise_edition_texts_are_translated_and_current():
     if not COURSE.stores() and not EDITION_COMPLETE:
         pytest.skip("checked from the first translated notebook on")
-    problems = translation._read_texts(COURSE, GLOSSARY)[1]
+    problems = translation.edition._read_texts(COURSE, GLOSSARY)[1]
     assert not problems, "\n".join(map(str, problems))
 
 

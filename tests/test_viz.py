@@ -96,6 +96,19 @@ def test_plot_history_without_validation_shows_the_loss_only():
     assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 1
 
 
+@pytest.mark.parametrize("epochs", [2, 3, 7])
+def test_plot_history_ticks_whole_epochs_only(epochs):
+    history = {"epoch": list(range(1, epochs + 1)), "train_loss": [1.0 / e for e in range(1, epochs + 1)],
+               "val_loss": [0.5] * epochs, "val_iou": [0.5] * epochs}
+    fig = plot_history(history)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+    plt.close(fig)
+
+
 def test_plot_history_rejects_an_empty_history():
     with pytest.raises(ValueError, match="the history has no epochs; pass the dict that fit returns"):
         plot_history({"epoch": []})
@@ -425,6 +438,11 @@ def test_the_overlay_draws_exactly_the_outlines_in_their_colours(tmp_path):
         write_overlay(path, raw, pred)
     write_overlay(path, raw, pred, overwrite=True)
     np.testing.assert_array_equal(iio.imread(path), alone)
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"folder\.png is a folder; give a file name inside it"):
+        write_overlay(tmp_path / "folder.png", raw, pred, overwrite=True)
+    with pytest.raises(TypeError, match=r"path must be a file name \(str or pathlib.Path\), got 3"):
+        write_overlay(3, raw, pred)
     colour = np.stack([raw, raw // 2, raw // 3])                           # 3 channels: shown as RGB
     assert not (draw_outlines(colour, pred)[rest] == draw_outlines(colour, pred)[rest][:, :1]).all()
 

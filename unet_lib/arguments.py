@@ -1,5 +1,7 @@
-"""What the command lines share: argparse types for positive numbers and fractions, and the
-check of ``--device`` (``python -m unet_lib.train``, ``python -m unet_lib.predict``)."""
+"""What the command lines share: argparse types for numbers and fractions, and the ``--device`` check.
+
+Used by ``python -m unet_lib.train`` and ``python -m unet_lib.predict``.
+"""
 
 import argparse
 

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_writer"]
+from .validate import check_bool, describe
+
+__all__ = ["atomic_write", "atomic_writer", "check_new_file"]
 
 
 @contextlib.contextmanager
@@ -56,3 +58,20 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
         else:
             f.write(data.encode() if isinstance(data, str) else data)
     return Path(path)
+
+
+def check_new_file(path, suffix: str, why: str, overwrite: bool, example: str) -> Path:
+    """``path`` (a str or Path) as the ``Path`` of a file to write: it must end in ``suffix`` (``why``
+    says why), not be a folder (``example``: a file name to suggest inside it), and not exist unless
+    ``overwrite``: no command overwrites work it did not create."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a file name (str or pathlib.Path), got {describe(path)}")
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise ValueError(f"path {path} must end in {suffix}: {why} (e.g. {path.with_suffix(suffix).name})")
+    if path.is_dir():
+        raise IsADirectoryError(f"path {path} is a folder; give a file name inside it, e.g. {path / example}")
+    if path.exists() and not check_bool("overwrite", overwrite):
+        raise FileExistsError(f"path {path} exists; no command overwrites work it did not create: give another name, "
+                              f"or replace it on purpose with overwrite=True")
+    return path

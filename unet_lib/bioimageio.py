@@ -40,20 +40,21 @@ import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import imageio.v3 as iio
 import numpy as np
 import tifffile
 import torch
 
-from .atomic import atomic_write
+from .atomic import atomic_write, check_new_file
 from .checkpoint import load_checkpoint
 from .data import percentile_normalize
 from .export import OPSET, export_metadata, onnx_bytes, torchscript_bytes
 from .metrics import label_instances
 from .model import UNet
 from .tiling import context_margin
-from .validate import check_bool, describe
+from .validate import describe
 
 __all__ = ["write_bioimageio_package", "package_files", "FORMAT_VERSION", "PAPER", "LICENSE"]
 
@@ -165,7 +166,7 @@ def _cover(model: UNet, image: np.ndarray, low: float | None, high: float | None
     outlines of the objects the model finds in it (the connected components of the predicted
     foreground, the image mirrored at its borders for context: ``unet_lib.tiling.predict_tiled``)."""
     from .tiling import predict_tiled
-    from .viz import _grey_or_rgb, draw_outlines            # viz imports matplotlib: only when packaging
+    from .viz.outlines import _grey_or_rgb, draw_outlines   # viz imports matplotlib: only when packaging
     shown = _normalised(image, low, high)                   # (C, n, n)
     labels = label_instances(predict_tiled(model, torch.from_numpy(shown)).argmax(0).numpy() > 0)
     return np.concatenate([_grey_or_rgb(shown), draw_outlines(shown, labels)], axis=1)
@@ -250,13 +251,7 @@ def package_files(checkpoint: str | Path, test_image=None, *, name: str | None =
     loaded = load_checkpoint(checkpoint)
     model, meta = loaded.model.cpu().float().eval(), dict(loaded.meta)
     low, high = (meta["low"], meta["high"]) if "low" in meta else (None, None)
-    if test_image is None:
-        if low is not None:
-            raise ValueError(f"test_image is needed for {checkpoint.name}: give one of the images it is meant for "
-                             f"(a raw (H, W) or (C, H, W) array, e.g. unet_lib.files.read_image(path)); the package's "
-                             f"test runs it through the model")
-        from .data import ToyCells
-        test_image = ToyCells(1, size=188, seed=2000)[0]["image"].numpy()    # (1, 188, 188), held out
+    test_image = _default_test_image(test_image, low, checkpoint)
     k, margin = model.num_classes, context_margin(model)
     class_names = list(class_names) if class_names is not None else (
         ["background", "cell"] if k == 2 else [f"class {c}" for c in range(k)])
@@ -267,6 +262,39 @@ def package_files(checkpoint: str | Path, test_image=None, *, name: str | None =
     raw = _test_input(model, test_image)                                     # (C, n, n) float32
     with torch.no_grad():
         probs = model(torch.from_numpy(_normalised(raw, low, high))[None]).softmax(1)[0].numpy()   # (K, n - 2m, n - 2m)
+    normalisation, preprocessing, metadata = _normalisation(model, checkpoint, low, high)
+    files = {"weights_torchscript.pt": torchscript_bytes(model, True, metadata),
+             "weights.onnx": onnx_bytes(model, True, metadata)}
+    text = _texts(meta, checkpoint, k, low, name, description, training_data)
+
+    files["test_input.npy"] = _npy(raw[None])                                        # (1, C, n, n)
+    files["test_output.npy"] = _npy(probs[None].astype(np.float32))                  # (1, K, n - 2m, n - 2m)
+    files["cover.png"] = _png(_cover(model, raw, low, high))
+    files["README.md"] = _readme(text.name, text.description, model, margin, normalisation, text.training_data,
+                                 channel_names, class_names, checkpoint.name, _validation(loaded.history)).encode()
+    # sample tensors, for people to look at (TIFF: imageio reads them): the test image and its probabilities
+    files["sample_input.tif"] = _tif(raw[0] if raw.shape[0] == 1 else raw)          # (H, W) or (C, H, W)
+    files["sample_output.tif"] = _tif(probs.astype(np.float32))                      # (K, H', W')
+    sha = {f: hashlib.sha256(data).hexdigest() for f, data in files.items()}
+    rdf = _rdf(model, checkpoint, text, authors, sha, channel_names, class_names, preprocessing, metadata)
+    files["rdf.yaml"] = ("\n".join(_yaml(rdf)) + "\n").encode()
+    return files
+
+
+def _default_test_image(test_image, low: float | None, checkpoint: Path):
+    """``test_image``, or for a checkpoint without normalisation (the toy cells') a held-out ``ToyCells`` image."""
+    if test_image is not None:
+        return test_image
+    if low is not None:
+        raise ValueError(f"test_image is needed for {checkpoint.name}: give one of the images it is meant for "
+                         f"(a raw (H, W) or (C, H, W) array, e.g. unet_lib.files.read_image(path)); the package's "
+                         f"test runs it through the model")
+    from .data import ToyCells
+    return ToyCells(1, size=188, seed=2000)[0]["image"].numpy()             # (1, 188, 188), held out
+
+
+def _normalisation(model: UNet, checkpoint: Path, low: float | None, high: float | None) -> tuple[str, list, dict]:
+    """(the README's sentence on normalisation, the rdf's preprocessing, the weights' metadata)."""
     if low is None:
         normalisation = ("none: images in [0, 1], as the toy cells (`unet_lib.data.ToyCells`) it was trained on; "
                          "scale other images to [0, 1] first.")
@@ -285,9 +313,20 @@ def package_files(checkpoint: str | Path, test_image=None, *, name: str | None =
         metadata.update(normalization="none", normalization_description="images in [0, 1], no normalisation")
         for key in ("normalization_low_percentile", "normalization_high_percentile"):
             metadata.pop(key, None)
-    weights = {"weights_torchscript.pt": torchscript_bytes(model, True, metadata),
-               "weights.onnx": onnx_bytes(model, True, metadata)}
+    return normalisation, preprocessing, metadata
 
+
+class _Texts(NamedTuple):
+    """What the package says about the model in words."""
+    name: str
+    description: str
+    training_data: str
+    nuclei: bool        # trained on crops of the shipped nuclei image (BBBC038): its citation and licence
+
+
+def _texts(meta: dict, checkpoint: Path, k: int, low: float | None, name: str | None, description: str | None,
+           training_data: str | None) -> _Texts:
+    """The package's name, description and training-data note: those given, else from the checkpoint."""
     if training_data is None:
         if meta.get("data") == "unet_lib.files.ImageFolder":
             stems = meta.get("train_images", [])
@@ -308,24 +347,18 @@ def package_files(checkpoint: str | Path, test_image=None, *, name: str | None =
     description = description or (f"Segments {'cells' if k == 2 else f'{k} classes'} in 2-D {'fluorescence ' if nuclei else ''}"
                                   f"images: a U-Net with the paper's valid padding and weight map, from the "
                                   f"unet-course library.")
+    return _Texts(name, description, training_data, nuclei)
 
-    files = {name_: data for name_, data in weights.items()}
-    files["test_input.npy"] = _npy(raw[None])                                        # (1, C, n, n)
-    files["test_output.npy"] = _npy(probs[None].astype(np.float32))                  # (1, K, n - 2m, n - 2m)
-    offset = margin if model.padding == "valid" else 0            # output pixel (0, 0) in input pixels
-    files["cover.png"] = _png(_cover(model, raw, low, high))
-    files["README.md"] = _readme(name, description, model, margin, normalisation, training_data, channel_names,
-                                 class_names, checkpoint.name, _validation(loaded.history)).encode()
-    # sample tensors, for people to look at (TIFF: imageio reads them): the test image and its probabilities
-    files["sample_input.tif"] = _tif(raw[0] if raw.shape[0] == 1 else raw)          # (H, W) or (C, H, W)
-    files["sample_output.tif"] = _tif(probs.astype(np.float32))                      # (K, H', W')
-    sha = {f: hashlib.sha256(data).hexdigest() for f, data in files.items()}
-    space = {"min": model.min_input_size(), "step": 2**model.depth}
-    rdf = {
+
+def _rdf(model: UNet, checkpoint: Path, text: _Texts, authors: Sequence[str], sha: dict[str, str],
+         channel_names: list[str], class_names: list[str], preprocessing: list, metadata: dict) -> dict:
+    """The package's ``rdf.yaml`` as a dict: the model zoo's description of the files (``sha``: their hashes)."""
+    nuclei = text.nuclei
+    return {
         "format_version": FORMAT_VERSION,
         "type": "model",
-        "name": name,
-        "description": description,
+        "name": text.name,
+        "description": text.description,
         "authors": [{"name": a} for a in authors],
         "cite": [PAPER] + ([DSB2018] if nuclei else []),
         "license": LICENSE,
@@ -336,12 +369,30 @@ def package_files(checkpoint: str | Path, test_image=None, *, name: str | None =
         "timestamp": datetime.datetime.fromtimestamp(checkpoint.stat().st_mtime, datetime.timezone.utc)
                                       .strftime("%Y-%m-%dT%H:%M:%SZ"),
         "training_data": {"type": "dataset", "format_version": "0.3.0", "name": "training images",
-                          "description": training_data, "documentation": "README.md",
+                          "description": text.training_data, "documentation": "README.md",
                           "authors": [{"name": a} for a in authors] if not nuclei else
                           [{"name": "the 2018 Data Science Bowl (Broad Institute), BBBC038v1"}],
                           "cite": [DSB2018] if nuclei else [PAPER],
                           "license": "CC0-1.0" if nuclei else LICENSE,
                           "tags": ["nuclei", "fluorescence-light-microscopy"] if nuclei else ["synthetic", "cells"]},
+        **_rdf_tensors(model, sha, channel_names, class_names, preprocessing),
+        "weights": {
+            "torchscript": {"source": "weights_torchscript.pt", "sha256": sha["weights_torchscript.pt"],
+                            "pytorch_version": torch.__version__.split("+")[0]},
+            "onnx": {"source": "weights.onnx", "sha256": sha["weights.onnx"], "opset_version": OPSET,
+                     "parent": "torchscript"},
+        },
+        "config": {"unet_lib": metadata},
+    }
+
+
+def _rdf_tensors(model: UNet, sha: dict[str, str], channel_names: list[str], class_names: list[str],
+                 preprocessing: list) -> dict:
+    """The rdf's ``inputs`` and ``outputs``: axes, valid sizes, the test and sample tensors."""
+    k = model.num_classes
+    offset = context_margin(model) if model.padding == "valid" else 0   # output pixel (0, 0) in input pixels
+    space = {"min": model.min_input_size(), "step": 2**model.depth}
+    return {
         "inputs": [{
             "id": "image",
             "description": f"{model.in_channels}-channel 2-D image; height and width {space['min']} + k * {space['step']}",
@@ -366,16 +417,7 @@ def package_files(checkpoint: str | Path, test_image=None, *, name: str | None =
             "sample_tensor": {"source": "sample_output.tif", "sha256": sha["sample_output.tif"]},
             "data": {"type": "float32", "range": [0.0, 1.0]},
         }],
-        "weights": {
-            "torchscript": {"source": "weights_torchscript.pt", "sha256": sha["weights_torchscript.pt"],
-                            "pytorch_version": torch.__version__.split("+")[0]},
-            "onnx": {"source": "weights.onnx", "sha256": sha["weights.onnx"], "opset_version": OPSET,
-                     "parent": "torchscript"},
-        },
-        "config": {"unet_lib": metadata},
     }
-    files["rdf.yaml"] = ("\n".join(_yaml(rdf)) + "\n").encode()
-    return files
 
 
 def write_bioimageio_package(checkpoint: str | Path, path: str | Path, test_image=None, *, overwrite: bool = False,
@@ -383,17 +425,7 @@ def write_bioimageio_package(checkpoint: str | Path, path: str | Path, test_imag
     """Write the BioImage Model Zoo package of ``checkpoint`` to ``path`` (a .zip), atomically:
     ``package_files(checkpoint, test_image, **kwargs)`` zipped, rdf.yaml first. An existing file is
     replaced only with ``overwrite=True``. Returns the path."""
-    if not isinstance(path, (str, Path)):
-        raise TypeError(f"path must be a file name (str or pathlib.Path), got {describe(path)}")
-    path = Path(path)
-    if path.suffix.lower() != ".zip":
-        raise ValueError(f"path {path} must end in .zip: a BioImage Model Zoo package is a zip file (e.g. "
-                         f"{path.with_suffix('.zip').name})")
-    if path.is_dir():
-        raise IsADirectoryError(f"path {path} is a folder; give a file name inside it, e.g. {path / 'unet.zip'}")
-    if path.exists() and not check_bool("overwrite", overwrite):
-        raise FileExistsError(f"path {path} exists; no command overwrites work it did not create: give another name, "
-                              f"or replace it on purpose with overwrite=True")
+    path = check_new_file(path, ".zip", "a BioImage Model Zoo package is a zip file", overwrite, example="unet.zip")
     if Path(checkpoint).resolve() == path.resolve():
         raise ValueError(f"path {path} is the checkpoint itself; give another file name")
     files = package_files(checkpoint, test_image, **kwargs)

@@ -129,8 +129,8 @@ class DoubleConv(nn.Sequential):
             layers.append(nn.Conv2d(c_in, out_channels, kernel_size=3, padding=pad, bias=not batch_norm))
             if batch_norm:
                 # BatchNorm: not in the paper (Ioffe & Szegedy's preprint came out in Feb 2015, three
-                # months before it); it makes training from scratch on a CPU converge in a fraction
-                # of the epochs. Order: conv -> BN -> ReLU.
+                # months before it); the course model uses it (notebook 07 trains it from scratch).
+                # Order: conv -> BN -> ReLU.
                 layers.append(nn.BatchNorm2d(out_channels))
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)

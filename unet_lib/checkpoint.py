@@ -1,5 +1,7 @@
-"""Checkpoints: a trained U-Net saved and loaded with the arguments that rebuild it, its training
-config and history; and where the course's own lives (``COURSE_CHECKPOINT``).
+"""Checkpoints: a trained U-Net saved and loaded with the arguments that rebuild it.
+
+A checkpoint also holds the training config and history; ``COURSE_CHECKPOINT`` is where the
+course's own lives.
 
 B, C, K, H, W = batch, channels, classes (num_classes), height, width.
 

@@ -1,5 +1,7 @@
-"""The course's data: synthetic microscopy-like cells (``ToyCells``, trained on a CPU in about a
-minute), the paper's targets made from instances, and the real nuclei image of notebooks 10 and 11.
+"""The course's data: synthetic cells, the paper's targets made from instances, and real nuclei.
+
+The synthetic microscopy-like cells (``ToyCells``) train on a CPU in about a minute; the real
+nuclei image is notebook 10's and 11's.
 
 H, W = height, width.
 

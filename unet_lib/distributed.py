@@ -1,5 +1,6 @@
-"""Training on several processes: the few helpers around PyTorch's DistributedDataParallel (DDP)
-that ``fit`` and the command line use under torchrun, and ``launch_local`` to start ranks here.
+"""Training on several processes: helpers around PyTorch's DistributedDataParallel (DDP).
+
+``fit`` and the command line use them under torchrun; ``launch_local`` starts ranks here.
 
 B, C, H, W = batch, channels, height, width.
 

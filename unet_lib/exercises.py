@@ -298,10 +298,27 @@ def generate(notebooks_dir: Path | str = "notebooks", out_dir: Path | str = "exe
 _CELL_MAGIC = re.compile(r"\A\s*%%(time|timeit|capture)\b[^\n]*\n")   # these run the cell's own code
 
 
+_Comprehension = ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+
+
+def _comprehension_variables(tree: ast.AST) -> set[int]:
+    """The ids of the ``Name`` nodes that are a comprehension's own variables: its targets, and
+    their reads inside it. Since Python 3 they live in the comprehension's scope, not the cell's;
+    only its first iterable runs in the cell's scope (``[x for x in x]`` reads the cell's x)."""
+    local = set()
+    for comp in ast.walk(tree):
+        if isinstance(comp, _Comprehension):
+            targets = {n.id for g in comp.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+            outer = {id(n) for n in ast.walk(comp.generators[0].iter)}
+            local |= {id(n) for n in ast.walk(comp)
+                      if isinstance(n, ast.Name) and n.id in targets and id(n) not in outer}
+    return local
+
+
 def _names(source: str) -> tuple[set[str], set[str]] | None:
     """(names a cell binds, names it reads), or None when it cannot be parsed. Generous on
-    purpose: a name bound anywhere in the cell counts, and assigning to ``x.attr`` or ``x[i]``
-    counts as binding ``x`` (it changes x)."""
+    purpose: a name bound anywhere in the cell counts (a comprehension's variables excepted),
+    and assigning to ``x.attr`` or ``x[i]`` counts as binding ``x`` (it changes x)."""
     from IPython.core.inputtransformer2 import TransformerManager   # IPython comes with ipykernel
 
     try:
@@ -309,7 +326,10 @@ def _names(source: str) -> tuple[set[str], set[str]] | None:
     except SyntaxError:
         return None
     binds, reads = set(), set()
+    local = _comprehension_variables(tree)
     for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and id(node) in local:
+            continue
         if isinstance(node, ast.Name):
             (reads if isinstance(node.ctx, ast.Load) else binds).add(node.id)
         elif isinstance(node, _Def):

@@ -1,5 +1,4 @@
-"""Export a trained U-Net for use outside this library: ONNX (onnxruntime, Fiji, napari, ...)
-and TorchScript.
+"""Export a trained U-Net for use outside this library: ONNX (onnxruntime, Fiji, napari, ...) and TorchScript.
 
 B, C, K, H, W = batch, channels (in_channels), classes (num_classes), height, width.
 

@@ -1,5 +1,7 @@
-"""Forward hooks on a U-Net's blocks: every block's output recorded (``feature_maps``), and the
-skip connections block-averaged (``average_skips``); what ``unet_lib.widgets`` shows.
+"""Forward hooks on a U-Net's blocks: what ``unet_lib.widgets`` shows.
+
+Every block's output recorded (``feature_maps``), and the skip connections block-averaged
+(``average_skips``).
 
 B, C, H, W = batch, channels, height, width.
 

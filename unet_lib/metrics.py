@@ -1,4 +1,4 @@
-"""How good is a segmentation? Pixel-level and instance-level metrics.
+"""How good is a segmentation: pixel-level and instance-level metrics.
 
 H, W = height, width. Every function takes numpy arrays or torch tensors of the same shape,
 (H, W) or a stack (N, H, W), and returns plain Python numbers.

@@ -1,5 +1,6 @@
-"""The feature-map explorer: an ipywidgets widget that shows a U-Net's feature maps, layer by layer,
-and the pictures it draws.
+"""The feature-map explorer: an ipywidgets widget that shows a U-Net's feature maps, layer by layer.
+
+It also holds the pictures the widget draws.
 
 B, C, H, W = batch, channels, height, width.
 

@@ -1,5 +1,7 @@
-"""What every learner check shares: its errors, its messages (in stages, in two languages), the
-learner's call (friendly skeleton errors, refused shortcuts) and the learner's random state kept.
+"""What every learner check shares: its errors, its messages, the learner's call and random state.
+
+The messages come in stages and in two languages; the learner's call gives friendly skeleton
+errors and refuses shortcuts; the learner's random state is kept.
 
 How a check reads, in any ``unet_lib/checks/nbNN_*.py``::
 

@@ -68,6 +68,7 @@ def check_contracting_parameters(contracting_parameters: Callable[..., int]) -> 
     parameters of a U-Net's contracting path, ``inc`` and every ``Down`` (the last is the
     bottleneck), as the model has them, without building a model (building or reading any module
     during the call is refused). Five fixed configurations and a sixth drawn afresh on every run."""
+    # over 60 lines: one check, read top to bottom: fixed and drawn configurations, each against the model's count
     cases = [(1, 64, 4, False), (3, 8, 2, False), (1, 4, 0, False), (1, 16, 3, True), (2, 5, 3, True)]
     rng, drawn = _fresh_rng(), cases[0]
     while drawn in cases:   # 3 x 7 x 4 x 2 = 168 configurations, one of them a fixed case
@@ -234,6 +235,7 @@ def check_receptive_field(measure_receptive_field: Callable[[nn.Module, int, int
     fixed ones; five whose ReLUs a signed (random) probe switches off, each measured after three
     seeds (a signed draw that is the same on every call passes the DoubleConv with probability about
     0.62 and each row with 1/4: all five about once in 400); and one drawn afresh on every run."""
+    # over 60 lines: one check, read top to bottom: its networks and their traps, then the likely mistakes
     torch.manual_seed(0)
     cases = [
         ("nn.Conv2d(1, 1, 3)", lambda: nn.Conv2d(1, 1, 3), 1, 15),

@@ -28,6 +28,7 @@ UP_FORWARD_SHORTCUTS = {"Up.forward": Up.forward, **SOURCE_SHORTCUTS}
 def check_up_forward(up_forward: Callable) -> CheckPassed:
     """``up_forward(up, x, skip)`` must compute one step of the expansive path with the layers of
     the ``Up`` block ``up``, as ``Up.forward`` does, without running ``Up.forward`` (in any form)."""
+    # over 60 lines: one check, read top to bottom: its cases in the notebook's order, then the likely mistakes
     torch.manual_seed(0)
     cases = [("Up(8, 4), even crop", Up(8, 4), (2, 8, 5, 6), (2, 4, 18, 20)),
              ("Up(8, 4), odd crop", Up(8, 4), (1, 8, 4, 4), (1, 4, 13, 11)),

@@ -1,5 +1,6 @@
-"""The checks of notebook 04, skip connections and full unet: ``check_output_size``,
-``check_unet_forward``, ``check_valid_sizes``.
+"""The checks of notebook 04, skip connections and full unet.
+
+``check_output_size``, ``check_unet_forward``, ``check_valid_sizes``.
 
 Each refuses the library's twin of what it asks (by what runs during the learner's call, see
 ``_core.call``): ``UNet``'s own size arithmetic in the size exercises (its size methods, the context
@@ -240,8 +241,6 @@ def check_valid_sizes(valid_sizes: Callable) -> CheckPassed:
     ``model(x)`` or ``UNet``'s size methods. Run on U-Nets the notebook does not compute this for
     (three input channels, same padding, bilinear upsampling), on ranges whose ends are valid."""
     refuse = _size_shortcuts()
-    same_padding = T("this model pads its convolutions (padding='same'): they keep the size, so only the max-pools "
-                     "restrict it. Measure on the model you are given rather than reuse the valid-padding arithmetic")
     # small ranges (each size is a forward pass of the learner's), each with a size that a wrong rule
     # gets wrong: 19 (an odd first pool), 14 (the way up fails), 94 (an odd second pool), hi itself
     cases = [(dict(depth=1, base_channels=1), 10, 30), (dict(depth=3, base_channels=1), 85, 100),
@@ -276,55 +275,61 @@ def check_valid_sizes(valid_sizes: Callable) -> CheckPassed:
         if sizes and all(isinstance(n, (bool, np.bool_)) for n in got):
             fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) returned booleans; expected the sizes n themselves",
                  "append n itself, not whether it is valid", **values)
-        if sizes == expected:
-            continue
-        extra = sorted(set(sizes) - set(expected))
-        missing = sorted(set(expected) - set(sizes))
-        if not sizes:
-            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) found no valid size, but the model accepts {count} "
-                 "sizes in this range",
-                 T("the model takes model.in_channels = 3 channels: with inputs of another shape every size fails")
-                 if model.in_channels != 1 else same_padding if model.padding == "same" else
-                 T("if your function runs the blocks, every size failing may be your own error: run one size "
-                   "without catching errors and read the message. If it computes a rule, walk one size through "
-                   "this model by hand, block by block, and compare with what your rule says"),
-                 count=len(expected), **values)
-        if not extra and not missing:
-            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) has the right sizes but not once each in increasing "
-                 "order", "try n = lo, lo + 1, ..., hi in turn and append each valid one once", **values)
-        if extra:
-            n = extra[0]
-            pools = _pool_sizes(model, n)
-            if not lo <= n <= hi:
-                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, outside the range {lo}..{hi}",
-                     "return only sizes n with lo <= n <= hi (both ends included)", n=n, **values)
-            if pools is None:
-                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an input of {n} x {n} pixels "
-                     "shrinks to nothing on the way down", "a size is valid only when every block has pixels to work on",
-                     n=n, **values)
-            if any(p % 2 for p in pools):
-                fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an input of {n} x {n} pixels "
-                     "sends a map of odd size {odd} into a max-pool",
-                     "the paper, Sec. 2: 'all 2x2 max-pooling operations are applied to a layer with an even x- and "
-                     "y-size'. The blocks run on an odd size too: the max-pool drops the last row without an error "
-                     "(section 5.3)",
-                     "look at the size of x before every block of model.downs, not only at the input",
-                     n=n, odd=next(p for p in pools if p % 2), **values)
-            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but for an input of {n} x {n} pixels "
-                 "the way up runs out of pixels",
-                 "run the whole U, not only the contracting path: on the way up each valid DoubleConv needs a map "
-                 "larger than 4 x 4",
-                 n=n, **values)
-        n = missing[0]
-        if n == hi:
-            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) misses {n}, the last size of the range",
-                 "the range includes both ends, lo <= n <= hi: where does your loop stop?", n=n, **values)
-        if model.padding == "same":
-            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) misses {n}, which this model accepts", same_padding,
-                 n=n, **values)
-        fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) misses {n}, which this model accepts",
-             "an odd size is a problem only where a max-pool halves it: the input itself and the maps on the way "
-             "up may be odd",
-             n=n, **values)
+        if sizes != expected:
+            _why_other_sizes(sizes, expected, model, lo, hi, values)
     return passed("✓ valid_sizes finds the sizes that UNet accepts for six models and ranges, same padding, three "
                   "channels and both ends of a range included")
+
+
+def _why_other_sizes(sizes: list[int], expected: list[int], model: UNet, lo: int, hi: int, values: dict) -> None:
+    """``valid_sizes`` listed ``sizes`` where the model accepts ``expected``: which rule it got wrong."""
+    same_padding = T("this model pads its convolutions (padding='same'): they keep the size, so only the max-pools "
+                     "restrict it. Measure on the model you are given rather than reuse the valid-padding arithmetic")
+    extra = sorted(set(sizes) - set(expected))
+    missing = sorted(set(expected) - set(sizes))
+    if not sizes:
+        fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) found no valid size, but the model accepts {count} "
+             "sizes in this range",
+             T("the model takes model.in_channels = 3 channels: with inputs of another shape every size fails")
+             if model.in_channels != 1 else same_padding if model.padding == "same" else
+             T("if your function runs the blocks, every size failing may be your own error: run one size "
+               "without catching errors and read the message. If it computes a rule, walk one size through "
+               "this model by hand, block by block, and compare with what your rule says"),
+             count=len(expected), **values)
+    if not extra and not missing:
+        fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) has the right sizes but not once each in increasing "
+             "order", "try n = lo, lo + 1, ..., hi in turn and append each valid one once", **values)
+    if extra:
+        n = extra[0]
+        pools = _pool_sizes(model, n)
+        if not lo <= n <= hi:
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, outside the range {lo}..{hi}",
+                 "return only sizes n with lo <= n <= hi (both ends included)", n=n, **values)
+        if pools is None:
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an input of {n} x {n} pixels "
+                 "shrinks to nothing on the way down", "a size is valid only when every block has pixels to work on",
+                 n=n, **values)
+        if any(p % 2 for p in pools):
+            fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but an input of {n} x {n} pixels "
+                 "sends a map of odd size {odd} into a max-pool",
+                 "the paper, Sec. 2: 'all 2x2 max-pooling operations are applied to a layer with an even x- and "
+                 "y-size'. The blocks run on an odd size too: the max-pool drops the last row without an error "
+                 "(section 5.3)",
+                 "look at the size of x before every block of model.downs, not only at the input",
+                 n=n, odd=next(p for p in pools if p % 2), **values)
+        fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) lists {n}, but for an input of {n} x {n} pixels "
+             "the way up runs out of pixels",
+             "run the whole U, not only the contracting path: on the way up each valid DoubleConv needs a map "
+             "larger than 4 x 4",
+             n=n, **values)
+    n = missing[0]
+    if n == hi:
+        fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) misses {n}, the last size of the range",
+             "the range includes both ends, lo <= n <= hi: where does your loop stop?", n=n, **values)
+    if model.padding == "same":
+        fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) misses {n}, which this model accepts", same_padding,
+             n=n, **values)
+    fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) misses {n}, which this model accepts",
+         "an odd size is a problem only where a max-pool halves it: the input itself and the maps on the way "
+         "up may be odd",
+         n=n, **values)

@@ -1,5 +1,6 @@
-"""The checks of notebook 05, toy cells and augmentation: ``check_touching_pairs``,
-``check_warp_image``, ``check_touching_share``.
+"""The checks of notebook 05, toy cells and augmentation.
+
+``check_touching_pairs``, ``check_warp_image``, ``check_touching_share``.
 
 Each refuses the library's twin of what it asks, by what runs during the learner's call (see
 ``_core.call``): the library's touching helpers in the two touching exercises, ``elastic_deform``
@@ -282,6 +283,7 @@ def check_warp_image(warp_image: Callable) -> CheckPassed:
     outside the image reflected back in with the edge pixel repeated (-1 reads 0, H reads H - 1):
     the image half of ``unet_lib.augment.elastic_deform``, which is the reference. ``elastic_deform``
     and the ready-made interpolators are refused: the sampling is the exercise."""
+    # over 60 lines: one check, read top to bottom: its displacements, then the likely mistakes, each reproduced
     from scipy import ndimage
 
     from ..augment import elastic_deform, elastic_displacement
@@ -408,6 +410,7 @@ def check_touching_share(touching_share: Callable) -> CheckPassed:
     neighbours of one of its pixels belongs to the other): such cells summed over the images / cells
     summed over the images, 0.0 without cells. ``touching_fraction`` and the other library helpers
     that find touching cells are refused."""
+    # over 60 lines: one check, read top to bottom: its cases, the mistakes about the idea first
     refuse = _touching_shortcuts()
     for name, images, k in _share_cases():
         got = _call_or_fail(touching_share, "touching_share", name, [im.copy() for im in images], k, refuse=refuse)

@@ -1,5 +1,6 @@
-"""The checks of notebook 06, weighted loss: ``check_class_balance``, ``check_border_term``,
-``check_best_border_sigma``.
+"""The checks of notebook 06, weighted loss.
+
+``check_class_balance``, ``check_border_term``, ``check_best_border_sigma``.
 
 Each refuses the library's twin of what it asks, by what runs during the learner's call (see
 ``_core.call``): ``class_weight_map`` (and what is built on it) for the class balance, the
@@ -38,6 +39,7 @@ def check_class_balance(class_balance: Callable) -> CheckPassed:
     On a mask with one class only the two conditions cannot both hold (the absent class's total is
     0 whatever its weight): there the weights must be finite, and either average to 1 (the prompt's
     choice) or be ``class_weight_map``'s 0.5 (its formula applied as it stands)."""
+    # over 60 lines: one check, read top to bottom: its masks, then the wrong balances that explain a failure
     from ..data import draw_cells, instances_to_mask, targets_from_instances
     from ..weights import class_balance_map, class_weight_map, unet_weight_map
     refuse = {"class_weight_map": class_weight_map, "class_balance_map": class_balance_map,
@@ -111,6 +113,7 @@ def check_border_term(border_term: Callable) -> CheckPassed:
     than two cells), as an (H, W) array, d1 and d2 the distances to the nearest and second-nearest
     cell. Compared with ``unet_lib.weights.border_term_naive``; the library's border-term functions
     (and the weight map built on them) are refused, distance transforms are the tool."""
+    # over 60 lines: one check, read top to bottom: its cases, then the wrong terms that explain a failure
     from scipy import ndimage
 
     from ..data import draw_cells, separate_touching, targets_from_instances

@@ -42,7 +42,22 @@ def check_record_output(record_output: Callable) -> CheckPassed:
     generator = torch.Generator().manual_seed(0)
     # a new batch for every block, so that an output kept from an earlier call cannot pass for this one
     xs = [torch.rand(2, 1, side, side, generator=generator) for _ in blocks]
-    outputs: list[dict[str, torch.Tensor]] = []      # outputs[k][name]: every block's output on xs[k]
+    outputs = _every_output(model, blocks, xs)
+    hooks = _hook_counts(model)
+    returned: list[tuple[str, torch.Tensor]] = []    # what record_output returned for the blocks before
+    for k, (name, block) in enumerate(blocks):
+        got, ran, inputs, passes = _watched_call(record_output, model, blocks, block, name, xs[k], refuse)
+        _check_the_call(model, hooks, name, ran, passes)
+        got = _check_the_output(got, name, k, blocks, outputs[k], inputs, ran, returned)
+        returned.append((name, got))
+    _check_a_model_error_comes_through(record_output, model, blocks, xs[-1], hooks, refuse)
+    return passed("✓ record_output returns every block's output from one pass that stops at the block, and leaves "
+                  "no hook behind, also when the model raises")
+
+
+def _every_output(model: UNet, blocks: list, xs: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """outputs[k][name]: every block's output on ``xs[k]``, from forward hooks on a full pass."""
+    outputs: list[dict[str, torch.Tensor]] = []
     for x in xs:
         outputs.append({})
         handles = [m.register_forward_hook(lambda m, args, out, name=name: outputs[-1].update({name: out.clone()}))
@@ -51,83 +66,102 @@ def check_record_output(record_output: Callable) -> CheckPassed:
             model(x)
         for handle in handles:
             handle.remove()
-    hooks = _hook_counts(model)
-    returned: list[tuple[str, torch.Tensor]] = []    # what record_output returned for the blocks before
-    for k, (name, block) in enumerate(blocks):
-        x, expected = xs[k], outputs[k]
-        ran: list[str] = []
-        inputs: list[torch.Tensor] = []
-        passes: list[int] = []
-        spies = [m.register_forward_pre_hook(lambda m, args, name=other: ran.append(name)) for other, m in blocks]
-        spies.append(block.register_forward_pre_hook(lambda m, args: inputs.append(args[0])))
-        spies.append(model.register_forward_pre_hook(lambda m, args: passes.append(1)))
-        try:
-            got = call(record_output, model, x.clone(), block, refuse=refuse)
-        except (CheckError, NotImplementedError):
-            raise
-        except Exception as error:   # noqa: BLE001 (the learner's exception, shown as a message)
-            fail("record_output(model, x, model.{name}) raised {kind}: {error}",
-                 "if you raise an exception in the hook to end the forward pass, it is yours to catch: around the "
-                 "model's call, and only that exception (any other must reach the caller)",
-                 name=name, kind=type(error).__name__, error=str(error).splitlines()[0][:160] if str(error) else "")
-        finally:
-            for spy in spies:
-                spy.remove()
-        left = [m for m, n in _hook_counts(model).items() if n > hooks.get(m, 0)]
-        if left:
-            fail("after record_output(model, x, model.{name}) a hook is still attached to {where}",
-                 "a forgotten hook runs (and keeps tensors) on every later call of the model: "
-                 "register_forward_hook returns a handle whose remove() takes the hook off",
-                 "remove it in a `finally:`, so that it goes also when the forward pass ends with an exception",
-                 name=name, where=", ".join(left))
-        if not passes and ran:
-            fail("record_output(model, x, model.{name}) ran {ran} without calling the model itself",
-                 "call model(x): PyTorch runs the hooks registered on a module when the module is called. "
-                 "model.forward(x) skips the model's own hooks, and calling its blocks one by one rebuilds this "
-                 "U-Net's forward pass by hand, which another network would not allow; the hook on `block` is what "
-                 "catches its output", name=name, ran=", ".join(ran))
-        if len(passes) != 1:
-            fail("record_output(model, x, model.{name}) ran the model {n} times; expected once",
-                 "the hook catches the block's output during one call of the model", name=name, n=len(passes))
-        if not isinstance(got, torch.Tensor):
-            fail("record_output(model, x, model.{name}) returned a {kind}; expected a tensor",
-                 "the hook is called as hook(module, inputs, output): keep the output (in a list or dict that "
-                 "the hook can reach) and return it", name=name, kind=type(got).__name__)
-        got = got.detach()
-        earlier = [other for other, out in returned if out.shape == got.shape and torch.equal(out, got)]
-        if earlier:
-            fail("record_output(model, x, model.{name}) returned what it returned for model.{earlier}, on another x",
-                 "return what the hook caught in this call: keep it in a list created inside record_output, not in "
-                 "one that outlives the call", name=name, earlier=earlier[0])
-        returned.append((name, got))
-        if inputs and got.shape == inputs[0].shape and torch.equal(got, inputs[0]) and got.shape != expected[name].shape:
-            fail("record_output(model, x, model.{name}) returned the block's input, not its output",
-                 "the hook's arguments are (module, inputs, output): the third one is what the block produced",
-                 name=name)
-        logits = expected[blocks[-1][0]]
-        if k < len(blocks) - 1 and got.shape == logits.shape and torch.allclose(got, logits, atol=1e-5):
-            fail("record_output(model, x, model.{name}) returned the model's output (the logits), not what {name} "
-                 "produced",
-                 "a forward hook receives the output of the module it is registered on: is it on `block`?",
-                 name=name)
-        after = [other for other, _ in blocks[k + 1:] if other in ran]
-        if after:
-            fail("record_output(model, x, model.{name}) also ran {after}: the blocks after {name} are not needed "
-                 "for its output",
-                 "a forward hook runs inside the model's call, right after its block: it can end the forward pass "
-                 "there, and the rest of the U is never computed",
-                 "an exception raised in the hook leaves model(x) at once; define an exception class of your own "
-                 "and catch only that one around the call",
-                 name=name, after=", ".join(after))
-        if got.shape != expected[name].shape:
-            fail("record_output(model, x, model.{name}) has shape {got}; the block's output has shape {expected}",
-                 "keep the batch dimension: the model ran on a batch of 2" if got.shape == expected[name].shape[1:]
-                 else "return the block's output as the hook receives it",
-                 name=name, got=tuple(got.shape), expected=tuple(expected[name].shape))
-        if not torch.allclose(got, expected[name], atol=1e-5):
-            fail("record_output(model, x, model.{name}) has the right shape but different values",
-                 "return the output of this run of the model on x, unchanged (no normalising or cropping)", name=name)
-    # the model raises before it reaches the block: the hook must go, and the model's error must come through
+    return outputs
+
+
+def _watched_call(record_output: Callable, model: UNet, blocks: list, block: torch.nn.Module, name: str,
+                  x: torch.Tensor, refuse: dict) -> tuple[object, list[str], list[torch.Tensor], list[int]]:
+    """(what ``record_output(model, x, block)`` returned, the blocks that ran, the inputs ``block``
+    received, one entry per pass of the model), watched with pre-hooks that are removed after."""
+    ran: list[str] = []
+    inputs: list[torch.Tensor] = []
+    passes: list[int] = []
+    spies = [m.register_forward_pre_hook(lambda m, args, name=other: ran.append(name)) for other, m in blocks]
+    spies.append(block.register_forward_pre_hook(lambda m, args: inputs.append(args[0])))
+    spies.append(model.register_forward_pre_hook(lambda m, args: passes.append(1)))
+    try:
+        got = call(record_output, model, x.clone(), block, refuse=refuse)
+    except (CheckError, NotImplementedError):
+        raise
+    except Exception as error:   # noqa: BLE001 (the learner's exception, shown as a message)
+        fail("record_output(model, x, model.{name}) raised {kind}: {error}",
+             "if you raise an exception in the hook to end the forward pass, it is yours to catch: around the "
+             "model's call, and only that exception (any other must reach the caller)",
+             name=name, kind=type(error).__name__, error=str(error).splitlines()[0][:160] if str(error) else "")
+    finally:
+        for spy in spies:
+            spy.remove()
+    return got, ran, inputs, passes
+
+
+def _check_the_call(model: UNet, hooks: dict[str, int], name: str, ran: list[str], passes: list[int]) -> None:
+    """No hook left behind, and one call of the model itself."""
+    left = [m for m, n in _hook_counts(model).items() if n > hooks.get(m, 0)]
+    if left:
+        fail("after record_output(model, x, model.{name}) a hook is still attached to {where}",
+             "a forgotten hook runs (and keeps tensors) on every later call of the model: "
+             "register_forward_hook returns a handle whose remove() takes the hook off",
+             "remove it in a `finally:`, so that it goes also when the forward pass ends with an exception",
+             name=name, where=", ".join(left))
+    if not passes and ran:
+        fail("record_output(model, x, model.{name}) ran {ran} without calling the model itself",
+             "call model(x): PyTorch runs the hooks registered on a module when the module is called. "
+             "model.forward(x) skips the model's own hooks, and calling its blocks one by one rebuilds this "
+             "U-Net's forward pass by hand, which another network would not allow; the hook on `block` is what "
+             "catches its output", name=name, ran=", ".join(ran))
+    if len(passes) != 1:
+        fail("record_output(model, x, model.{name}) ran the model {n} times; expected once",
+             "the hook catches the block's output during one call of the model", name=name, n=len(passes))
+
+
+def _check_the_output(got, name: str, k: int, blocks: list, expected: dict[str, torch.Tensor],
+                      inputs: list[torch.Tensor], ran: list[str],
+                      returned: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
+    """What ``record_output`` returned for block ``k`` against the block's output in ``expected``;
+    the plausible wrong returns first (an old output, the input, the logits, too many blocks run)."""
+    if not isinstance(got, torch.Tensor):
+        fail("record_output(model, x, model.{name}) returned a {kind}; expected a tensor",
+             "the hook is called as hook(module, inputs, output): keep the output (in a list or dict that "
+             "the hook can reach) and return it", name=name, kind=type(got).__name__)
+    got = got.detach()
+    earlier = [other for other, out in returned if out.shape == got.shape and torch.equal(out, got)]
+    if earlier:
+        fail("record_output(model, x, model.{name}) returned what it returned for model.{earlier}, on another x",
+             "return what the hook caught in this call: keep it in a list created inside record_output, not in "
+             "one that outlives the call", name=name, earlier=earlier[0])
+    if inputs and got.shape == inputs[0].shape and torch.equal(got, inputs[0]) and got.shape != expected[name].shape:
+        fail("record_output(model, x, model.{name}) returned the block's input, not its output",
+             "the hook's arguments are (module, inputs, output): the third one is what the block produced",
+             name=name)
+    logits = expected[blocks[-1][0]]
+    if k < len(blocks) - 1 and got.shape == logits.shape and torch.allclose(got, logits, atol=1e-5):
+        fail("record_output(model, x, model.{name}) returned the model's output (the logits), not what {name} "
+             "produced",
+             "a forward hook receives the output of the module it is registered on: is it on `block`?",
+             name=name)
+    after = [other for other, _ in blocks[k + 1:] if other in ran]
+    if after:
+        fail("record_output(model, x, model.{name}) also ran {after}: the blocks after {name} are not needed "
+             "for its output",
+             "a forward hook runs inside the model's call, right after its block: it can end the forward pass "
+             "there, and the rest of the U is never computed",
+             "an exception raised in the hook leaves model(x) at once; define an exception class of your own "
+             "and catch only that one around the call",
+             name=name, after=", ".join(after))
+    if got.shape != expected[name].shape:
+        fail("record_output(model, x, model.{name}) has shape {got}; the block's output has shape {expected}",
+             "keep the batch dimension: the model ran on a batch of 2" if got.shape == expected[name].shape[1:]
+             else "return the block's output as the hook receives it",
+             name=name, got=tuple(got.shape), expected=tuple(expected[name].shape))
+    if not torch.allclose(got, expected[name], atol=1e-5):
+        fail("record_output(model, x, model.{name}) has the right shape but different values",
+             "return the output of this run of the model on x, unchanged (no normalising or cropping)", name=name)
+    return got
+
+
+def _check_a_model_error_comes_through(record_output: Callable, model: UNet, blocks: list, x: torch.Tensor,
+                                       hooks: dict[str, int], refuse: dict) -> None:
+    """The model raises before it reaches the block: the hook must go, and the model's error must come through."""
     name, block = blocks[model.depth + 1]                            # the first Up block
 
     def raising(module, args):
@@ -158,8 +192,6 @@ def check_record_output(record_output: Callable) -> CheckPassed:
         fail("the model raised RuntimeError, and record_output(model, x, model.{name}) hid it: it returned {got!r}",
              "catch only the exception your own hook raises: an error of the model is the caller's to see (a "
              "bare `except:` or `except Exception:` hides it)", name=name, got=got)
-    return passed("✓ record_output returns every block's output from one pass that stops at the block, and leaves "
-                  "no hook behind, also when the model raises")
 
 
 # -- which skip carries the borders ---------------------------------------------------------------
@@ -276,6 +308,25 @@ def check_merged_per_skip(merged_per_skip: Callable) -> CheckPassed:
         for spy in spies:
             spy.remove()
     names = _names()
+    got = _pairs(got, model, names)
+    if not passes:
+        fail("merged_per_skip(model, images, instances) returned without running the model it was given",
+             "the counts come from predictions: the check passes its own model and two images of its own, so use "
+             "the arguments, not the notebook's model and four images (nor counts written down)",
+             "predict every image with feature_maps_batch(model, ...) or padded_forward(model, ...) while the "
+             "skips are changed")
+    expected = {name: _arms(name) for name in names}
+    if got != expected:
+        _why_other_counts(got, expected, names)
+    _check_every_arm_ran(passes, names)
+    return passed("✓ merged_per_skip agrees with the same experiment here on the check's two images "
+                  "({cells} cells), run with each skip block-averaged alone and with each kept alone; hooks "
+                  "removed", cells=sum(int(t.max()) for t in instances))
+
+
+def _pairs(got, model: UNet, names: list[str]) -> dict[str, tuple[int, int]]:
+    """What ``merged_per_skip`` returned as {Up block: (count, count)}, once its hooks are gone and
+    its answer has the right form."""
     left = [name for name, up in zip(names, model.ups) if up._forward_pre_hooks]
     if left:
         fail("after merged_per_skip(model, ...) {blocks} still {verb} a forward pre-hook: every later use of the "
@@ -301,28 +352,26 @@ def check_merged_per_skip(merged_per_skip: Callable) -> CheckPassed:
             fail("merged_per_skip(...)['{name}'] = {value!r}; expected two counts of merged cells",
                  "a pair for each skip: (merged cells with only this skip block-averaged, merged cells with only "
                  "this skip intact), each summed over the images", name=name, value=value)
-    got = {name: (int(a), int(b)) for name, (a, b) in got.items()}
-    if not passes:
-        fail("merged_per_skip(model, images, instances) returned without running the model it was given",
-             "the counts come from predictions: the check passes its own model and two images of its own, so use "
-             "the arguments, not the notebook's model and four images (nor counts written down)",
-             "predict every image with feature_maps_batch(model, ...) or padded_forward(model, ...) while the "
-             "skips are changed")
-    expected = {name: _arms(name) for name in names}
-    if got == expected:
-        seen = set(map(frozenset, passes))
-        missing = [(T("merged_per_skip returned counts, but the model it was given never ran with only the skip of "
-                      "{name} changed"), n) for n in names if frozenset({n}) not in seen]
-        missing += [(T("merged_per_skip returned counts, but the model it was given never ran with every skip but "
-                       "that of {name} changed"), n) for n in names if frozenset(names) - {n} not in seen]
-        if missing:
-            problem, n = missing[0]
-            fail(problem, "every count comes from a prediction with exactly those skips block-averaged, by hooks on "
-                          "the model while it predicts: run that prediction for each of the two arms of every skip",
-                 name=n)
-        return passed("✓ merged_per_skip agrees with the same experiment here on the check's two images "
-                      "({cells} cells), run with each skip block-averaged alone and with each kept alone; hooks "
-                      "removed", cells=sum(int(t.max()) for t in instances))
+    return {name: (int(a), int(b)) for name, (a, b) in got.items()}
+
+
+def _check_every_arm_ran(passes: list, names: list[str]) -> None:
+    """Right counts must come from predictions with each skip's two arms (not from counts written down)."""
+    seen = set(map(frozenset, passes))
+    alone = [n for n in names if frozenset({n}) not in seen]             # never ran with only its skip changed
+    kept = [n for n in names if frozenset(names) - {n} not in seen]      # never ran with only its skip intact
+    if alone or kept:
+        problem = (T("merged_per_skip returned counts, but the model it was given never ran with only the skip of "
+                     "{name} changed") if alone else
+                   T("merged_per_skip returned counts, but the model it was given never ran with every skip but "
+                     "that of {name} changed"))
+        fail(problem, "every count comes from a prediction with exactly those skips block-averaged, by hooks on "
+                      "the model while it predicts: run that prediction for each of the two arms of every skip",
+             name=(alone or kept)[0])
+
+
+def _why_other_counts(got: dict, expected: dict, names: list[str]) -> None:
+    """Other counts than the experiment here: the plausible wrong experiments first, then the general hint."""
     problem = "merged_per_skip gave {got}; the same experiment here, on the same images, gives other counts"
     first = {name: a for name, (a, _) in got.items()}
     second = {name: b for name, (_, b) in got.items()}

@@ -103,6 +103,7 @@ def check_otsu_threshold(otsu: Callable) -> CheckPassed:
     the largest background value of the split with the largest between-class variance, the first
     (lowest) of equally good splits. The library's Otsu (and scikit-image's or OpenCV's, where
     installed) is refused. Failures on the drawn images say what is wrong, not the threshold."""
+    # over 60 lines: one check, read top to bottom: hand-made and drawn cases, then which mistake explains them
     refuse = _library_otsus()
     hand = {name for name, _ in _HAND_CASES}
     wrong = []                                       # (name, pixels, got, expected) of every failed case
@@ -275,6 +276,7 @@ def check_tune_peak_footprint(tune_peak_footprint: Callable) -> CheckPassed:
     every footprint scores the same. Either way of scoring a half is accepted: labelling the whole
     image and cutting the labels at W // 2, or labelling each half on its own. The failure
     messages never print the expected choice or score."""
+    # over 60 lines: one check, read top to bottom: the drawn cases, then which protocol the choice follows
     refuse = {"the check's own experiment": _footprint_scores, "the check's own cases": _footprint_case,
               "the check's own choice": _best}
     for case, footprints in _drawn_footprint_cases(np.random.default_rng()):

@@ -70,6 +70,7 @@ def check_interior_border_classes(interior_border: Callable) -> CheckPassed:
     another cell) within ``width`` pixels, diagonal steps included (a square window); the image's
     edge is not another label. Compared with ``unet_lib.data.interior_border_classes``, which
     the learner's function may not call."""
+    # over 60 lines: one check, read top to bottom: its cases, then which plausible wrong rule explains the failures
     wrong = []                                         # (name, instances, width, got, expected)
     for name, instances, width in _border_cases():
         what = f"interior_border({name}, width={width})"

@@ -29,6 +29,7 @@ def check_rank_shard(rank_shard: Callable) -> CheckPassed:
     ``DistributedSampler(range(n_samples), world_size, rank, shuffle=True, seed=seed)`` gives them
     after ``set_epoch(epoch)`` (as ``fit`` uses it), without the sampler: its use is refused. The
     messages say where the learner's lists part from the sampler's, never the sampler's lists."""
+    # over 60 lines: one check, read top to bottom: each sharding case over epochs and ranks, then its mistakes
     for n, world_size in _SHARD_CASES:
         for epoch, seed in ((0, 0), (1, 0), (3, 7)):
             got_all, expected_all = [], []
