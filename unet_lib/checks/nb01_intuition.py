@@ -160,8 +160,8 @@ def check_context_margin(context_margin: Callable[[int], int]) -> CheckPassed:
     _refuse_tables(context_margin, expected)
     wrong = [d for d in depths if got[d] != expected[d]]
     if not wrong:
-        return passed("✓ context_margin matches the U-Net's output sizes for depths 0 to 5 and {drawn} (drawn on "
-                      "this run)", drawn=drawn)
+        return passed("✓ context_margin matches the U-Net's output sizes for depths 0 to 5 and one more, drawn "
+                      "on this run")
     depth = wrong[0]
     problem = T("context_margin({depth}) = {got}; a depth-{depth} U-Net loses {expected} pixels on each side") \
         if depth in SHOWN_DEPTHS else T("context_margin({depth}) = {got}, which does not continue the pattern of "
