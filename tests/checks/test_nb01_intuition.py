@@ -3,6 +3,8 @@
 Each check passes a correct answer worked out here, refuses the library's shortcuts however they
 are reached, and fails deliberately broken versions with the intended message and staged hints."""
 
+import functools
+
 import pytest
 import torch
 from checktools import assert_passes, assert_skeleton_is_friendly
@@ -33,10 +35,42 @@ def context_margin_by_levels(depth: int) -> int:
     return 2 + sum(2 * 2**level for level in range(1, depth + 1)) + sum(2 * 2**level for level in range(depth))
 
 
+MEMO = {0: 2}
+
+
+def context_margin_memoized(depth: int) -> int:
+    """A recursion that fills a memo of its own: not a table of answers made beforehand."""
+    if depth not in MEMO:
+        MEMO[depth] = context_margin_memoized(depth - 1) + 3 * 2**depth   # a level down and a level up
+    return MEMO[depth]
+
+
+@functools.cache
+def context_margin_cached(depth: int) -> int:
+    return 2 if depth == 0 else context_margin_cached(depth - 1) + 3 * 2**depth
+
+
 def test_check_context_margin_passes_a_correct_answer():
     assert_passes(check_context_margin, context_margin)
     assert_passes(check_context_margin, context_margin_by_levels)
+    for _ in range(2):   # the second time the memo holds every depth asked before
+        assert_passes(check_context_margin, context_margin_memoized)
+        assert_passes(check_context_margin, context_margin_cached)
     assert_skeleton_is_friendly(check_context_margin, "context_margin")
+
+
+def test_check_context_margin_draws_one_depth_afresh_on_every_run():
+    asked = []
+
+    def answer(depth):
+        asked.append(depth)
+        return context_margin(depth)
+
+    for _ in range(30):
+        assert check_context_margin(answer) == "✓ context_margin matches the U-Net's output sizes for depths 0 to 5 " \
+                                               "and one more, drawn on this run"   # the same words on every run
+    assert set(asked) - set(range(6)) == {6, 7}   # both in 30 runs: fails with probability 2 * (1/2)**30 < 1e-8
+    assert len(asked) == 30 * 7
 
 
 def _by_the_model(depth: int) -> int:
@@ -90,8 +124,23 @@ BROKEN_CONTEXT_MARGIN = {
     "depth 0 forgotten": (lambda depth: 0 if depth == 0 else context_margin(depth),
                           r"^context_margin\(0\) = 0; .*\nHint: with depth=0 the U-Net is a single DoubleConv"),
     "right to depth 4 only": (lambda depth: context_margin(depth) if depth < 5 else 156,
-                              r"^context_margin\(5\) = 156; a depth-5 U-Net loses 188 pixels on each side\n"
+                              r"^context_margin\(5\) = 156, which does not continue the pattern of depths 0 to 4\n"
                               r"Hint 1 of 2: which layers remove pixels"),
+    "right to depth 5 only": (lambda depth: context_margin(depth) if depth < 6 else 2 * context_margin(depth - 1),
+                              r"^context_margin\([67]\) = \d+, which does not continue the pattern of depths 0 to 4\n"
+                              r"Hint 1 of 2: which layers remove pixels"),
+    "a table harvested from the messages": (
+        lambda depth: {0: 2, 1: 8, 2: 20, 3: 44, 4: 92}[depth],
+        r"^context_margin reads its answers from a table \(the constants of <lambda> holds the margins of depths "
+        r"1, 2, 3, 4\) instead of working them out\nHint: a table holds only the depths it was built for"),
+    "a harvested table with a default": (
+        lambda depth: {0: 2, 1: 8, 2: 20, 3: 44, 4: 92}.get(depth, 188),
+        r"^context_margin reads its answers from a table \(the constants of <lambda>"),
+    "a list harvested from the messages": (
+        lambda depth: [2, 8, 20, 44, 92][depth], r"^context_margin reads its answers from a table"),
+    "a table of two depths": (lambda depth: context_margin(depth) if depth < 6 else {0: 2, 1: 8}[depth],
+                              r"^context_margin\([67]\) raised KeyError: [67]\nHint: the function must work for "
+                              r"any depth"),
     "wrong type": (lambda depth: str(context_margin(depth)), r"^context_margin\(0\) = '2'; expected an int"),
     "nothing returned": (lambda depth: None, r"^context_margin\(0\) = None; expected an int"),
 }
@@ -101,6 +150,48 @@ BROKEN_CONTEXT_MARGIN = {
 def test_check_context_margin_fails_a_broken_answer(answer, match):
     with pytest.raises(CheckError, match=match):
         check_context_margin(answer)
+
+
+def test_check_context_margin_prints_no_margin_beyond_depth_4():
+    for wrong_from in (5, 6):
+        def answer(depth, wrong_from=wrong_from):
+            return context_margin(depth) + (depth >= wrong_from)
+        for _ in range(2):   # both hints
+            text = str(pytest.raises(CheckError, check_context_margin, answer).value)
+            assert not any(str(context_margin(d)) in text for d in range(5, 9)), text
+
+
+@pytest.fixture(scope="module")
+def margins_by_the_model():
+    """{depth: margin} for depths 0 to 8, built beforehand with UNet's own size arithmetic."""
+    return {depth: _by_the_model(depth) for depth in range(9)}
+
+
+def test_check_context_margin_refuses_a_table_made_beforehand(margins_by_the_model, monkeypatch):
+    table = dict(margins_by_the_model)
+    small = {d: table[d] for d in range(6)}   # the depths the old prompt named
+    monkeypatch.setitem(globals(), "MARGINS", [table[d] for d in range(9)])
+
+    def from_a_closure(depth):
+        return table[depth]
+
+    def helper(depth):
+        return table[depth]
+    cached = functools.cache(helper)
+
+    answers = [
+        ("the default of table", lambda depth, table=table: table[depth]),
+        ("table", from_a_closure),
+        ("MARGINS", lambda depth: MARGINS[depth]),  # noqa: F821 (a global of this module, set above)
+        ("small", lambda depth: small[depth]),      # a KeyError at the drawn depth, then the table named
+        ("table", lambda depth: (lambda d: table[d])(depth)),
+        ("table", lambda depth: helper(depth)),
+        ("table", lambda depth: cached(depth)),
+    ]
+    for name, answer in answers:
+        with pytest.raises(CheckError, match=rf"^context_margin reads its answers from a table \({name} holds the "
+                                             r"margins of depths 1, 2, 3, 4, 5"):
+            check_context_margin(answer)
 
 
 def test_check_context_margin_hints_come_in_stages_and_never_print_the_formula():
@@ -125,14 +216,25 @@ def convolutionalize(linear: nn.Linear, channels: int, size: int, mistake: str |
             weight = weight.transpose(2, 3)
         elif mistake == "weights shuffled":
             weight = weight.flip(1)
+        elif mistake == "kernel flipped":
+            weight = weight.flip(2, 3)
         conv.weight.copy_(weight)
         if mistake != "the conv's own bias":
             conv.bias.copy_(torch.zeros(out) if mistake == "no bias" else linear.bias)
     return conv
 
 
+def convolutionalize_sharing(linear: nn.Linear, channels: int, size: int) -> nn.Conv2d:
+    """The same layer, its weight a view of linear's (no copy) and its bias loaded from a state dict."""
+    conv = nn.Conv2d(channels, linear.out_features, size)
+    conv.weight = nn.Parameter(linear.weight.view(linear.out_features, channels, size, size))
+    conv.load_state_dict({"weight": conv.weight, "bias": linear.bias})
+    return conv
+
+
 def test_check_convolutionalize_passes_a_correct_answer():
     assert_passes(check_convolutionalize, convolutionalize)
+    assert_passes(check_convolutionalize, convolutionalize_sharing)
     assert_skeleton_is_friendly(check_convolutionalize, "convolutionalize")
 
 
@@ -146,6 +248,67 @@ class SlidingWindow(nn.Module):
     def forward(self, f):
         windows = f.unfold(2, self.size, 1).unfold(3, self.size, 1).permute(0, 2, 3, 1, 4, 5).flatten(3)
         return self.linear(windows).permute(0, 3, 1, 2)
+
+
+def _windows(f: torch.Tensor, size: int) -> torch.Tensor:
+    """(1, C, H, W) -> (1, H', W', C * size * size): every window flattened as nn.Flatten does."""
+    return f.unfold(2, size, 1).unfold(3, size, 1).permute(0, 2, 3, 1, 4, 5).flatten(3)
+
+
+class UnfoldConv(nn.Conv2d):
+    """An nn.Conv2d by name, whose forward is section 2's sliding window: unfold, then linear."""
+
+    def __init__(self, linear, channels, size):
+        super().__init__(channels, linear.out_features, size)
+        self.linear, self.size = linear, size
+
+    def forward(self, f):
+        return self.linear(_windows(f, self.size)).permute(0, 3, 1, 2)
+
+
+class EinsumConv(UnfoldConv):
+    def forward(self, f):
+        w = self.linear.weight                                                      # (out, C * size * size)
+        return (torch.einsum("bhwk,ok->bohw", _windows(f, self.size), w) + self.linear.bias[:, None, None])
+
+
+class LoopConv(UnfoldConv):
+    def forward(self, f):
+        rows = range(f.shape[2] - self.size + 1)
+        cols = range(f.shape[3] - self.size + 1)
+        out = [[self.linear(f[:, :, i:i + self.size, j:j + self.size].flatten(1)) for j in cols] for i in rows]
+        return torch.stack([torch.stack(row, -1) for row in out], -2)               # (1, out, H', W')
+
+
+def conv_with_a_new_forward(linear, channels, size):
+    conv = nn.Conv2d(channels, linear.out_features, size)
+    conv.forward = lambda f: linear(_windows(f, size)).permute(0, 3, 1, 2)
+    return conv
+
+
+def conv_with_a_hook(linear, channels, size):
+    conv = nn.Conv2d(channels, linear.out_features, size)
+    conv.register_forward_hook(lambda m, args, out: linear(_windows(args[0], size)).permute(0, 3, 1, 2))
+    return conv
+
+
+@pytest.mark.parametrize("answer, match", [
+    (UnfoldConv, r"returned a UnfoldConv, a subclass of nn.Conv2d; the exercise asks for an nn.Conv2d itself\n"
+                 r"Hint: a layer that applies linear window by window"),
+    (EinsumConv, r"returned a EinsumConv, a subclass of nn.Conv2d"),
+    (LoopConv, r"returned a LoopConv, a subclass of nn.Conv2d"),
+    (conv_with_a_new_forward, r"returned an nn.Conv2d whose forward was replaced; the exercise asks for the "
+                              r"convolution itself\nHint: a layer that applies linear window by window"),
+    (conv_with_a_hook, r"returned an nn.Conv2d with forward hooks \(1\); the exercise asks for the convolution itself"),
+], ids=["unfold and linear", "einsum", "a loop over windows", "forward replaced", "a forward hook"])
+def test_check_convolutionalize_refuses_the_sliding_window_inside_a_convolution(answer, match):
+    torch.manual_seed(0)
+    linear = nn.Linear(3 * 4 * 4, 2)
+    with torch.no_grad():   # each computes linear's numbers: only the refusal stops it
+        f = torch.randn(1, 3, 7, 6)
+        assert torch.allclose(answer(linear, 3, 4)(f), linear(_windows(f, 4)).permute(0, 3, 1, 2), atol=1e-5)
+    with pytest.raises(CheckError, match=match):
+        check_convolutionalize(answer)
 
 
 @pytest.mark.parametrize("mistake, match", [
@@ -163,8 +326,10 @@ class SlidingWindow(nn.Module):
                          r"flattened window"),
     ("in and out swapped", r"fails on a \(1, 3, 7, 6\) map: .*\nHint 1 of 2: the layer must read the map's 3 "
                            r"channels"),
-    ("the sliding window", r"returned a SlidingWindow; the exercise asks for one nn.Conv2d\nHint: a module that "
-                           r"applies linear to every window"),
+    ("the sliding window", r"returned a SlidingWindow; the exercise asks for one nn.Conv2d\nHint: a layer that "
+                           r"applies linear window by window"),
+    ("kernel flipped", r"computes linear's numbers with the kernel turned by 180 degrees: rows and columns reversed\n"
+                       r"Hint: nn.Conv2d does not flip its kernel: it computes a cross-correlation"),
     ("not a layer", r"returned a Tensor, not a layer"),
 ])
 def test_check_convolutionalize_fails_a_broken_answer(mistake, match):
