@@ -87,11 +87,11 @@ API
 """
 
 from ..weights import class_balance_map   # here too: the weights of a class map, beside the readers
-from .folder import ImageFolder, split_by_image
+from .folder import ImageFolder, split_by_image, split_by_region
 from .pairing import find_pairs
 from .reading import IMAGE_SUFFIXES, MASK_SUFFIXES, normalize_image, read_image, read_mask, write_labels
 
 __all__ = [
-    "ImageFolder", "find_pairs", "split_by_image", "read_image", "normalize_image", "read_mask",
+    "ImageFolder", "find_pairs", "split_by_image", "split_by_region", "read_image", "normalize_image", "read_mask",
     "class_balance_map", "write_labels", "IMAGE_SUFFIXES", "MASK_SUFFIXES",
 ]
