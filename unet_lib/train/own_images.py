@@ -57,6 +57,8 @@ def train_own_images(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     if args.max_minutes is not None:
         plan, config = _within_budget(args, model, train_part, val_part, tile, config, plan, started, say)
     say(plan.describe(tile))
+    if world_size > 1:
+        say(f"{world_size} processes on {device}: a global batch of {world_size} x {config.batch_size} tiles")
     train_data = TileEpochs(train_part.subset(train_part.stems, tile_size=tile), plan.tiles_per_epoch)
     optimizer = _optimizer(model, config, args, prior, say)
     history = fit(model, train_data, val_part, config, optimizer=optimizer)

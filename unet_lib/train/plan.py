@@ -174,10 +174,11 @@ def time_steps(model: UNet, train_data: Dataset, val_data: Dataset | None, confi
 
 def within_budget(plan: Plan, timing: Timing, seconds_left: float, other_seconds: float = 0.0) -> tuple[Plan, str]:
     """(plan, what was decided): ``plan`` itself when its epochs (steps and a validation each) fit
-    in ``seconds_left`` (with ``fit``'s set-up, a draw of each tile of an epoch); else as many whole epochs as fit, at least ``MIN_EPOCHS`` of fewer tiles
-    if fewer would fit, or at last as many one-step epochs as fit. ``other_seconds``: what the
-    command spends besides training (reading, saving), for the budget it would need. Raises
-    ``ValueError`` when not one step and validation fits."""
+    in ``seconds_left`` (with ``fit``'s set-up, a draw of each tile of an epoch); else as many
+    whole epochs as fit, at least ``MIN_EPOCHS`` of fewer tiles if fewer would fit, or at last as
+    many one-step epochs as fit. ``other_seconds``: what the command spends besides training
+    (reading, saving), for the budget it would need. Raises ``ValueError`` when not one step and
+    validation fits."""
     step_seconds, val_seconds = timing.step, timing.validation
     seconds_left -= plan.tiles_per_epoch * timing.draw                 # fit's set-up: each tile drawn and checked
     epoch_seconds = plan.steps_per_epoch * step_seconds + val_seconds
