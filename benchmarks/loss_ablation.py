@@ -35,9 +35,10 @@ import torch
 
 from unet_lib.atomic import atomic_write
 from unet_lib.data import ToyCells
+from unet_lib.shipped import course_file
 from unet_lib.train import COURSE_MODEL, COURSE_TRAIN, evaluate, train_course_model
 
-OUT = Path(__file__).resolve().parent.parent / "data" / "loss_ablation.json"
+OUT = course_file("loss_ablation.json", must_exist=False)   # notebook 07 reads it
 TEST_SEED, N_TEST = 2000, 32
 # (weighted, the dataset's weight-map settings) per arm
 ARMS = {

@@ -39,10 +39,11 @@ import torch
 
 from unet_lib.baselines import classical_instances
 from unet_lib.checkpoint import load_checkpoint
-from unet_lib.data import DATA_DIR, REAL_NUCLEI_FILES, load_real_nuclei, real_nuclei_crops
+from unet_lib.data import REAL_NUCLEI_FILES, load_real_nuclei, real_nuclei_crops
 from unet_lib.files import write_labels
 from unet_lib.metrics import dice, instance_scores
 from unet_lib.predict import predict_image
+from unet_lib.shipped import course_file
 from unet_lib.train import main as train_main
 
 # the recipe of notebook 11: depth 3 (its 92-px window holds a ~24-px nucleus and its neighbours),
@@ -51,8 +52,8 @@ from unet_lib.train import main as train_main
 TRAIN_ARGS = ["--depth", "3", "--base-channels", "16", "--tile", "100", "--tiles-per-image", "8",
               "--batch-size", "4", "--epochs", "40", "--val-fraction", "0.25"]
 EVAL_COLS = np.s_[:, 256:]              # the held-out right half
-SHIPPED = DATA_DIR / "unet_nuclei.pt"
-RESULTS = DATA_DIR / "nuclei_model.json"
+SHIPPED = course_file("unet_nuclei.pt", must_exist=False)
+RESULTS = course_file("nuclei_model.json", must_exist=False)
 
 
 def write_left_half(root: Path) -> tuple[Path, Path]:
@@ -76,7 +77,7 @@ def score(pred_instances: np.ndarray, instances: np.ndarray) -> dict:
 def evaluate_model(path: Path) -> dict:
     """Score the checkpoint at ``path`` on the right half, predicting the stored image as a file would be."""
     model, _, history, meta = load_checkpoint(path)
-    with np.load(DATA_DIR / REAL_NUCLEI_FILES["image"]) as f:
+    with np.load(course_file(REAL_NUCLEI_FILES["image"])) as f:
         raw = f["image"].astype(np.uint8)                           # (512, 512) as stored
     _, instances = load_real_nuclei()
     labels, _ = predict_image(model, raw[None], meta)               # (H, W) instances

@@ -289,6 +289,22 @@ def test_launch_local_starts_the_ranks_as_torchrun_would_and_returns_what_each_p
     assert [o.strip() for o in outputs] == [f"rank {r} of 2, sum 3, threads 1, args ['a', 'b']" for r in (0, 1)]
 
 
+def test_launch_local_ranks_import_what_this_process_imports(tmp_path, monkeypatch):
+    """A folder only on this process's sys.path (a notebook's own, a checkout put there by hand)
+    and this unet_lib (checkout or installed wheel): the ranks find both."""
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "own_module.py").write_text("")
+    monkeypatch.syspath_prepend(str(own))
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    script = tmp_path / "where.py"
+    script.write_text("import importlib.util, own_module\n"   # no torch: a cheap rank
+                      "print(own_module.__file__, importlib.util.find_spec('unet_lib').origin)\n")
+    outputs = distributed.launch_local(script, nproc=1, timeout=TIMEOUT)
+    import unet_lib
+    assert outputs[0].split() == [str(own / "own_module.py"), unet_lib.__file__]
+
+
 def test_launch_local_reports_a_failed_rank_with_its_output(tmp_path):
     script = tmp_path / "fails.py"
     script.write_text("import os, sys\n"

@@ -7,12 +7,10 @@ the cell into a fresh environment whose dependencies are this one's (``test_inst
 the_wheel_in_a_fresh_environment``), with a fake ``google.colab`` module, as in Colab.
 """
 
-import os
 import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import types
 from pathlib import Path
 
@@ -355,50 +353,29 @@ print(json.dumps({"enabled": enabled, "unet_lib": unet_lib.__file__, "torch": to
 """
 
 
-def test_install_cell_installs_the_wheel_in_a_fresh_environment(tmp_path):
+def test_install_cell_installs_the_wheel_in_a_fresh_environment(tmp_path, course_wheel, fresh_environment):
     """The cell's Colab branch, for real, with a wheel of this checkout in place of the tag: pip
     installs it (not editable) into a fresh environment that already has the dependencies, as
     Colab has (this environment's, on a path behind the fresh one's own site-packages), with no
     index (nothing may need a download), and leaves torch, numpy and ipywidgets as they were."""
-    # built from a copy: setuptools writes build/ and *.egg-info next to the sources
-    tree, wheels = tmp_path / "tree", tmp_path / "wheels"
-    shutil.copytree(ROOT, tree, ignore=lambda folder, names: [n for n in names if n not in (
-        "pyproject.toml", "README.md", "unet_lib", "data") and folder == str(ROOT)] + ["__pycache__"])
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                            "--quiet", "--wheel-dir", str(wheels), str(tree)], capture_output=True, text=True,
-                           cwd=tmp_path)
-    assert build.returncode == 0, build.stderr
-    wheel = next(wheels.glob("unet_lib-*.whl"))
-    fresh = tmp_path / "fresh"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True)
-    # the dependencies, without this environment's own (editable) unet_lib and its .pth hooks
-    deps = tmp_path / "deps"
-    deps.mkdir()
-    site = Path(sysconfig.get_paths()["purelib"])
-    for entry in site.iterdir():
-        if not (entry.name.startswith(("unet_lib", "__editable__")) or entry.suffix == ".pth"):
-            (deps / entry.name).symlink_to(entry)
-    fresh_site = next((fresh / "lib").glob("python3*/site-packages"))
-    (fresh_site / "course-deps.pth").write_text(f"{deps}\n")
+    fresh = fresh_environment   # the wheel and the environment: tests/conftest.py
     cell = tmp_path / "cell.py"
-    cell.write_text(install_cell(SOURCE, requirement=f"unet_lib @ {wheel.as_uri()}").source)
+    cell.write_text(install_cell(SOURCE, requirement=f"unet_lib @ {course_wheel.as_uri()}").source)
     script = tmp_path / "colab.py"
     script.write_text(FAKE_COLAB)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_FIND_LINKS")}
-    env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
     outside = tmp_path / "elsewhere"   # not the repository: the installed package must be found
     outside.mkdir()
-    run = subprocess.run([str(fresh / "bin" / "python"), str(script), str(cell)], capture_output=True, text=True,
-                         cwd=outside, env=env, timeout=300)
+    run = subprocess.run([str(fresh.python), str(script), str(cell)], capture_output=True, text=True,
+                         cwd=outside, env=fresh.environ, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     import json
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["enabled"] == [True]
-    assert Path(result["unet_lib"]).is_relative_to(fresh_site)            # installed, not the checkout
-    assert Path(result["torch"]).is_relative_to(deps)                      # Colab's torch was kept
+    assert Path(result["unet_lib"]).is_relative_to(fresh.site)            # installed, not the checkout
+    assert Path(result["torch"]).is_relative_to(fresh.deps)               # Colab's torch was kept
     assert result["after"] == result["before"]
-    installed = sorted(p.name for p in fresh_site.iterdir() if p.name != "course-deps.pth")
-    assert [p for p in installed if not p.startswith(("unet_lib", "__pycache__"))] == []   # nothing else
+    installed = sorted(p.name for p in fresh.site.iterdir() if p.name != "course-deps.pth")
+    assert [p for p in installed if not p.startswith(("unet_lib", "unet_course_data", "__pycache__"))] == []   # nothing else
 
 
 def test_readme_badges_and_install_line_agree_with_pyproject():

@@ -5,7 +5,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from unet_lib.data import DATA_DIR, REAL_NUCLEI_FILES, load_real_nuclei, percentile_normalize
+from unet_lib import course_file
+from unet_lib.data import REAL_NUCLEI_FILES, load_real_nuclei, percentile_normalize
 
 # SHA-256 of the pixels (uint16, little-endian, row-major), as recorded in data/README.md:
 # the same for the TIFFs in the stardist 0.9.2 wheel and for the vendored .npz files
@@ -22,7 +23,7 @@ def real_nuclei():
 
 @pytest.mark.parametrize("key", ["image", "instances"])
 def test_vendored_files_hold_the_documented_pixels(key):
-    with np.load(DATA_DIR / REAL_NUCLEI_FILES[key]) as f:
+    with np.load(course_file(REAL_NUCLEI_FILES[key])) as f:
         raw = f[key]
     assert raw.dtype == np.uint16 and raw.shape == (512, 512)
     assert hashlib.sha256(raw.astype("<u2").tobytes()).hexdigest() == REAL_NUCLEI_PIXEL_SHA256[key]
@@ -41,7 +42,7 @@ def test_load_real_nuclei_shapes_dtypes_and_range(real_nuclei):
 def test_load_real_nuclei_has_125_nuclei_numbered_consecutively(real_nuclei):
     _, instances = real_nuclei
     np.testing.assert_array_equal(np.unique(instances), np.arange(126))   # 0 = background, 1..125
-    with np.load(DATA_DIR / REAL_NUCLEI_FILES["instances"]) as f:
+    with np.load(course_file(REAL_NUCLEI_FILES["instances"])) as f:
         raw = f["instances"]
     # renumbering keeps every nucleus's pixels and the order of the ids
     np.testing.assert_array_equal(instances > 0, raw > 0)

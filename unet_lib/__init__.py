@@ -4,8 +4,9 @@ One module per topic, in the order of the course: blocks, model (notebooks 01-04
 (05); weights, losses (06); train (a package: step, loop, optimizer, evaluation, course, and the
 command line), config, checkpoint (07); metrics, tiling (08); hooks, widgets (09); baselines (10);
 files (a package: your own images), predict, export (11); distributed (12). viz and checks serve
-every notebook, exercises makes the exercise editions; validate, atomic and arguments are the
-checks, file writes and command-line types that every module shares.
+every notebook, shipped finds the course's files (data/, installed as unet_course_data), exercises
+makes the exercise editions; validate, atomic and arguments are the checks, file writes and
+command-line types that every module shares.
 """
 
 # The function unet_lib.augment.augment is not exported here: a package attribute of that name
@@ -23,6 +24,7 @@ from .files import ImageFolder, read_image, read_mask, split_by_image, write_lab
 from .metrics import (InstanceScores, class_scores, confusion_matrix, dice, instance_scores, instances_from_classes, iou,
                       label_instances, pixel_error, rand_error)
 from .model import UNet, block_shapes, cut_skips, named_blocks, receptive_field
+from .shipped import course_data_dir, course_file
 from .tiling import context_margin, mirror_pad, padded_forward, predict_labels, predict_naive_tiles, predict_tiled
 from .train import NonFiniteLossError, evaluate, fit, make_optimizer, train_step
 from .weights import border_term, border_term_naive, class_weight_map, two_nearest_distances, unet_weight_map
@@ -30,6 +32,8 @@ from .hooks import average_skips, feature_maps, unet_layers
 from .widgets import FeatureMapExplorer
 
 __all__ = [
+    # the course's shipped files (the checkpoints, the nuclei image, the benchmarks' results)
+    "course_file", "course_data_dir",
     # blocks and model (01-04)
     "DoubleConv", "Down", "Up", "OutConv", "center_crop",
     "UNet", "named_blocks", "block_shapes", "cut_skips", "receptive_field",

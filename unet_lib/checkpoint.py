@@ -30,12 +30,13 @@ import torch
 from .atomic import atomic_write
 from .config import TrainConfig
 from .model import UNet
+from .shipped import course_file
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_optimizer_state", "COURSE_CHECKPOINT"]
 
 # the checkpoint that the course ships (written by `python -m unet_lib.train`, see
-# unet_lib.train.course), next to the package: found from any working directory
-COURSE_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "unet_toycells.pt"
+# unet_lib.train.course), one of the course's files: found from any working directory
+COURSE_CHECKPOINT = course_file("unet_toycells.pt", must_exist=False)
 
 _FORMAT = "unet_lib checkpoint"
 _VERSION = 2

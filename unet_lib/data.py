@@ -40,6 +40,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
+from .shipped import course_data_dir
 from .validate import (check_finite, check_index, check_int, check_number, check_pair,
                        check_probability, check_rng, check_seed)
 from .weights import ClassWeights, _as_labels, _check_class_weights, _check_w0_sigma, unet_weight_map
@@ -278,8 +279,9 @@ class ToyCells(Dataset):
 
 # -- a real image: nuclei from the 2018 Data Science Bowl --------------------------------------
 
-# the checkout's data/ folder; the files and their provenance: data/README.md
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# the course's files (the checkout's data/ folder, installed as unet_course_data; unet_lib.shipped);
+# the files and their provenance: data/README.md
+DATA_DIR = course_data_dir()
 REAL_NUCLEI_FILES = {"image": "dsb2018_img2d.npz", "instances": "dsb2018_mask2d.npz"}
 
 

@@ -190,7 +190,8 @@ def launch_local(script: str | Path, nproc: int = 2, args: Sequence[str] = (), t
     ``torchrun --standalone --nproc_per_node=NPROC script ARGS``; it joins the group itself
     (``init_from_env("cpu")``: gloo). Without torchrun's own process, one import of torch fewer.
     Each process gets ``OMP_NUM_THREADS=1`` (the processes share the cores, and their results do
-    not depend on the thread count) and this ``unet_lib`` on its path.
+    not depend on the thread count) and this process's import path (``sys.path``) ahead of its own,
+    so that it imports the same ``unet_lib``, from a checkout or an installed wheel.
 
     Raises ``TimeoutError`` when the processes have not finished after ``timeout`` seconds (a rank
     left waiting for a collective that another never reaches) and ``RuntimeError`` with the end
@@ -203,8 +204,8 @@ def launch_local(script: str | Path, nproc: int = 2, args: Sequence[str] = (), t
     timeout = check_number("timeout", timeout, positive=True, hint="seconds")
     if isinstance(args, str) or not all(isinstance(a, str) for a in args):
         raise TypeError(f"args must be a sequence of strings (the script's command line), got {args!r}")
-    root = str(Path(__file__).resolve().parent.parent)   # the folder that holds unet_lib
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    # the children import what this process imports: the same path, in the same order ('' is the cwd)
+    path = os.pathsep.join(os.path.abspath(p or os.curdir) for p in sys.path if isinstance(p, str))
     base = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, "WORLD_SIZE": str(nproc),
             "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
     deadline = time.monotonic() + timeout

@@ -26,6 +26,18 @@ def test_check_error_is_an_assertion_error_with_a_hint():
     assert issubclass(CheckError, AssertionError)   # pytest and nbval report it as a failed check
 
 
+def test_jupyter_shows_the_message_without_the_checks_source():
+    """IPython renders ``_render_traceback_`` instead of a traceback, which would print the
+    source around ``fail(...)`` and so the hints of later stages."""
+    with pytest.raises(CheckError) as info:
+        fail("it is wrong", "look here", "the second stage")
+    assert info.value._render_traceback_() == ["CheckError: it is wrong\nHint 1 of 2: look here\n"
+                                               "(run the check again after a change for the next hint)"]
+    with pytest.raises(NotImplementedError) as info:
+        call(skeleton("my_answer"))
+    assert info.value._render_traceback_() == [f"NotImplementedError: {info.value}"]
+
+
 def test_fields_are_filled_and_a_template_without_fields_is_shown_as_written():
     with pytest.raises(CheckError, match=r"^got 3, expected \(1, 2\)\nHint: a \{dict\} stays$"):
         fail("got {got}, expected {expected}", "a {{dict}} stays", got=3, expected=(1, 2))
@@ -122,6 +134,17 @@ def test_an_own_solution_and_an_allowed_function_pass_the_watch():
     a, b = np.array([1, 1, 0], bool), np.array([1, 0, 0], bool)
     assert call(own_iou, a, b, refuse={"library_iou": library_iou}) == 0.5
     assert call(library_iou, a, b, refuse={"UNet.forward": UNet.forward}) == 0.5   # each check, its own list
+
+
+def test_a_shortcut_run_in_a_thread_the_answer_starts_is_refused():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def in_a_thread(a, b):
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(library_iou, a, b).result()
+
+    with pytest.raises(CheckError, match="called `library_iou`"):
+        call(in_a_thread, np.ones(2, bool), np.ones(2, bool), refuse={"library_iou": library_iou})
 
 
 def test_a_shortcut_is_named_even_when_the_answer_then_raises():

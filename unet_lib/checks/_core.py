@@ -23,6 +23,7 @@ then has no translation, and the test says so.
 import functools
 import json
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -42,6 +43,15 @@ __all__ = [
 
 class CheckError(AssertionError):
     """The learner's answer is wrong; the message says what and how to find it."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What Jupyter (IPython) shows instead of the traceback: the message alone. A traceback
+        would print the check's source around ``fail(...)``, and with it the later hints."""
+        return _message_only(self)
+
+
+def _message_only(error: BaseException) -> list[str]:
+    return [f"{type(error).__name__}: {error}"]
 
 
 class CheckPassed(str):
@@ -191,6 +201,7 @@ def _skeleton_method_error(error: NotImplementedError) -> NotImplementedError | 
 def _friendly(name: str) -> NotImplementedError:
     error = NotImplementedError(_skeleton_message(name))
     error._unet_friendly = True
+    error._render_traceback_ = lambda: _message_only(error)   # no check source under the message
     return error
 
 
@@ -232,11 +243,15 @@ def _watching(shortcuts: Mapping[str, object], seen: list[str]):
         if previous is not None:
             previous(frame, event, arg)
 
+    # threads the learner's code starts are watched too (a thread pool is not a way around the check)
+    previous_threads = threading.getprofile() if hasattr(threading, "getprofile") else None
     sys.setprofile(profile)
+    threading.setprofile(profile)
     try:
         yield
     finally:
         sys.setprofile(previous)
+        threading.setprofile(previous_threads)
 
 
 def call(fn: Callable, *args, refuse: Mapping[str, object] | None = None, **kwargs):

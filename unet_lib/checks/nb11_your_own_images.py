@@ -4,109 +4,239 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from scipy import ndimage
 
-from ._core import CheckPassed, as_array, call, fail, learner_check
+from ..baselines import classical_instances, otsu_instances, remove_small_objects, watershed_split
+from ..data import interior_border_classes
+from ._core import CheckPassed, as_array, call, fail, learner_check, passed
 from .nb05_toy_cells_and_augmentation import _ground_truth_cases
 
 __all__ = ['check_interior_border_classes', 'check_postprocess']
+
+
+# -- exercise 1: the border class ------------------------------------------------------------------
+
+def _classes(labels: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """0 on background, 2 on cell pixels where ``other`` is True, 1 on the other cell pixels."""
+    return np.where(labels == 0, 0, np.where(other, 2, 1)).astype(np.int64)
+
+
+def _window_classes(instances: np.ndarray, width: int, mode: str = "nearest", size: int | None = None,
+                    cross: bool = False, larger_only: bool = False) -> np.ndarray:
+    """The three classes with a window that a learner may get wrong: another ``mode`` at the
+    image's edge, a square of another side, a cross of straight steps, or only larger labels."""
+    labels = np.asarray(instances, np.int64)
+    if cross:
+        window = dict(footprint=ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), width))
+    else:
+        window = dict(size=size if size is not None else 2 * width + 1)
+    other = ndimage.maximum_filter(labels, mode=mode, **window) != labels
+    if not larger_only:
+        other |= ndimage.minimum_filter(labels, mode=mode, **window) != labels
+    return _classes(labels, other)
+
+
+def _foreground_ring(instances: np.ndarray, width: int) -> np.ndarray:
+    """A ring along the background only (erosion of the foreground): touching cells stay joined."""
+    labels = np.asarray(instances, np.int64)
+    inner = ndimage.binary_erosion(labels > 0, np.ones((2 * width + 1,) * 2, bool), border_value=1)
+    return _classes(labels, ~inner)
+
+
+def _border_cases() -> list[tuple[str, np.ndarray, int]]:
+    """(name, instances, width): a lone cell, cells cut by the image's edges (one that spans the
+    image, so that an image wrapped around differs from one padded with background), and notebook
+    05's hand-made and toy cases, for widths 1 and 2 (and 3 for the lone cell)."""
+    lone = np.zeros((16, 16), np.int64)
+    lone[2:14, 3:13] = 4                                                  # one 12x10 cell (id 4)
+    edge = np.zeros((10, 12), np.int64)
+    edge[:6, :5] = 3                                                      # cut by the top and left edges
+    edge[4:, 7:] = 9                                                      # cut by the bottom and right edges
+    cases = [("one 12x10 cell (id 4) in a 16x16 image", lone, 2),
+             ("one 12x10 cell (id 4) in a 16x16 image", lone, 3),
+             ("two cells cut by the image's edges (ids 3 and 9)", edge, 1),
+             ("two cells cut by the image's edges (ids 3 and 9)", edge, 2)]
+    band = np.zeros((12, 12), np.int64)
+    band[4:8] = 2                                                         # across the image, edge to edge
+    band[:2, 2:6], band[10:, 2:6] = 5, 8                                  # at the top edge, and at the bottom
+    cases += [("a band across the image (id 2) and two cells at the top and bottom edges (ids 5 and 8)", band, 1)]
+    return cases + [(name, instances, width) for name, instances in _ground_truth_cases() for width in (1, 2)]
 
 
 @learner_check
 def check_interior_border_classes(interior_border: Callable) -> CheckPassed:
     """``interior_border(instances, width)`` must turn (H, W) instances into three classes: 0 =
     background, 1 = interior, 2 = every cell pixel with a pixel of another label (background or
-    another cell) within ``width`` pixels, a (2 width + 1) x (2 width + 1) square; the image's
-    edge does not count as another label. Compared with ``unet_lib.data.interior_border_classes``."""
-    from ..data import interior_border_classes as reference
-    big = np.zeros((14, 14), np.int64)
-    big[2:12, 2:12] = 4                                                   # one 10x10 cell
-    cases = [(name, instances, width) for name, instances in _ground_truth_cases() for width in (1, 2)]
-    cases.insert(0, ("one 10x10 cell (id 4) in a 14x14 image", big, 2))
-    for name, instances, width in cases:
+    another cell) within ``width`` pixels, diagonal steps included (a square window); the image's
+    edge is not another label. Compared with ``unet_lib.data.interior_border_classes``, which
+    the learner's function may not call."""
+    wrong = []                                         # (name, instances, width, got, expected)
+    for name, instances, width in _border_cases():
         what = f"interior_border({name}, width={width})"
-        got = as_array(call(interior_border, instances.copy(), width), what, instances.shape)
-        expected = reference(instances, width)
+        got = as_array(call(interior_border, instances.copy(), width,
+                            refuse={"interior_border_classes": interior_border_classes}), what, instances.shape)
+        expected = interior_border_classes(instances, width)
         if np.array_equal(got, expected):
             continue
         if not np.isin(got, (0, 1, 2)).all():
-            fail(f"{what} contains values other than 0, 1 and 2: {', '.join(f'{v:g}' for v in np.unique(got)[:6])}",
-                  "return the class of each pixel (0 background, 1 interior, 2 border), not instance ids")
-        if ((got > 0) != (instances > 0)).any():
-            fail(f"{what} changes which pixels are cells: {int(((got > 0) != (instances > 0)).sum())} pixel(s) "
-                  f"differ from instances > 0",
-                  "the border ring lies inside each cell; background pixels stay 0, every cell pixel is 1 or 2")
-        if np.array_equal(got, reference(instances, 1)) and width != 1 or \
-                np.array_equal(got, reference(instances, width + 1)):
-            fail(f"{what} draws a ring of the wrong thickness",
-                  "a pixel is border when another label lies within `width` pixels: a window of side 2 * width + 1")
-        missing = (got == 1) & (expected == 2)
-        if np.array_equal(got, _cross_window_classes(instances, width)):
-            fail(f"{what} misses {int(missing.sum())} border pixel(s), e.g. at diagonal contacts",
-                  "use the whole square window (all 8 neighbours for width=1), not only the 4 straight ones")
-        near_background = _near(instances == 0, width) & missing
-        if near_background.any() and not ((got == 2) & (expected == 1)).any():
-            fail(f"{what} misses the border along the background ({int(near_background.sum())} pixel(s))",
-                  "every cell gets a ring, not only where it touches another cell: background counts as "
-                  "another label")
-        fail(f"{what} differs from the library in {int((got != expected).sum())} pixel(s)",
-              "class 2 where scipy.ndimage.maximum_filter or minimum_filter of the labels over a (2 width + 1) "
-              "square (mode='nearest') differs from the label; class 1 on the other cell pixels")
-    return CheckPassed("✓ interior_border matches unet_lib.data.interior_border_classes for widths 1 and 2")
+            fail("interior_border({name}, width={width}) contains values other than 0, 1 and 2: {values}",
+                 "return the class of each pixel (0 background, 1 interior, 2 border), not instance ids",
+                 name=name, width=width, values=", ".join(f"{v:g}" for v in np.unique(got)[:6]))
+        changed = int(((got > 0) != (instances > 0)).sum())
+        if changed:
+            fail("interior_border({name}, width={width}) changes which pixels are cells: {n} pixel(s) differ from "
+                 "instances > 0",
+                 "the border ring lies inside each cell; background pixels stay 0, every cell pixel is 1 or 2",
+                 name=name, width=width, n=changed)
+        wrong.append((name, instances, width, got, expected))
+    if not wrong:
+        return passed("✓ interior_border matches unet_lib.data.interior_border_classes for widths 1 to 3, at "
+                      "the image's edges and at diagonal contacts")
+    name, instances, width, got, expected = wrong[0]
+
+    def explains(variant: Callable[[np.ndarray, int], np.ndarray]) -> bool:
+        """True when ``variant`` gives the learner's answer on every case it got wrong."""
+        return all(np.array_equal(g, variant(i, w)) for _, i, w, g, _ in wrong)
+
+    values = dict(what=f"interior_border({name}, width={width})", name=name, width=width,
+                  n=int((got != expected).sum()))
+    if explains(lambda i, w: _window_classes(i, w, mode="constant")):
+        fail("{what} draws a ring along the image's edge, where a cell is cut by the edge",
+             "the pixels beyond the edge are unknown, not background: the image's edge is not another label",
+             **values)
+    if explains(lambda i, w: _window_classes(i, w, mode="wrap")):
+        fail("{what} sees the opposite side of the image across its edge",
+             "the image does not wrap around: the pixels beyond the edge are unknown, not another label",
+             **values)
+    if explains(lambda i, w: _window_classes(i, w, cross=True)):
+        fail("{what} misses border pixels at diagonal contacts",
+             "a pixel within `width` steps counts diagonal steps too: a square neighbourhood, not a cross",
+             **values)
+    if explains(lambda i, w: _window_classes(i, w, larger_only=True)):
+        fail("{what} misses border pixels next to a smaller label (the background is 0)",
+             "another label may be larger or smaller than the pixel's own", **values)
+    if explains(lambda i, w: _window_classes(i, w, size=w)):
+        fail("{what} draws a ring that is too thin: a window of side `width` reaches only about width / 2 pixels "
+             "to each side",
+             "a pixel is border when another label lies up to `width` pixels away in any direction: count how "
+             "many pixels that window spans",
+             **values)
+    if explains(lambda i, w: interior_border_classes(i, w + 1)) or (
+            all(w > 1 for _, _, w, _, _ in wrong) and explains(lambda i, w: interior_border_classes(i, w - 1))):
+        fail("{what} draws a ring of the wrong thickness",
+             "a ring `width` pixels thick holds the cell pixels up to `width` steps from another label: "
+             "count the steps from the cell's edge inwards",
+             **values)
+    if explains(_foreground_ring):
+        fail("{what} misses the border where two cells touch",
+             "a pixel next to another cell is border too: compare labels, not cell against background",
+             **values)
+    # only borders missing, never one too many, and some of them along the background
+    extra = any(((g == 2) & (e == 1)).any() for _, _, _, g, e in wrong)
+    along_background = sum(int(((g == 1) & (e == 2) & (ndimage.maximum_filter(
+        (i == 0).astype(np.uint8), size=2 * w + 1, mode="nearest") > 0)).sum()) for _, i, w, g, e in wrong)
+    if along_background and not extra:
+        fail("{what} misses the border along the background ({k} pixel(s) in the cases it gets wrong)",
+             "every cell gets a ring, not only where it touches another cell: background counts as another label",
+             **values, k=along_background)
+    y, x = (int(v[0]) for v in np.nonzero(got != expected))
+    fail("{what} differs from the three classes in {n} pixel(s), e.g. at row {y}, column {x}: class {got} "
+         "where {expected} was expected",
+         "look at that pixel's square neighbourhood, `width` pixels to every side: does it hold another label?",
+         "the largest and the smallest label in a pixel's neighbourhood tell whether all the labels there are "
+         "its own (scipy.ndimage has filters for both)",
+         **values, y=y, x=x, got=int(got[y, x]), expected=int(expected[y, x]))
 
 
-def _cross_window_classes(instances: np.ndarray, width: int) -> np.ndarray:
-    """The three classes with a cross-shaped window (4 straight neighbours, repeated): a common slip."""
-    from scipy import ndimage
-    labels = np.asarray(instances, np.int64)
-    footprint = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), width)
-    other = ((ndimage.maximum_filter(labels, footprint=footprint, mode="nearest") != labels)
-             | (ndimage.minimum_filter(labels, footprint=footprint, mode="nearest") != labels))
-    return np.where(labels == 0, 0, np.where(other, 2, 1))
+# -- exercise 2: post-process a poor segmentation ----------------------------------------------------
+
+_POSTPROCESS_SHORTCUTS = {"classical_instances": classical_instances, "otsu_instances": otsu_instances,
+                          "remove_small_objects": remove_small_objects, "watershed_split": watershed_split}
 
 
-def _near(background: np.ndarray, width: int) -> np.ndarray:
-    """Pixels within ``width`` (square window) of a True pixel of ``background``."""
-    from scipy import ndimage
-    return ndimage.maximum_filter(background.astype(np.uint8), size=2 * width + 1, mode="nearest") > 0
+def _as_labels(got, shape: tuple[int, int], case: str) -> np.ndarray:
+    """The learner's labels as an integer numpy array, or a CheckError that says what came back."""
+    if isinstance(got, torch.Tensor):
+        got = got.detach().cpu().numpy()
+    got = np.asarray(got)
+    if got.shape != shape:
+        fail("postprocess({case}) returned shape {got}; expected {shape}",
+             "return one label per pixel of the labels it was given, (H, W)",
+             case=case, got=got.shape, shape=shape)
+    if got.dtype == bool or (got.size and got.max() <= 1):
+        fail("postprocess({case}) returned a foreground mask (only 0 and 1): every nucleus is the same object",
+             "return labels: a distinct id per nucleus, 0 = background",
+             case=case)
+    if not np.issubdtype(got.dtype, np.integer):
+        fail("postprocess({case}) returned dtype {dtype}; expected integer labels", "return an integer label image",
+             case=case, dtype=got.dtype)
+    if got.min() < 0:
+        fail("postprocess({case}) returned negative labels ({low})", "0 is background, nuclei are 1, 2, ...",
+             case=case, low=int(got.min()))
+    return got
 
 
 @learner_check
 def check_postprocess(postprocess: Callable, min_f1: float = 0.70) -> CheckPassed:
-    """``postprocess(labels)`` must turn the raw Otsu labels of the real nuclei image
-    (``otsu_instances``: hundreds of specks, touching nuclei merged) into nuclei: an (H, W) label
-    image scored on the held-out right half (columns 256-511) with an instance F1 of at least
-    ``min_f1``. Raw, the labels score 0.11 there."""
-    from ..baselines import otsu_instances
+    """``postprocess(labels)`` must turn the raw Otsu labels of notebook 10's image
+    (``otsu_instances``: hundreds of specks, touching nuclei merged) into nuclei, from the labels
+    alone and without the library's ready-made steps (``remove_small_objects``,
+    ``watershed_split``, ``classical_instances``, ``otsu_instances``; ``seeded_watershed`` and
+    scipy are allowed). Scored on the left half (columns 0-255), where the learner chooses the
+    settings: an instance F1 of at least ``min_f1``. Then run on a second input, the raw labels of
+    the left half transposed, where it must score about the same (a function that ignores its
+    labels does not). The right half, held out, is not scored here."""
     from ..data import load_real_nuclei
     from ..metrics import instance_scores
     image, instances = load_real_nuclei()
     raw = otsu_instances(image)                                            # (512, 512) int64
-    got = call(postprocess, raw.copy())
-    if isinstance(got, torch.Tensor):
-        got = got.detach().cpu().numpy()
-    got = np.asarray(got)
-    if got.shape != raw.shape:
-        fail(f"postprocess returned shape {got.shape}; expected {raw.shape}", "return one label per pixel, (H, W)")
-    if got.dtype == bool or (got.size and got.max() <= 1):
-        fail("postprocess returned a foreground mask (only 0 and 1): every nucleus is the same object",
-              "return labels: a distinct id per nucleus, 0 = background (e.g. scipy.ndimage.label of a mask)")
-    if not np.issubdtype(got.dtype, np.integer):
-        fail(f"postprocess returned dtype {got.dtype}; expected integer labels", "return an integer label image")
-    right = np.s_[:, 256:]
-    s = instance_scores(got[right], instances[right])
-    sizes = np.bincount(got[right].ravel())[1:]
+    left = np.s_[:, :256]
+    got = _as_labels(call(postprocess, raw.copy(), refuse=_POSTPROCESS_SHORTCUTS), raw.shape, "the Otsu labels")
+    s = instance_scores(got[left], instances[left])
+    sizes = np.bincount(got[left].ravel())[1:]
     specks = int(((sizes > 0) & (sizes < 20)).sum())
-    if s.f1 >= min_f1:
-        return CheckPassed(f"✓ instance F1 on the held-out right half: {s.f1:.2f} (raw Otsu: 0.11; merged "
-                           f"{s.merged}, split {s.split}, objects under 20 px: {specks})")
-    if specks > 10:
-        hint = (f"{specks} objects under 20 pixels remain: remove them (unet_lib.baselines.remove_small_objects); "
-                f"choose the size on the left half, where the median nucleus has ~440 px")
-    elif s.merged > 5:
-        hint = (f"{s.merged} nuclei are merged with a neighbour: split the foreground at the waists with "
-                f"unet_lib.baselines.watershed_split (and fill holes first, scipy.ndimage.binary_fill_holes)")
-    else:
-        hint = ("score your steps on the left half (columns 0-255) one at a time with "
-                "unet_lib.metrics.instance_scores, as in section 6")
-    fail(f"instance F1 on the held-out right half is {s.f1:.2f} (merged {s.merged}, split {s.split}, "
-          f"objects under 20 px: {specks}); the check asks for at least {min_f1:.2f}", hint)
+    values = dict(f1=s.f1, merged=s.merged, split=s.split, specks=specks, fp=s.fp, fn=s.fn, min_f1=min_f1)
+    if s.f1 < min_f1:
+        problem = ("instance F1 on the left half is {f1:.2f} (merged {merged}, split {split}, false positives {fp}, "
+                   "missed {fn}, objects under 20 px: {specks}); the check asks for at least {min_f1:.2f}")
+        if specks > 10 and specks > s.split:
+            fail(problem,
+                 "{specks} objects under 20 pixels remain: specks of a few bright background pixels. How large is "
+                 "a nucleus (section 4 measured them), and how large is a speck?",
+                 "np.bincount of the labels counts the pixels of every object", **values)
+        if s.split > max(s.merged, 5):
+            fail(problem,
+                 "{split} nuclei are split into pieces: one marker per nucleus is the goal. The distance to the "
+                 "background of a ragged outline has many small peaks; are yours one per nucleus?",
+                 "smooth the distance map (scipy.ndimage.gaussian_filter) or ask peaks to be further apart (a "
+                 "larger window for the local maxima), and score each choice on the left half", **values)
+        if s.merged > 5:
+            fail(problem,
+                 "{merged} nuclei share an object with a neighbour: touching nuclei form one blob. Where does a "
+                 "blob of two round nuclei narrow, and what measures that?",
+                 "scipy.ndimage.distance_transform_edt gives each pixel's distance to the background: it peaks "
+                 "near each nucleus' centre and dips at the waist; markers at the peaks, and "
+                 "unet_lib.baselines.seeded_watershed floods the foreground from them", **values)
+        if specks > 10:
+            fail(problem,
+                 "{specks} objects under 20 pixels remain: specks of a few bright background pixels. How large is "
+                 "a nucleus (section 4 measured them), and how large is a speck?",
+                 "np.bincount of the labels counts the pixels of every object", **values)
+        fail(problem,
+             "score each step on the left half (columns 0-255) with instance_scores, one change at a time, and "
+             "look at the labels next to the annotation: which error is left?",
+             **values)
+    flipped = np.ascontiguousarray(raw[left].T)                              # (256, 512): the left half, transposed
+    got_b = _as_labels(call(postprocess, flipped.copy(), refuse=_POSTPROCESS_SHORTCUTS), flipped.shape,
+                       "the left half's Otsu labels, transposed")
+    f1_b = instance_scores(got_b, np.ascontiguousarray(instances[left].T)).f1
+    if f1_b < s.f1 - 0.05:
+        fail("on a second input, the left half's Otsu labels transposed, your labels score F1 {f1_b:.2f}, against "
+             "{f1:.2f} on the same pixels untransposed",
+             "postprocess must work from the labels it is given, whatever image they come from: nothing else (not "
+             "the image, not a fixed answer, not a fixed size)",
+             f1_b=f1_b, f1=s.f1)
+    raw_f1 = instance_scores(raw[left], instances[left]).f1
+    return passed("✓ instance F1 on the left half, where you chose your settings: {f1:.2f} (raw Otsu labels: "
+                  "{raw:.2f}; merged {merged}, split {split}, objects under 20 px: {specks}); the right half is "
+                  "scored once, after the answers", raw=raw_f1, **values)
