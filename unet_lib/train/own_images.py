@@ -22,6 +22,7 @@ from ..config import TrainConfig
 from ..files import ImageFolder, split_by_image, split_by_region
 from ..files.normalization import CLIP_LIMIT
 from ..model import UNet
+from ..tiling import context_margin
 from .evaluation import evaluate
 from .loop import fit
 from .optimizer import make_optimizer
@@ -50,6 +51,8 @@ def train_own_images(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     if rank == 0:
         _print_summary(data, train_part, held_out)
     model = _network(args, data, mask_kind, prior, init, say)
+    if prior is None and init is None:
+        say(_depth_hint(train_part, model))
     plan, warning = _plan(args, train_part, tile, world_size)
     config = _config(args, device, val_part is not None, plan)
     if warning:
@@ -244,6 +247,19 @@ def _network(args: argparse.Namespace, data: ImageFolder, mask_kind: str, prior:
                          f"{model.num_classes} classes ({prior.meta.get('mask_kind', 'unknown')} masks), the data "
                          f"is {data.in_channels}-channel {mask_kind} with {data.num_classes} classes")
     return model
+
+
+def _depth_hint(train: ImageFolder, model: UNet) -> str:
+    """The objects' size against what the network sees around a pixel (twice its context margin),
+    and a deeper network where the objects are wider than half of that."""
+    size, margin = train.object_size(), context_margin(model)
+    across = 2 * math.sqrt(size.area / math.pi)
+    if across <= margin:
+        return (f"the network sees {2 * margin} px around each pixel (depth {model.depth}): objects about "
+                f"{across:.0f} px across fit with their neighbours")
+    deeper = context_margin(UNet(depth=model.depth + 1, base_channels=1))
+    return (f"note: the objects are about {across:.0f} px across and the network sees {2 * margin} px around each "
+            f"pixel (depth {model.depth}): --depth {model.depth + 1} sees {2 * deeper} px (a larger --tile follows)")
 
 
 def _initialised(args: argparse.Namespace, data: ImageFolder, init: _Loaded, say) -> UNet:

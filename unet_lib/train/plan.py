@@ -135,7 +135,7 @@ class Timing(NamedTuple):
     """Seconds on this machine (``time_steps``)."""
     step: float          # one training step, its batch's loading and augmentation included
     validation: float    # one evaluate() of the validation data (0 without)
-    draw: float          # one tile with its targets, as fit's set-up checks each tile of an epoch
+    draw: float          # one tile with its targets, as fit's set-up draws each tile of an epoch
 
 
 def time_steps(model: UNet, train_data: Dataset, val_data: Dataset | None, config: TrainConfig,
@@ -169,18 +169,22 @@ def time_steps(model: UNet, train_data: Dataset, val_data: Dataset | None, confi
     start = time.perf_counter()
     if val_data is not None:
         evaluate(probe, val_data, weighted=config.weighted)
-    return Timing(sum(took[1:]) / steps, time.perf_counter() - start if val_data is not None else 0.0, draw)
+    # each of these steps asked its tiles' targets twice (Augmented decides its rule on a tile's first
+    # access), which training does once per tile in all: that draw is not a step's cost
+    step = max(sum(took[1:]) / steps - config.batch_size * draw, 0.5 * sum(took[1:]) / steps)
+    return Timing(step, time.perf_counter() - start if val_data is not None else 0.0, draw)
 
 
 def within_budget(plan: Plan, timing: Timing, seconds_left: float, other_seconds: float = 0.0) -> tuple[Plan, str]:
     """(plan, what was decided): ``plan`` itself when its epochs (steps and a validation each) fit
-    in ``seconds_left`` (with ``fit``'s set-up, a draw of each tile of an epoch); else as many
+    in ``seconds_left`` (with ``fit``'s set-up, two draws of each tile of an epoch); else as many
     whole epochs as fit, at least ``MIN_EPOCHS`` of fewer tiles if fewer would fit, or at last as
     many one-step epochs as fit. ``other_seconds``: what the command spends besides training
     (reading, saving), for the budget it would need. Raises ``ValueError`` when not one step and
     validation fits."""
     step_seconds, val_seconds = timing.step, timing.validation
-    seconds_left -= plan.tiles_per_epoch * timing.draw                 # fit's set-up: each tile drawn and checked
+    # fit's set-up draws and checks each tile of an epoch, and the first epoch's augmentation asks each once more
+    seconds_left -= 2 * plan.tiles_per_epoch * timing.draw
     epoch_seconds = plan.steps_per_epoch * step_seconds + val_seconds
     needed = plan.epochs * epoch_seconds
     timing = f"{step_seconds:.2f} s per step and {val_seconds:.2f} s per validation measured here"
