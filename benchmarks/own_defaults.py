@@ -174,7 +174,7 @@ def part_steps(root: Path, seeds: list[int], datasets: list[str], steps: list[in
                 out = root / f"{name}_{s}_{seed}.pt"
                 seconds = train(images, masks, out, "--seed", str(seed), "--tiles-per-image", str(per_image),
                                 "--epochs", str(epochs), "--val-fraction", "0.25")
-                rows.append(dict(part="steps", data=name, seed=seed, steps=s, seconds=seconds, **model_scores(out, name)))
+                rows.append(dict(part="steps", data=name, seed=seed, seconds=seconds, **model_scores(out, name)))
                 print("ROW", json.dumps(rows[-1]), flush=True)
     print("\n| data | seed | " + " | ".join(f"{s} steps" for s in steps) + " |")
     for name in datasets:

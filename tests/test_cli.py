@@ -386,7 +386,7 @@ def test_dark_sparse_objects_get_percentiles_that_keep_them(tmp_path, capsys):
     for i in range(2):
         image = 30000 + 2000 * rng.standard_normal((64, 64))
         labels = np.zeros((64, 64), np.uint16)
-        labels[10 + 20 * i : 12 + 20 * i, 10:19] = 1                         # one dark rod, 18 px: 0.4%
+        labels[10 + 20 * i : 12 + 20 * i, 10:19] = 2                         # one dark rod, 18 px: 0.4%
         image[labels > 0] = 8000 + 500 * rng.standard_normal(18)
         tifffile.imwrite(tmp_path / "images" / f"r{i}.tif", image.astype(np.uint16))
         tifffile.imwrite(tmp_path / "masks" / f"r{i}.tif", labels)

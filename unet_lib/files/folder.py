@@ -42,7 +42,9 @@ class ImageFolder(Dataset):
     its targets computed on its first access (evaluation); with it, each access is a new random
     tile_size x tile_size tile, access k of sample i drawn from (seed, i, k), with the targets of
     the tile's own labels, as ``Augmented`` computes them (training). ``stems`` restricts it to
-    those pairs (``split_by_image``). Over 60 lines because a Dataset's construction, subset and
+    those pairs (``split_by_image``). ``keep_objects``: ``low`` and ``high`` widened until they clip
+    at most 5% of the masks' foreground (``unet_lib.files.normalization``); ``low``, ``high`` and
+    ``clipping`` say what was used. Over 60 lines because a Dataset's construction, subset and
     sampling belong together; its other jobs (pairing, reading and checking, the random tile, the
     sample dict) are the functions it calls.
     """

@@ -17,6 +17,7 @@ import torch
 
 from .. import distributed
 from ..arguments import device_arg
+from ..baselines import ObjectSize
 from ..checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, save_checkpoint
 from ..config import TrainConfig
 from ..files import ImageFolder, split_by_image, split_by_region
@@ -48,11 +49,12 @@ def train_own_images(parser: argparse.ArgumentParser, args: argparse.Namespace, 
     tile = _tile(parser, args, (prior or init).model if (prior or init) else None)
     mask_kind = "classes" if args.classes is not None else "instances"
     data, train_part, val_part, held_out = _read_folders(args, mask_kind, rank, prior)
+    size = train_part.object_size()                 # post-processing at prediction scales with it
     if rank == 0:
-        _print_summary(data, train_part, held_out)
+        _print_summary(data, train_part, held_out, size)
     model = _network(args, data, mask_kind, prior, init, say)
     if prior is None and init is None:
-        say(_depth_hint(train_part, model))
+        say(_depth_hint(size, model))
     plan, warning = _plan(args, train_part, tile, world_size)
     config = _config(args, device, val_part is not None, plan)
     if warning:
@@ -71,7 +73,7 @@ def train_own_images(parser: argparse.ArgumentParser, args: argparse.Namespace, 
         return
     if val_part is not None:
         _print_validation(evaluate(model, val_part, weighted=config.weighted), history, held_out)
-    meta = _meta(args, data, tile, plan, train_part, val_part, prior)
+    meta = _meta(args, data, tile, plan, train_part, val_part, prior, len(history["epoch"]), size)
     path = save_checkpoint(args.out, model.cpu(), config, _continued(prior, history), meta,
                            optimizer_state=optimizer.state_dict())
     distributed.barrier()   # the file is whole before any rank goes on (a no-op in one process)
@@ -185,7 +187,7 @@ def _read_folders(args: argparse.Namespace, mask_kind: str, rank: int, prior: _L
     return data, data.subset(train_stems), (data.subset(val_stems) if val_stems else None), held_out
 
 
-def _print_summary(data: ImageFolder, train: ImageFolder, held_out: str | None) -> None:
+def _print_summary(data: ImageFolder, train: ImageFolder, held_out: str | None, size: ObjectSize) -> None:
     info = data.summary()
     sizes = ", ".join(f"{size} x{n}" for size, n in info["sizes"].items())
     print(f"found {info['images']} image/mask pairs: {info['in_channels']} channel(s), sizes {sizes}, "
@@ -196,7 +198,6 @@ def _print_summary(data: ImageFolder, train: ImageFolder, held_out: str | None) 
               + (f"; {len(info['binary_masks'])} binary masks labelled into components" if info["binary_masks"] else ""))
     else:
         print(f"class maps, K = {info['num_classes']}: class fractions {info['class_fractions']}")
-    size = train.object_size()
     print(f"objects in the training masks: median {size.area:.0f} px, inscribed radius {size.radius:.1f} px "
           f"({size.count} objects measured); predict scales its post-processing to them")
     print(_normalisation_note(data.clipping))
@@ -249,10 +250,10 @@ def _network(args: argparse.Namespace, data: ImageFolder, mask_kind: str, prior:
     return model
 
 
-def _depth_hint(train: ImageFolder, model: UNet) -> str:
+def _depth_hint(size: ObjectSize, model: UNet) -> str:
     """The objects' size against what the network sees around a pixel (twice its context margin),
     and a deeper network where the objects are wider than half of that."""
-    size, margin = train.object_size(), context_margin(model)
+    margin = context_margin(model)
     across = 2 * math.sqrt(size.area / math.pi)
     if across <= margin:
         return (f"the network sees {2 * margin} px around each pixel (depth {model.depth}): objects about "
@@ -373,16 +374,15 @@ def _trained(history: dict, config: TrainConfig, patience: int | None) -> str:
 
 
 def _meta(args: argparse.Namespace, data: ImageFolder, tile: int, plan: Plan, train: ImageFolder,
-          val: ImageFolder | None, prior: _Loaded | None) -> dict:
+          val: ImageFolder | None, prior: _Loaded | None, epochs: int, size: ObjectSize) -> dict:
     """What ``python -m unet_lib.predict`` needs beyond the network (the normalisation, the mask
-    kind, the channel axis, the objects' size), and how the model was trained, for the checkpoint's
-    ``meta``."""
-    size = train.object_size()
+    kind, the channel axis, the objects' size), and how the model was trained (``steps``: this run's
+    ``epochs`` of the plan's steps), for the checkpoint's ``meta``."""
     return dict(data="unet_lib.files.ImageFolder", mask_kind=data.mask_kind, num_classes=data.num_classes,
                 in_channels=data.in_channels, low=data.low, high=data.high, channel_axis=data.channel_axis,
                 object_area=size.area, object_radius=size.radius, objects_measured=size.count,
                 tile_size=tile, tiles_per_epoch=plan.tiles_per_epoch, tiles_per_image=plan.tiles_per_epoch / len(train),
-                steps=plan.steps, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
+                steps=epochs * plan.steps_per_epoch, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
                 train_images=list(train.stems), val_images=list(val.stems) if val is not None else [],
                 val_region=None if args.val_region is None else f"{args.val_region} {args.val_fraction:g}",
                 init=None if args.init is None else str(args.init),
