@@ -36,22 +36,25 @@ class Progress:
                  stream: TextIO | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.desc, self.disable, self.start = desc, disable, time.perf_counter()
-        self.bar = None
+        self.bar, self.last = None, ""
         if not disable and _interactive(self.stream):
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=None if stream is None else stream)
 
     def step(self, n: int = 1, **postfix) -> None:
-        """``n`` steps done; ``postfix`` (e.g. the running loss) shown on the bar only."""
+        """``n`` steps done; ``postfix`` (e.g. the running loss) shown on the bar only, before the
+        text of the last ``done``."""
         if self.bar is not None:
             self.bar.update(n)
             if postfix:
-                self.bar.set_postfix(postfix, refresh=False)
+                now = ", ".join(f"{k}={v}" for k, v in postfix.items())
+                self.bar.set_postfix_str(f"{now} | {self.last}" if self.last else now, refresh=False)
 
     def done(self, text: str) -> None:
-        """A unit of work ended: ``text`` beside the bar, or one line in a log."""
+        """A unit of work ended: ``text`` beside the bar (until the next one), or one line in a log."""
         if self.disable:
             return
         if self.bar is not None:
+            self.last = text
             self.bar.set_postfix_str(text)
         else:
             print(f"{self.desc}: {text} ({time.perf_counter() - self.start:.0f} s)", file=self.stream, flush=True)
