@@ -224,7 +224,7 @@ def _rod(shape, start, end, half_width):
 def test_object_size_measures_whole_objects_and_leaves_out_those_cut_by_the_edge():
     labels, discs = _discs((60, 80), [(20, 20), (40, 55), (30, 78)], 6)      # the third is cut by the edge
     size = object_size([labels])
-    assert size.count == 2 and size.area == discs[0].sum() == discs[1].sum()
+    assert size.count == 2 and size.area == discs[0].sum() == discs[1].sum() == size.large
     assert abs(size.radius - 6) <= 1                                          # the inscribed radius
     # two discs touching each other: each measured on its own, not as one blob
     touching, _ = _discs((40, 60), [(20, 20), (20, 33)], 7)
@@ -244,6 +244,19 @@ def test_split_by_size_splits_touching_discs_and_keeps_a_rod_whole():
     assert len(np.unique(watershed_split(rod, peak_footprint=3))) - 1 > 1
     with pytest.raises(ValueError, match="radius must be > 0"):
         split_by_size(rod, radius=0)
+
+
+def test_postprocess_instances_splits_only_objects_larger_than_the_training_objects():
+    pair, _ = _discs((40, 70), [(20, 20), (20, 39)], 10)                    # two touching discs: one blob
+    size = ObjectSize(area=320.0, radius=10.0, count=10, large=400.0)         # 95% of the objects under 400 px
+    assert (pair > 0).sum() > 400 and len(np.unique(postprocess_instances(pair > 0, size))) - 1 == 2
+    big = ObjectSize(area=320.0, radius=10.0, count=10, large=1000.0)          # blobs of that size are single objects
+    assert len(np.unique(postprocess_instances(pair > 0, big))) - 1 == 1
+    # a peanut of 289 px, a typical object's size, stays whole, though a watershed would split its waist
+    peanut, _ = _discs((30, 40), [(15, 13), (15, 25)], 7)
+    assert len(np.unique(split_by_size(peanut > 0, 5.0))) - 1 == 2
+    assert len(np.unique(postprocess_instances(peanut > 0, ObjectSize(200.0, 5.0, 10, 300.0)))) - 1 == 1
+    assert ObjectSize(100.0, 5.0, 3).merged_above == 200.0                     # without a percentile: twice the median
 
 
 def test_postprocess_instances_removes_specks_under_a_tenth_of_the_typical_object():

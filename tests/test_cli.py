@@ -433,7 +433,8 @@ def test_predict_post_processes_to_the_training_objects_size(instance_folder, mo
     raw, probs = predict.predict_image(model, image, meta, postprocess=False)
     big = dict(meta, object_area=10.0 * meta["object_area"])                  # objects ten times as large
     filtered, _ = predict.predict_image(model, image, big)
-    expected = postprocess_instances(probs.argmax(0), ObjectSize(big["object_area"], big["object_radius"], 1))
+    expected = postprocess_instances(probs.argmax(0), ObjectSize(big["object_area"], big["object_radius"], 1,
+                                                                 big["object_large_area"]))
     np.testing.assert_array_equal(filtered, expected)
     old = {k: v for k, v in meta.items() if not k.startswith("object")}    # a checkpoint of before #21
     np.testing.assert_array_equal(predict.predict_image(model, image, old)[0], raw)

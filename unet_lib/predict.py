@@ -12,8 +12,9 @@ each normalised as in training (the checkpoint's ``low`` and ``high`` percentile
 
 Post-processing scales with the objects, and is chosen from nothing but the training masks: the
 train command measures their median area and inscribed radius and stores them in the checkpoint;
-objects are split at their waists by a watershed scaled to that radius, and objects under a tenth
-of that area removed (``unet_lib.baselines.postprocess_instances``). ``--no-postprocess`` gives
+objects larger than 95% of the training objects (merged ones) are split at their waists by a
+watershed scaled to that radius, and objects under a tenth of the median area removed
+(``unet_lib.baselines.postprocess_instances``). ``--no-postprocess`` gives
 the connected components of the predicted foreground (what a checkpoint without sizes gets).
 
 Files are written atomically. ``OUT_DIR/unet-predict.json`` records, for every file this command
@@ -53,7 +54,8 @@ def object_size_of(meta: dict) -> ObjectSize | None:
     written before the train command measured it)."""
     if meta.get("object_area") is None or meta.get("object_radius") is None:
         return None
-    return ObjectSize(float(meta["object_area"]), float(meta["object_radius"]), int(meta.get("objects_measured", 0)))
+    return ObjectSize(float(meta["object_area"]), float(meta["object_radius"]), int(meta.get("objects_measured", 0)),
+                      float(meta.get("object_large_area") or 0.0))
 
 
 def predict_image(model: UNet, image: np.ndarray, meta: dict, tile_size: int | None = None,

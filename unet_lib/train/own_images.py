@@ -380,7 +380,8 @@ def _meta(args: argparse.Namespace, data: ImageFolder, tile: int, plan: Plan, tr
     ``epochs`` of the plan's steps), for the checkpoint's ``meta``."""
     return dict(data="unet_lib.files.ImageFolder", mask_kind=data.mask_kind, num_classes=data.num_classes,
                 in_channels=data.in_channels, low=data.low, high=data.high, channel_axis=data.channel_axis,
-                object_area=size.area, object_radius=size.radius, objects_measured=size.count,
+                object_area=size.area, object_radius=size.radius, object_large_area=size.large,
+                objects_measured=size.count,
                 tile_size=tile, tiles_per_epoch=plan.tiles_per_epoch, tiles_per_image=plan.tiles_per_epoch / len(train),
                 steps=epochs * plan.steps_per_epoch, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
                 train_images=list(train.stems), val_images=list(val.stems) if val is not None else [],
