@@ -72,6 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # benchmarks/rods.py
 STEPS = {120: (4, 20), 240: (8, 20), 480: (8, 40), 960: (16, 40)}   # steps: (tiles per image, epochs), 6 images
 RIGHT_HALF = np.s_[:, 256:]
 TILE = 132                                                        # the command's default tile for depth 3
+KEEP: Path | None = None                                          # --keep: where probabilities are saved
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -128,9 +129,18 @@ def scores(labels_of, name: str) -> dict:
 
 
 def model_scores(path: Path, name: str) -> dict:
+    """The scores of the checkpoint at ``path`` as ``predict`` writes its labels (post-processed),
+    ``raw_f1`` of the bare connected components, and how it was trained. With KEEP set, the
+    foreground probabilities of the held-out images are saved there (to score other
+    post-processing later without training again)."""
     model, _, history, meta = load_checkpoint(path)
     result = scores(lambda image: predict_image(model, image, meta)[0], name)
-    result.update(epochs=len(history["epoch"]), steps=meta.get("steps"), best_epoch=history.get("best_epoch", [0])[0])
+    raw = scores(lambda image: predict_image(model, image, meta, postprocess=False)[0], name)
+    if KEEP is not None:
+        probs = [predict_image(model, image, meta, postprocess=False)[1][1] for image, _, _ in held_out(name)]
+        np.savez_compressed(KEEP / f"{path.stem}_probs.npz", *[p.astype(np.float16) for p in probs])
+    result.update(raw_f1=raw["f1"], epochs=len(history["epoch"]), steps=meta.get("steps"),
+                  best_epoch=history.get("best_epoch", [0])[0])
     return result
 
 
@@ -218,8 +228,10 @@ def _fit_directly(images: Path, masks: Path, seed: int, minutes: float, out: Pat
     history = fit(model, TileEpochs(train_part.subset(train_stems, tile_size=TILE), tiles), val_part, config)
     size = train_part.object_size()
     meta = dict(low=data.low, high=data.high, mask_kind="instances", object_area=size.area, object_radius=size.radius)
+    meta["object_large_area"] = size.large
     result = scores(lambda image: predict_image(model.cpu(), image, meta)[0], "nuclei")
-    result.update(epochs=len(history["epoch"]), steps=len(history["epoch"]) * steps_per_epoch)
+    raw = scores(lambda image: predict_image(model, image, meta, postprocess=False)[0], "nuclei")
+    result.update(raw_f1=raw["f1"], epochs=len(history["epoch"]), steps=len(history["epoch"]) * steps_per_epoch)
     return result
 
 
@@ -233,8 +245,8 @@ def part_budget(root: Path, seeds: list[int], minutes: float) -> list[dict]:
         start = time.perf_counter()
         direct = _fit_directly(images, masks, seed, minutes, root / f"direct_{seed}.pt")
         rows.append(dict(part="budget", seed=seed, minutes=minutes, command=command["f1"], command_seconds=seconds,
-                         command_steps=command["steps"], fit=direct["f1"], fit_seconds=time.perf_counter() - start,
-                         fit_steps=direct["steps"]))
+                         command_steps=command["steps"], command_raw=command["raw_f1"], fit=direct["f1"],
+                         fit_seconds=time.perf_counter() - start, fit_steps=direct["steps"], fit_raw=direct["raw_f1"]))
         print("ROW", json.dumps(rows[-1]), flush=True)
     print(f"\nnuclei, {minutes:g} minutes | seed | command F1 | its steps | its seconds | fit F1 | its steps | "
           f"its seconds")
@@ -277,7 +289,13 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["nuclei", "toy", "rods"], help="the steps part's datasets")
     parser.add_argument("--steps", type=int, nargs="+", default=sorted(STEPS), choices=sorted(STEPS))
     parser.add_argument("--json", type=Path, default=None, help="append the rows to this file (JSON lines)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="save each model's foreground probabilities on the held-out images here (.npz)")
     args = parser.parse_args()
+    global KEEP
+    KEEP = args.keep
+    if KEEP is not None:
+        KEEP.mkdir(parents=True, exist_ok=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, load average {os.getloadavg()[0]:.1f}")
     parts = ["steps", "defaults", "budget", "rods", "init"] if args.part == "all" else [args.part]
