@@ -45,7 +45,8 @@ __all__ = ["TARGET_STEPS", "Plan", "TileEpochs", "Timing", "plan_training", "tim
 #   480     0.956 (0.836)    0.896 (0.687)    0.993
 #   960     0.955 (0.911)    0.921 (0.757)    -
 # The nuclei and the toy cells level off by 240 steps, the rods by about 500 (a further doubling
-# adds 0.025); 500 is within 0.03 of the best seen on all three, in about 4 minutes on 2 cores.
+# adds 0.025); 500 is within 0.03 of the best seen on all three (the nuclei crops: 6 minutes on a
+# shared 2-core machine).
 TARGET_STEPS = 500
 EPOCHS_WANTED = 25        # epochs of a small folder's plan: keep-best chooses among 25 validations
 MIN_EPOCHS = 5            # fewest epochs a plan is cut to before it cuts tiles per epoch instead
