@@ -38,7 +38,8 @@ __all__ = ["TARGET_STEPS", "Plan", "TileEpochs", "Timing", "plan_training", "tim
 # The optimizer steps (batch 4 tiles of 132x132, Adam at 2e-3 along a cosine) after which more
 # steps bring little. Measured with benchmarks/own_defaults.py --part steps (seed 0; held-out
 # instance F1 as predict writes it, the bare connected components in brackets; a loaded 2-core
-# machine, so one seed: differences under about 0.03 are noise):
+# machine, so one seed: differences under about 0.03 are noise; the toy cells' 240 and 480 scored
+# with an earlier post-processing that split every object, the others with today's):
 #   steps   nuclei crops     dark rods        toy cells
 #   120     0.883 (0.745)    0.834 (0.577)    0.874 (0.819)
 #   240     0.982 (0.883)    0.828 (0.496)    1.000
