@@ -19,12 +19,13 @@ epoch) that end, whole, within it. It never stretches a plan that fits.
 
 import copy
 import math
+import statistics
 import time
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset, default_collate
 
 from ..augment import Augmented
 from ..config import TrainConfig
@@ -51,7 +52,8 @@ __all__ = ["TARGET_STEPS", "Plan", "TileEpochs", "Timing", "plan_training", "tim
 TARGET_STEPS = 500
 EPOCHS_WANTED = 25        # epochs of a small folder's plan: keep-best chooses among 25 validations
 MIN_EPOCHS = 5            # fewest epochs a plan is cut to before it cuts tiles per epoch instead
-PROBE_STEPS = 3           # steps timed (after one untimed: the first step pays for setting up kernels)
+PROBE_STEPS = 4           # steps timed, their median: a shared machine's steps vary
+PROBE_WARMUP = 2          # untimed steps before: the first steps of a new network set up its kernels
 
 
 @dataclass(frozen=True)
@@ -151,39 +153,33 @@ class Timing(NamedTuple):
 
 def time_steps(model: UNet, train_data: Dataset, val_data: Dataset | None, config: TrainConfig,
                steps: int = PROBE_STEPS) -> Timing:
-    """How long training takes here: ``steps`` steps of a copy of ``model`` as ``fit`` takes them
-    (its device and memory layout, augmented batches of ``config.batch_size`` drawn from
-    ``train_data``, loading included) after one untimed step, one ``evaluate`` on ``val_data``, and
-    the draws of the first batch. ``model`` is left as it was; ``train_data``'s draws are counted:
-    pass a copy that training does not use."""
-    start = time.perf_counter()
-    for j in range(config.batch_size):
-        train_data[j % len(train_data)]
-    draw = (time.perf_counter() - start) / config.batch_size
-    probe = copy.deepcopy(model)
-    device, channels_last = _place(probe, config)
-    optimizer = torch.optim.Adam(probe.parameters(), lr=config.lr)
+    """How long training takes here: the median of ``steps`` steps of a copy of ``model`` as
+    ``fit`` takes them (its device and memory layout, an augmented batch of ``config.batch_size``
+    tiles of ``train_data`` loaded for each, as training loads them after their first access),
+    after ``PROBE_WARMUP`` untimed ones; one ``evaluate`` on ``val_data``; and a tile's first draw
+    (with its targets). ``model`` is left as it was; ``train_data``'s draws are counted: pass a copy
+    that training does not use."""
     augmented = Augmented(train_data, seed=config.seed, **(getattr(train_data, "target_kwargs", None) or {}))
-    loader = iter(DataLoader(augmented, batch_size=config.batch_size, shuffle=True,
-                             generator=torch.Generator().manual_seed(config.seed)))
+    tiles = [j % len(train_data) for j in range(config.batch_size)]
+    start = time.perf_counter()
+    for j in tiles:
+        augmented[j]                        # a first access: the tile drawn with its targets, the rule decided
+    draw = (time.perf_counter() - start) / len(tiles)
+    probe = copy.deepcopy(model)
+    _, channels_last = _place(probe, config)
+    optimizer = torch.optim.Adam(probe.parameters(), lr=config.lr)
     probe.train()
     took = []
-    for k in range(steps + 1):
+    for _ in range(PROBE_WARMUP + steps):   # the first steps of a new network set up its kernels: not timed
         start = time.perf_counter()
-        try:
-            batch = next(loader)
-        except StopIteration:   # fewer tiles than the probe's steps: draw them again
-            loader = iter(DataLoader(augmented, batch_size=config.batch_size, shuffle=True))
-            batch = next(loader)
+        batch = default_collate([augmented[j] for j in tiles])
         train_step(probe, optimizer, batch, config.weighted, channels_last)
         took.append(time.perf_counter() - start)
     start = time.perf_counter()
     if val_data is not None:
         evaluate(probe, val_data, weighted=config.weighted)
-    # each of these steps asked its tiles' targets twice (Augmented decides its rule on a tile's first
-    # access), which training does once per tile in all: that draw is not a step's cost
-    step = max(sum(took[1:]) / steps - config.batch_size * draw, 0.5 * sum(took[1:]) / steps)
-    return Timing(step, time.perf_counter() - start if val_data is not None else 0.0, draw)
+    return Timing(statistics.median(took[PROBE_WARMUP:]), time.perf_counter() - start if val_data is not None
+                  else 0.0, draw)
 
 
 def within_budget(plan: Plan, timing: Timing, seconds_left: float, other_seconds: float = 0.0) -> tuple[Plan, str]:
