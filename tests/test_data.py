@@ -3,7 +3,9 @@
 (load_real_nuclei and percentile_normalize are tested in tests/test_real_nuclei.py.)
 """
 
+import re
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -259,3 +261,39 @@ def test_real_nuclei_crops_cut_the_left_half():
 def test_real_nuclei_crops_refuses_bad_cuts(kwargs, match):
     with pytest.raises(ValueError, match=match):
         real_nuclei_crops(**kwargs)
+
+
+def test_cells_that_cannot_fit_are_refused_with_the_most_that_can():
+    """#21: ToyCells(1, size=32, n_cells=(3000, 3000), radius=(3, 5)) placed 26 cells without a
+    word. By hand: centres >= 0.7 (3 + 3) = 4.2 px apart and within [1.5, 30.5], so disks of radius
+    2.1 around them are disjoint inside a 33.2 px square: at most 33.2**2 / (pi 2.1**2) = 79.6."""
+    with pytest.raises(ValueError, match=r"n_cells=\(3000, 3000\) asks for at least 3000 cells, but at most 79 cells "
+                                         r"of radius >= 3 fit in a 32x32 image"):
+        ToyCells(1, size=32, n_cells=(3000, 3000), radius=(3, 5))
+    with pytest.raises(ValueError, match="at most 79 cells"):
+        draw_cells(32, np.random.default_rng(0), n_cells=(80, 90), radius=(3, 5))
+
+
+def test_a_crowded_sample_is_warned_about_with_the_number_placed_once_per_dataset():
+    data = ToyCells(3, size=32, n_cells=(50, 50), radius=(3, 5))      # fits the bound, not a random placement
+    with pytest.warns(UserWarning, match=r"ToyCells sample 0 .*: only (\d+) of the 50 cells drawn from "
+                                         r"n_cells=\(50, 50\) found room in the 32x32 image") as record:
+        instances = data[0]["instances"]
+    placed = int(re.search(r"only (\d+) of", str(record[0].message)).group(1))
+    assert placed < 25 and len(np.unique(instances)) - 1 <= placed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data[1], data[2]                                             # once per dataset
+    with pytest.warns(UserWarning, match=r"draw_cells: only \d+ of the 50 cells"):
+        draw_cells(32, np.random.default_rng([0, 0]), n_cells=(50, 50), radius=(3, 5))
+
+
+@pytest.mark.parametrize("kwargs", [dict(size=48, seed=5), dict(size=32, radius=(4.0, 8.0)), dict(size=64),
+                                    dict(size=40, radius=(4.0, 6.0)), dict(size=96, seed=4), dict(seed=2000)])
+def test_the_courses_small_images_stay_silent(kwargs):
+    """The course's own cramped settings (fewer cells placed than drawn, as before) warn about nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = ToyCells(4, **kwargs)
+        for i in range(4):
+            data[i]

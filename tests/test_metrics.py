@@ -108,13 +108,30 @@ def test_instance_scores_split_cell_by_hand():
     assert scores.f1 == 0.0
 
 
-def test_instance_scores_threshold_is_inclusive():
+def test_instance_scores_match_strictly_above_the_threshold():
     instances = np.zeros((1, 4), np.int64)
     instances[0, :2] = 1
     pred = np.zeros_like(instances)
-    pred[0, :4] = 1                        # IoU exactly 2/4 = 0.5
+    pred[0, :4] = 1                        # IoU exactly 2/4 = 0.5: not a match
+    assert instance_scores(pred, instances).tp == 0
+    pred[0, 3] = 0                         # IoU 2/3 > 0.5: a match
     assert instance_scores(pred, instances).tp == 1
-    assert instance_scores(pred, instances, threshold=0.6).tp == 0
+    assert instance_scores(pred, instances, threshold=0.7).tp == 0
+    shifted = np.zeros_like(instances)
+    shifted[0, 1:3] = 1                    # IoU 1/3: matched only at a lower threshold, and at 0 (any overlap)
+    assert [instance_scores(shifted, instances, threshold=t).tp for t in (0.5, 0.3, 0.0)] == [0, 1, 1]
+
+
+def test_instance_scores_a_tie_at_one_half_matches_nothing():
+    # one 2-pixel predicted cell over two 1-pixel true cells: IoU exactly 0.5 with each. With ">="
+    # it could claim either (and a loop over true cells would count both); with ">" neither
+    instances = np.array([[1, 2, 0, 0]])
+    pred = np.array([[1, 1, 0, 0]])
+    scores = instance_scores(pred, instances)
+    assert (scores.tp, scores.fp, scores.fn, scores.merged) == (0, 1, 2, 2)
+    # and two halves of one true cell: neither matches
+    scores = instance_scores(np.array([[1, 2, 0, 0]]), np.array([[1, 1, 0, 0]]))
+    assert (scores.tp, scores.fp, scores.fn, scores.split) == (0, 2, 1, 1)
 
 
 def test_instance_scores_empty_images_and_stacks_add_up():
@@ -129,8 +146,11 @@ def test_instance_scores_empty_images_and_stacks_add_up():
 
 
 def test_instance_scores_errors():
-    with pytest.raises(ValueError, match=r"threshold must be a finite number in \(0, 1\], got 0"):
-        instance_scores(np.zeros((3, 3), int), np.zeros((3, 3), int), threshold=0)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=rf"threshold must be a finite number in \[0, 1\], got {bad}"):
+            instance_scores(np.zeros((3, 3), int), np.zeros((3, 3), int), threshold=bad)
+    with pytest.raises(ValueError, match=r"threshold must be below 1 \(a match needs IoU > threshold.*got 1.0"):
+        instance_scores(np.zeros((3, 3), int), np.zeros((3, 3), int), threshold=1.0)
     with pytest.raises(ValueError, match="same shape"):
         instance_scores(np.zeros((3, 3), int), np.zeros((3, 4), int))
 
@@ -169,7 +189,7 @@ def test_rand_error_errors():
     (lambda: iou(np.ones((2, 2), complex), np.ones((2, 2), int)), TypeError, r"pred must have a real \(bool, integer or float\) dtype, got complex128"),
     (lambda: pixel_error(np.zeros((0, 0), int), np.zeros((0, 0), int)), ValueError, r"pred must not be empty, got shape \(0, 0\)"),
     (lambda: dice("mask.png", np.zeros((2, 2), int)), TypeError, r"pred must be a numpy array or torch tensor \(H, W\) or \(N, H, W\), got 'mask.png' \(str\)"),
-    (lambda: instance_scores(np.zeros((2, 2), int), np.zeros((2, 2), int), threshold="0.5"), TypeError, r"threshold must be a finite number in \(0, 1\], got '0.5' \(str\)"),
+    (lambda: instance_scores(np.zeros((2, 2), int), np.zeros((2, 2), int), threshold="0.5"), TypeError, r"threshold must be a finite number in \[0, 1\], got '0.5' \(str\)"),
 ])
 def test_more_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):

@@ -1,5 +1,7 @@
 """Tests for unet_lib.tiling: overlap-tile inference equals whole-image inference."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -243,3 +245,52 @@ def test_fastest_tile_size_by_hand():
         fastest_tile_size(model, 64, 64, max_tile=50)
     with pytest.raises(ValueError, match=r"h must be an integer >= 1, got 0"):
         fastest_tile_size(model, 0, 64)
+
+
+def _state(model: UNet) -> list:
+    """What a prediction must leave as it found: each parameter's tensor (storage, strides, dtype),
+    its requires_grad and whether it is an inference tensor, the buffers, and the mode."""
+    return ([(name, p.data_ptr(), p.stride(), p.dtype, p.requires_grad, p.is_inference())
+             for name, p in model.named_parameters()]
+            + [(name, b.data_ptr(), b.stride(), b.is_inference(), b.clone()) for name, b in model.named_buffers()]
+            + [model.training])
+
+
+def _same_state(a: list, b: list) -> bool:
+    return all(x[:-1] == y[:-1] and (torch.equal(x[-1], y[-1]) if isinstance(x[-1], torch.Tensor) else x == y)
+               for x, y in zip(a[:-1], b[:-1])) and a[-1] == b[-1] and len(a) == len(b)
+
+
+@pytest.mark.parametrize("predict", [predict_tiled, predict_labels])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_a_prediction_leaves_the_model_as_it_found_it_and_training_goes_on(predict, layout):
+    """#21: predict_tiled left the weights as inference tensors, and the next training step raised
+    "Inference tensors cannot be saved for backward". A frozen block stays frozen, a model in
+    training mode stays in it, and the step after a prediction is the step without one."""
+    from unet_lib.train import train_step
+    model = _model(depth=2).train()
+    if layout == "channels_last":
+        model = model.to(memory_format=torch.channels_last)       # as fit leaves it on the CPU
+    for p in model.inc.parameters():
+        p.requires_grad_(False)                                    # a frozen first block (fine-tuning)
+    twin = copy.deepcopy(model)                                    # never predicts
+    before = _state(model)
+    image = torch.rand(1, 45, 38, generator=torch.Generator().manual_seed(0))
+    predict(model, image)
+    assert _same_state(_state(model), before)
+    with torch.inference_mode():                                   # a caller's inference mode, too
+        predict(model, image)
+    assert _same_state(_state(model), before)
+    n = model.valid_input_sizes(30)[0] - 2 * context_margin(model)
+    generator = torch.Generator().manual_seed(1)
+    batch = {"image": torch.rand(2, 1, n, n, generator=generator),
+             "mask": torch.randint(0, 2, (2, n, n), generator=generator), "weight_map": torch.ones(2, n, n)}
+    losses = []
+    for m in (model, twin):
+        torch.manual_seed(0)
+        optimizer = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1)
+        losses.append(train_step(m, optimizer, batch, channels_last=layout == "channels_last"))
+    assert losses[0] == losses[1]
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        assert torch.equal(p, q), name
+    assert not any(p.is_inference() for p in model.parameters())

@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from unet_lib.blocks import DoubleConv, center_crop
-from unet_lib.model import UNet, block_shapes, named_blocks
+from unet_lib.model import UNet, block_shapes
 from unet_lib.viz import (COURSE_DPI, draw_unet, label_colours, plot_history, show_feature_maps, show_images,
                           show_source, use_course_style)
 
@@ -325,7 +325,7 @@ def _skip_and_up(odd: bool = False):
 def test_draw_skip_crop_draws_the_window_that_center_crop_keeps(odd):
     from unet_lib.viz import draw_skip_crop
     skip, up = _skip_and_up(odd)
-    (H, W), (h, w) = skip.shape[-2:], up.shape[-2:]
+    (H, _), (h, w) = skip.shape[-2:], up.shape[-2:]
     fig = draw_skip_crop(skip, up, skip_channel=1, x_channel=0)
     window = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
     assert len(window) == 1
@@ -368,3 +368,207 @@ def test_draw_skip_crop_refuses_bad_input(args, match):
     skip, up = _skip_and_up()
     with pytest.raises(ValueError, match=match):
         draw_skip_crop(*args(skip, up))
+
+# -- your own images: outlines (#21) --
+
+def _outlines_by_brute_force(labels: np.ndarray) -> np.ndarray:
+    """Pixel by pixel: an object pixel with a 4-neighbour inside the image of another label."""
+    h, w = labels.shape
+    out = np.zeros((h, w), bool)
+    for y in range(h):
+        for x in range(w):
+            if labels[y, x] == 0:
+                continue
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < h and 0 <= nx < w and labels[ny, nx] != labels[y, x]:
+                    out[y, x] = True
+    return out
+
+
+def test_outlines_are_the_label_boundaries():
+    from unet_lib.data import draw_cells
+    from unet_lib.viz import outlines
+    _, instances = draw_cells(40, np.random.default_rng(1), n_cells=(6, 6), radius=(5.0, 8.0))   # touching cells
+    instances = np.where(instances > 0, instances * 7 + 100, 0)            # ids with gaps
+    np.testing.assert_array_equal(outlines(instances), _outlines_by_brute_force(instances))
+    by_hand = np.zeros((5, 7), np.int64)
+    by_hand[1:4, 0:3], by_hand[1:4, 3:6] = 1, 2                            # two touching 3x3 squares, one at the edge
+    assert outlines(by_hand).astype(int).tolist() == [[0, 0, 0, 0, 0, 0, 0],
+                                                     [1, 1, 1, 1, 1, 1, 0],
+                                                     [0, 0, 1, 1, 0, 1, 0],   # open at the edge x = 0
+                                                     [1, 1, 1, 1, 1, 1, 0],
+                                                     [0, 0, 0, 0, 0, 0, 0]]
+
+
+def test_the_overlay_draws_exactly_the_outlines_in_their_colours(tmp_path):
+    import imageio.v3 as iio
+    from unet_lib.data import draw_cells
+    from unet_lib.viz import OUTLINE_COLOURS, draw_outlines, outlines, write_overlay
+    image, truth = draw_cells(48, np.random.default_rng(2), n_cells=(5, 5), radius=(5.0, 8.0))
+    pred = np.roll(truth, 1, axis=1)                                       # a prediction one pixel off
+    raw = (image * 40000 + 100).astype(np.uint16)                          # as a microscope writes it
+    rgb = draw_outlines(raw, pred, truth)
+    ours, theirs = outlines(pred), outlines(truth)
+    for key, where in (("prediction", ours & ~theirs), ("truth", theirs & ~ours), ("both", ours & theirs)):
+        assert where.any()
+        np.testing.assert_array_equal((rgb == OUTLINE_COLOURS[key]).all(-1), where)
+    rest = ~(ours | theirs)
+    grey = np.round(np.clip((image - np.percentile(image, 1)) / (np.percentile(image, 99.8) - np.percentile(image, 1)),
+                            0, 1) * 255)
+    assert (rgb[rest] == rgb[rest][:, :1]).all()                           # grey: R = G = B
+    assert np.abs(rgb[rest][:, 0].astype(int) - grey[rest]).max() <= 1    # the image, stretched as the U-Net sees it
+    alone = draw_outlines(raw[None], pred)                                 # (C, H, W), no truth: magenta only
+    np.testing.assert_array_equal((alone == OUTLINE_COLOURS["prediction"]).all(-1), ours)
+    path = write_overlay(tmp_path / "cell_overlay.png", raw, pred, truth)
+    np.testing.assert_array_equal(iio.imread(path), rgb)
+    with pytest.raises(FileExistsError, match="exists; no command overwrites work it did not create"):
+        write_overlay(path, raw, pred)
+    write_overlay(path, raw, pred, overwrite=True)
+    np.testing.assert_array_equal(iio.imread(path), alone)
+    colour = np.stack([raw, raw // 2, raw // 3])                           # 3 channels: shown as RGB
+    assert not (draw_outlines(colour, pred)[rest] == draw_outlines(colour, pred)[rest][:, :1]).all()
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda f: f.draw_outlines(np.zeros((8, 8)), np.zeros((8, 9), int)), ValueError, r"pred is 8x9 but the image is 8x8"),
+    (lambda f: f.draw_outlines(np.zeros((8, 8)), np.zeros((8, 8), int), np.zeros((7, 8), int)), ValueError,
+     r"instances is 7x8 but the image is 8x8"),
+    (lambda f: f.draw_outlines(np.zeros((8, 8)), np.zeros((8, 8))), TypeError, r"labels must .*integer"),
+    (lambda f: f.draw_outlines(np.zeros((2, 2, 8, 8)), np.zeros((8, 8), int)), ValueError, r"image must be a real \(H, W\) or \(C, H, W\)"),
+    (lambda f: f.write_overlay("x.tif", np.zeros((8, 8)), np.zeros((8, 8), int)), ValueError, r"path x\.tif must end in \.png"),
+])
+def test_overlay_errors(call, error, match):
+    from unet_lib import viz
+    with pytest.raises(error, match=match):
+        call(viz)
+
+# -- notebook 03: a transposed convolution paints overlapping kernels --
+
+import torch.nn.functional as F
+
+from unet_lib.viz import painted_kernels, show_transposed_conv
+
+
+def test_painted_kernels_by_hand_kernel_3_stride_2():
+    x, kernel = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.ones(3, 3)
+    parts = painted_kernels(x, kernel, stride=2)
+    per_side = torch.tensor([1, 1, 2, 1, 1])                        # the middle column is painted twice
+    assert torch.equal(parts.counts, per_side[:, None] * per_side[None, :])
+    assert parts.output[2, 2] == 1 + 2 + 3 + 4                       # all four kernels overlap there
+    assert torch.equal(parts.painted[1, :3, 2:], 2 * kernel)         # x[0, 1] = 2, painted at (0, 2)
+    assert parts.painted[1].sum() == 2 * 9 and not parts.footprints[1, 3:].any()
+    assert torch.equal(parts.painted.sum(0), parts.output)
+    assert torch.equal(parts.output, F.conv_transpose2d(x[None, None], kernel[None, None], stride=2)[0, 0])
+
+
+def test_painted_kernels_of_the_papers_up_convolution_do_not_overlap():
+    parts = painted_kernels(torch.tensor([[1.0, 10.0]]), torch.tensor([[1.0, 2.0], [3.0, 4.0]]), stride=2)
+    assert parts.counts.eq(1).all() and parts.output.tolist() == [[1, 2, 10, 20], [3, 4, 30, 40]]
+    gaps = painted_kernels(torch.ones(2, 2), torch.ones(1, 1), stride=2)   # kernel smaller than the stride
+    assert gaps.counts.tolist() == [[1, 0, 1], [0, 0, 0], [1, 0, 1]]
+
+
+def _cell_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_show_transposed_conv_draws_each_painted_kernel_and_the_counts():
+    x, kernel = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.ones(3, 3)
+    fig = show_transposed_conv(x, kernel, stride=2)
+    shown = [ax for ax in fig.axes if ax.get_title()]
+    titles = [ax.get_title() for ax in shown]
+    assert titles[:4] == ["input x (2x2)", "kernel (3x3), stride 2", "output: the painted\nkernels summed",
+                          "footprints covering\neach output pixel"]
+    assert titles[4:] == [f"x[{i}, {j}] = {v:g} times the kernel" for (i, j), v in np.ndenumerate(x.numpy())]
+    parts = painted_kernels(x, kernel, 2)
+    assert _cell_texts(shown[2]) == [f"{v:g}" for v in parts.output.flatten().tolist()]
+    assert _cell_texts(shown[3]) == [str(v) for v in parts.counts.flatten().tolist()]
+    assert _cell_texts(shown[5]) == ["2"] * 9                      # only the painted pixels are written
+    # the painted kernels and the output share one colour scale; every panel on the output's grid
+    assert {ax.images[0].get_clim() for ax in shown[2:3] + shown[4:]} == {(0.0, 10.0)}
+    assert {ax.get_xlim()[1] - ax.get_xlim()[0] for ax in shown} == {5.0}
+    assert sum(len(ax.patches) for ax in shown[4:]) == 4             # a frame per painted kernel
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("args, error, match", [
+    ((torch.ones(1, 2, 2), torch.ones(2, 2), 2), ValueError, r"x must be a \(H, W\) tensor, got shape \(1, 2, 2\)"),
+    ((torch.ones(4, 4), torch.ones(2, 2), 2), ValueError, r"x must have at most 9 pixels, one panel each, got shape "
+                                                          r"\(4, 4\)"),
+    ((torch.ones(2, 2), torch.ones(2, 2), 0), ValueError, r"stride must be an integer >= 1, got 0"),
+    ((torch.ones(2, 2, dtype=torch.int64), torch.ones(2, 2), 2), TypeError, r"x must be a floating-point tensor"),
+    ((np.ones((2, 2)), torch.ones(2, 2), 2), TypeError, r"x must be a torch.Tensor \(H, W\)"),
+])
+def test_show_transposed_conv_names_a_bad_argument(args, error, match):
+    with pytest.raises(error, match=match):
+        show_transposed_conv(*args)
+
+# -- notebook 07: a learning-rate sweep, and paired runs over seeds --
+
+def test_plot_lr_sweep_draws_every_run_and_the_share_left():
+    from unet_lib.viz import plot_lr_sweep
+    lrs, curves = [1e-4, 1e-2, 1.0], [[1.0, 0.9, 0.8], [1.0, 0.5, 0.2], [1.0, 3.0, 1.5]]
+    fig = plot_lr_sweep(lrs, curves, mark=3e-3)
+    left, right = fig.axes[:2]
+    assert [line.get_label() for line in left.get_lines()] == ["lr 0.0001", "lr 0.01", "lr 1"]
+    assert left.get_yscale() == "log" and right.get_xscale() == "log"
+    shares = [line for line in right.get_lines() if len(line.get_xdata()) == 3][0]
+    np.testing.assert_allclose(shares.get_ydata(), [0.8, 0.2, 1.5])            # last / first, per run
+    assert right.get_ylim()[0] == 0 and "after 3 steps" in right.get_title()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one curve per learning rate, got 2 learning rates and 3 curves"):
+        plot_lr_sweep(lrs[:2], curves)
+
+
+def test_plot_paired_arms_draws_one_line_per_seed_and_the_paired_differences():
+    from unet_lib.viz import plot_paired_arms
+    runs = [{"arm": a, "seed": s, "iou": 0.9 + 0.01 * s + (0.025 if a == "both" else 0.0)}
+            for a in ("none", "both") for s in (0, 1, 2)]
+    fig = plot_paired_arms(runs, ["none", "both"], [("iou", "IoU", (0, 1))], difference=("iou", "both", 0.05))
+    whole, paired = fig.axes[:2]
+    assert len(whole.get_lines()) == 3 and whole.get_ylim() == (0, 1)
+    assert paired.get_ylim() == (-0.05, 0.05)                                     # the difference at its size
+    points = [line.get_ydata()[0] for line in paired.get_lines() if line.get_marker() == "o"]
+    np.testing.assert_allclose(points, [-0.025] * 3)                              # none - both, per seed
+    plt.close(fig)
+    with pytest.raises(ValueError, match="runs lacks arm 'both' for seed 2"):
+        plot_paired_arms(runs[:-1], ["none", "both"], [("iou", "IoU", (0, 1))])
+
+
+# -- notebook 08: a detail too small to see at full size --
+
+def test_show_zoom_frames_the_box_and_enlarges_it():
+    from unet_lib.viz import show_zoom
+    labels = np.zeros((40, 50), np.int64)
+    labels[20, 30] = 3                                                            # a one-pixel cell
+    fig = show_zoom([labels, labels > 0], (15, 25, 26, 36), titles=["cells", "mask"], cmap=["labels", "gray"])
+    top, zoom = fig.axes[0], fig.axes[2]
+    frame = [p for p in top.patches if isinstance(p, Rectangle)][0]
+    assert frame.get_xy() == (24.5, 14.5) and (frame.get_width(), frame.get_height()) == (11, 11)
+    shown = zoom.get_images()[0].get_array()
+    assert shown.shape[:2] == (11, 11) and shown[5, 5].any() and not shown[0, 0].any()   # the pixel, enlarged
+    assert zoom.get_title() == "rows 15-25, columns 25-35"
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"box \(30, 0, 45, 10\) does not lie inside image 0 of shape \(40, 50\)"):
+        show_zoom([labels], (30, 0, 45, 10))
+
+
+# -- notebook 09: what a channel does near the cell outlines --
+
+def test_plot_boundary_profile_finds_a_ring_around_a_cell():
+    from scipy import ndimage
+
+    from unet_lib.viz import plot_boundary_profile
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 10:30] = True
+    outside = ndimage.distance_transform_edt(~mask)
+    ring = np.isin(np.rint(outside), [1, 2]).astype(float)                       # a ring 1-2 px outside the cell
+    fmap = torch.from_numpy(np.stack([mask.astype(float), ring])).float()         # (2, H, W): a filler and a ring
+    fig = plot_boundary_profile(fmap, mask, [0, 1], max_distance=4)
+    filler, rings = fig.axes[0].get_lines()[:2]
+    assert list(filler.get_xdata()) == [-4, -3, -2, -1, 1, 2, 3, 4]
+    assert list(filler.get_ydata()) == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert list(rings.get_ydata()) == [0, 0, 0, 0, 1, 1, 0, 0]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="channel 5 does not exist; fmap has channels 0 to 1"):
+        plot_boundary_profile(fmap, mask, [5])

@@ -224,3 +224,58 @@ def test_property_border_term_equals_naive(instances, w0, sigma):
 def test_more_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# -- #21: a tile full of cells costs what a sparse one does, and the weight map stays the same ----
+
+def _border_term_before_21(instances, w0=10.0, sigma=5.0, tolerance=1e-4):
+    """border_term as it was before #21 (every cell's distances on its box), kept as the oracle."""
+    term = np.zeros(instances.shape, np.float32)
+    if w0 == 0 or w0 <= tolerance:
+        return term
+    radius = sigma * math.sqrt(2 * math.log(w0 / tolerance))
+    d1, d2 = two_nearest_distances(instances, max_distance=radius)
+    near = (instances == 0) & (d1 + d2 <= radius)
+    term[near] = w0 * np.exp(-(d1[near] + d2[near]) ** 2 / (2 * sigma**2))
+    return term
+
+
+def _crowded_tiles():
+    from unet_lib.data import draw_cells, separate_touching
+    tiles = []
+    for seed, (size, n, radius) in enumerate([(132, (60, 60), (4.0, 6.0)), (132, (2, 2), (8.0, 12.0)),
+                                              (96, (6, 12), (8.0, 15.0)), (61, (30, 40), (2.0, 4.0))]):
+        _, instances = draw_cells(size, np.random.default_rng(seed), n_cells=n, radius=radius)
+        tiles.append(separate_touching(instances)[:, : size - seed])      # not square but the first
+    ids = tiles[0].copy()
+    ids[ids > 0] = ids[ids > 0] * 1_000_003 + 2**40                       # huge ids with gaps
+    return tiles + [ids]
+
+
+@pytest.mark.parametrize("scan", [None, True, False])
+def test_the_weight_map_is_bit_for_bit_what_it_was(monkeypatch, scan):
+    """Both ways to d1 and d2 (boxes per cell, the neighbourhood scan) and the choice between them
+    give exactly the weight map of before #21, on crowded, sparse and odd tiles and settings."""
+    import unet_lib.weights as weights
+    if scan is not None:                                                   # force one way
+        monkeypatch.setattr(weights, "_SCAN_WHEN_BOXES_COVER", 0.0 if scan else math.inf)
+    for instances in _crowded_tiles():
+        for w0, sigma, tolerance in [(10.0, 5.0, 1e-4), (5.0, 3.0, 1e-6), (10.0, 9.5, 1e-2)]:
+            expected = class_weight_map((instances > 0).astype(np.int64)) + _border_term_before_21(
+                instances, w0, sigma, tolerance)
+            np.testing.assert_array_equal(unet_weight_map(instances, w0, sigma, tolerance=tolerance), expected)
+
+
+def test_a_crowded_tile_is_scanned_and_a_sparse_one_boxed(monkeypatch):
+    """The choice by the work the boxes would do: 60 small cells on 132x132 (boxes covering the
+    tile about 10 times over) are scanned; two cells are not. Counted by the calls, not timed."""
+    import unet_lib.weights as weights
+    calls = []
+    scan = weights._two_nearest_by_scan
+    monkeypatch.setattr(weights, "_two_nearest_by_scan", lambda *a: calls.append(a[0].shape) or scan(*a))
+    crowded, sparse = _crowded_tiles()[:2]
+    cells, cover = weights._boxes_cover(crowded, 25)
+    assert cells >= 55 and cover > 9
+    border_term(crowded)
+    border_term(sparse)
+    assert calls == [crowded.shape]

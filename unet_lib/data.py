@@ -16,7 +16,9 @@ API
   ``ds[i]`` is a dict with ``image`` float32 (1, H, W) in [0, 1], ``instances`` int64 (H, W)
   (0 = background), ``mask`` int64 (H, W) in {0, 1} with the borders between touching cells set
   to background, ``weight_map`` float32 (H, W) (Eq. 2). Sample i depends only on (seed, i).
-* ``draw_cells(size, rng, ...) -> (image, instances)``: one sample as numpy arrays.
+* ``draw_cells(size, rng, ...) -> (image, instances)``: one sample as numpy arrays. A crowded
+  image holds fewer cells than drawn: impossible settings are refused, and a sample with fewer
+  than half of the fewest cells asked for is warned about with the number placed.
 * ``touching_borders(instances) -> bool (H, W)``: cell pixels with a pixel of another cell among
   their 8 neighbours.
 * ``separate_touching(instances) -> int64 (H, W)``: instances with those pixels set to 0.
@@ -31,6 +33,7 @@ API
 """
 
 import math
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -167,9 +170,34 @@ def _check_draw_settings(size, n_cells, radius, touching, noise) -> tuple:
     if not 2 <= radius[0] <= radius[1] <= size / 3:
         raise ValueError(f"radius must be (min, max) with 2 <= min <= max <= size/3 = {size / 3:.0f}, "
                          f"got {radius!r}")
+    most = _most_cells(size, radius[0])
+    if n_cells[0] > most:
+        raise ValueError(f"n_cells={n_cells!r} asks for at least {n_cells[0]} cells, but at most {most} cells of "
+                         f"radius >= {radius[0]:g} fit in a {size}x{size} image (their centres stay at least "
+                         f"0.7 (r_i + r_j) apart; a random placement finds room for far fewer); ask for fewer "
+                         f"cells, smaller radii or a larger size")
     touching = check_probability("touching", touching, hint="touching is a probability")
     noise = check_number("noise (a standard deviation)", noise, min=0.0)
     return size, n_cells, radius, touching, noise
+
+
+def _most_cells(size: int, min_radius: float) -> int:
+    """An upper bound on the cells that ``_place_cells`` can put in a size x size image: centres
+    lie in [r/2, size - r/2] and at least 0.7 (r_i + r_j) >= 1.4 r_min apart, so disks of radius
+    0.7 r_min around them are disjoint and inside a square of side size + 0.4 r_min."""
+    return int((size + 0.4 * min_radius) ** 2 / (math.pi * (0.7 * min_radius) ** 2))
+
+
+def _crowded(placed: int, n_cells: tuple[int, int]) -> bool:
+    """Fewer than half of the fewest cells asked for found room: the image is not what was
+    asked for. (The course's own small images place fewer cells than drawn, never this few.)"""
+    return placed < n_cells[0] / 2
+
+
+def _crowded_message(what: str, placed: int, n: int, size: int, n_cells, radius) -> str:
+    return (f"{what}: only {placed} of the {n} cells drawn from n_cells={tuple(n_cells)!r} found room in the "
+            f"{size}x{size} image (radius={tuple(radius)!r}; each cell gets 20 tries at a free place), fewer than "
+            f"half of the fewest asked for; ask for fewer cells, smaller radii or a larger size")
 
 
 def draw_cells(size: int, rng: np.random.Generator, n_cells: tuple[int, int] = (6, 12),
@@ -181,9 +209,23 @@ def draw_cells(size: int, rng: np.random.Generator, n_cells: tuple[int, int] = (
     4th harmonics). Where cells overlap, a pixel goes to the cell whose (normalised) centre is
     nearest, which gives pressed-together cells with a shared straight-ish border. Every cell is
     darker along its outline, the shared borders included: a faint line, as between real cells.
+
+    A crowded image holds fewer cells than drawn (each new cell gets 20 tries at a free place).
+    Raises ``ValueError`` when even the fewest cells asked for cannot fit, and warns, with the
+    number placed, when fewer than half of them found room.
     """
     size, n_cells, radius, touching, noise = _check_draw_settings(size, n_cells, radius, touching, noise)
     check_rng("rng", rng)
+    image, instances, n, placed = _draw_cells(size, rng, n_cells, radius, touching, noise)
+    if _crowded(placed, n_cells):
+        warnings.warn(_crowded_message("draw_cells", placed, n, size, n_cells, radius), stacklevel=2)
+    return image, instances
+
+
+def _draw_cells(size: int, rng: np.random.Generator, n_cells: tuple[int, int], radius: tuple[float, float],
+                touching: float, noise: float) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``draw_cells`` on checked settings, without its warning: (image, instances, the number of
+    cells drawn, the number placed)."""
     n = int(rng.integers(n_cells[0], n_cells[1] + 1))
     centres, radii = _place_cells(size, n, radius, touching, rng)
     # rho_i(x) < 1 inside cell i: the distance from its centre, normalised by its radius at
@@ -230,7 +272,7 @@ def draw_cells(size: int, rng: np.random.Generator, n_cells: tuple[int, int] = (
     image = np.where(instances > 0, cells, background)
     image = ndimage.gaussian_filter(image, 1.0)                  # the microscope's blur
     image = image + noise * rng.standard_normal((size, size))
-    return np.clip(image, 0, 1).astype(np.float32), instances
+    return np.clip(image, 0, 1).astype(np.float32), instances, n, len(radii)
 
 
 class ToyCells(Dataset):
@@ -245,7 +287,9 @@ class ToyCells(Dataset):
     Knobs: ``n_cells`` (min, max) cells per image, ``radius`` (min, max) mean cell radius in
     pixels, ``touching`` the probability that a new cell is placed against an existing one,
     ``noise`` the standard deviation of the added Gaussian noise. The defaults give 128x128
-    images with about 9 cells, most of them touching another.
+    images with about 9 cells, most of them touching another. Settings whose fewest cells cannot
+    fit are refused (``ValueError``); when fewer than half of them find room in a sample, a
+    warning names the sample and the number placed (once per dataset).
     """
 
     def __init__(self, n: int, size: int = 128, seed: int = 0, n_cells: tuple[int, int] = (6, 12),
@@ -260,6 +304,7 @@ class ToyCells(Dataset):
         self.n, self.size, self.seed = n, size, seed
         self.draw_kwargs = dict(n_cells=tuple(n_cells), radius=tuple(radius), touching=touching, noise=noise)
         self.target_kwargs = dict(w0=w0, sigma=sigma, class_weights=class_weights)
+        self._warned_crowded = False
 
     def __len__(self) -> int:
         return self.n
@@ -267,7 +312,12 @@ class ToyCells(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         i = check_index("index", i, self.n, "ToyCells")
         rng = np.random.default_rng([self.seed, i])              # sample i depends only on (seed, i)
-        image, instances = draw_cells(self.size, rng, **self.draw_kwargs)
+        image, instances, drawn, placed = _draw_cells(self.size, rng, **self.draw_kwargs)
+        if _crowded(placed, self.draw_kwargs["n_cells"]) and not self._warned_crowded:
+            self._warned_crowded = True                          # once per dataset, not once per sample
+            warnings.warn(_crowded_message(f"ToyCells sample {i} (later samples are not warned about)", placed,
+                                           drawn, self.size, **{k: self.draw_kwargs[k] for k in ("n_cells", "radius")}),
+                          stacklevel=2)
         mask, weight_map = targets_from_instances(instances, **self.target_kwargs)
         return {
             "image": torch.from_numpy(image)[None],               # (1, H, W)

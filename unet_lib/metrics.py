@@ -15,8 +15,9 @@ Segment level (``pred_instances`` and ``instances`` are label images, 0 = backgr
 * ``rand_error``: the foreground-restricted Rand error of the ISBI 2012 challenge (Table 1 of
   the paper; Arganda-Carreras et al., 2015): 1 - the F-score of the Rand index over pairs of
   ground-truth foreground pixels.
-* ``instance_scores``: one-to-one matching of predicted and ground-truth cells at IoU >= 0.5,
-  giving precision, recall, F1 and the numbers of merged and split cells. A touching pair
+* ``instance_scores``: one-to-one matching of predicted and ground-truth cells at IoU > 0.5
+  (strictly, so that every match is unique), giving precision, recall, F1 and the numbers of
+  merged and split cells. A touching pair
   predicted as one blob is the failure that the paper's weight map is made to prevent: it
   costs nothing in pixel IoU but counts as two misses and one false positive here.
 
@@ -174,7 +175,7 @@ def instances_from_classes(pred) -> np.ndarray:
 class InstanceScores:
     """Counts from matching predicted cells with ground-truth cells; add them up over images.
 
-    tp: matched pairs (IoU >= threshold); fp: predicted cells without a match; fn: ground-truth
+    tp: matched pairs (IoU > threshold); fp: predicted cells without a match; fn: ground-truth
     cells without a match; merged: ground-truth cells whose largest part lies in a predicted
     cell that also holds the largest part of another cell; split: ground-truth cells that hold
     the largest part of two or more predicted cells.
@@ -211,11 +212,19 @@ def instance_scores(pred_instances, instances, threshold: float = 0.5) -> Instan
 
     Takes two label images (0 = background) of the same shape, (H, W) or (N, H, W); a stack is
     scored image by image and the counts are added. A predicted cell p and a ground-truth cell
-    g match when IoU(p, g) = |p AND g| / |p OR g| >= ``threshold``; pairs are taken greedily
-    from the highest IoU down, each cell at most once (above 0.5 a match is unique anyway).
-    Use ``label_instances(pred)`` to get ``pred_instances`` from a foreground map.
+    g match when IoU(p, g) = |p AND g| / |p OR g| > ``threshold``, strictly, as in the nuclei
+    metric of the 2018 Data Science Bowl. From 0.5 up, strictness is what
+    makes a match unique: two predicted cells with IoU > 0.5 with one true cell would each
+    cover more than half of it, while at exactly 0.5 two halves could both claim it (and one
+    predicted cell could claim two true cells). Pairs are taken greedily from the highest IoU
+    down, each cell at most once, which matters only for ``threshold`` < 0.5. ``threshold`` is
+    in [0, 1): 0 matches any overlap. Use ``label_instances(pred)`` to get ``pred_instances``
+    from a foreground map.
     """
-    threshold = check_number("threshold", threshold, positive=True, max=1.0)
+    threshold = check_number("threshold", threshold, min=0.0, max=1.0)
+    if threshold >= 1.0:
+        raise ValueError(f"threshold must be below 1 (a match needs IoU > threshold, and IoU is at most 1), "
+                         f"got {threshold!r}")
     pred_instances, instances = _pair(pred_instances, instances, ("pred_instances", "instances"), binary=False)
     if instances.ndim == 3:
         total = InstanceScores()
@@ -233,7 +242,7 @@ def instance_scores(pred_instances, instances, threshold: float = 0.5) -> Instan
     pred_free, true_free = np.ones(n_pred, bool), np.ones(n_true, bool)
     for flat in np.argsort(-ious, axis=None, kind="stable"):
         i, j = divmod(int(flat), n_true)
-        if ious[i, j] < threshold:
+        if not ious[i, j] > threshold:      # strictly above: at 0.5 exactly there is no match
             break
         if pred_free[i] and true_free[j]:
             pred_free[i] = true_free[j] = False

@@ -174,21 +174,24 @@ def _tile_geometry(model: UNet, tile_size: int | None, h: int, w: int) -> tuple[
 @contextlib.contextmanager
 def _channels_last_on_cpu(model: UNet) -> Iterator[None]:
     """On the CPU, run the model with channels_last (NHWC) convolution weights and give every
-    weight its own layout back afterwards: oneDNN's convolutions are 1.3-1.8x faster in NHWC on
-    this course's CPUs (the same values up to float rounding, ~1e-6). Elsewhere a no-op."""
+    weight its own tensor back afterwards: oneDNN's convolutions are 1.3-1.8x faster in NHWC on
+    this course's CPUs (the same values up to float rounding, ~1e-6). Elsewhere a no-op.
+
+    The very tensors the weights held are given back (same storage, strides, ``requires_grad``),
+    never a copy: a copy made under ``torch.inference_mode`` is an inference tensor, and the next
+    training step would fail ("Inference tensors cannot be saved for backward")."""
     weights = [p for p in model.parameters() if p.ndim == 4]
     if not weights or weights[0].device.type != "cpu":
         yield
         return
-    contiguous = [p.is_contiguous() for p in weights]
-    for p in weights:
-        p.data = p.data.contiguous(memory_format=torch.channels_last)
+    originals = [p.data for p in weights]
     try:
+        for p in weights:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)   # no copy if it already is
         yield
     finally:
-        for p, was in zip(weights, contiguous):
-            if was:
-                p.data = p.data.contiguous()
+        for p, original in zip(weights, originals):
+            p.data = original
 
 
 def fastest_tile_size(model: UNet, h: int, w: int, max_tile: int | None = None) -> int:
@@ -229,7 +232,8 @@ def predict_tiled(model: UNet, image, tile_size: int | None = None) -> torch.Ten
     one that computes the fewest pixels, as the prediction command line does). Neighbouring input tiles
     overlap by twice the context margin; their outputs tile the image without gaps, and the
     image is mirrored at its borders. The model runs in eval mode (BatchNorm uses its running
-    statistics) and is left in the mode it was in.
+    statistics) and is left exactly as it was found: its mode, and its parameters as the same
+    ordinary tensors (layout, ``requires_grad``), so training can go on after a prediction.
     """
     _check_predict_args(model, image)
     image = _as_chw(model, image)
@@ -247,8 +251,9 @@ def predict_tiled(model: UNet, image, tile_size: int | None = None) -> torch.Ten
     was_training = model.training
     model.eval()
     try:
-        # inference_mode: no autograd bookkeeping at all (no_grad still tracks versions)
-        with torch.inference_mode(), _channels_last_on_cpu(model):
+        # inference_mode: no autograd bookkeeping at all (no_grad still tracks versions); entered
+        # after the layout change, so that the weights never become inference tensors
+        with _channels_last_on_cpu(model), torch.inference_mode():
             for r in range(n_rows):
                 for c in range(n_cols):
                     y, x = r * stride, c * stride  # tile origin: image pixel (y, x) <-> padded (y + m, x + m)

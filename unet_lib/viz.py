@@ -22,11 +22,16 @@ from torch import nn
 
 from .blocks import DoubleConv, Down, Up
 from .model import UNet, named_blocks
-from .validate import check_instance
+from .validate import check_instance, check_int, check_tensor
 
 __all__ = ["Source", "show_source", "use_course_style", "label_colours", "show_images", "show_feature_maps",
            "plot_history", "draw_unet", "COURSE_DPI",
            "draw_skip_crop",
+           "painted_kernels", "show_transposed_conv",
+           "plot_lr_sweep",
+           "plot_paired_arms",
+           "show_zoom",
+           "plot_boundary_profile",
            ]
 
 # The course's figure resolution: 8-px tick labels stay readable at JupyterLab's default zoom,
@@ -590,5 +595,359 @@ def draw_skip_crop(skip: torch.Tensor, x: torch.Tensor, skip_channel: int | None
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+# -- your own images: outlines (#21) --
+# A biologist looks at outlines on the image before reading a number: the predicted outlines
+# (and the true ones) drawn into the image's own pixels, written as <stem>_overlay.png.
+# (Imported here, where this section starts, so that the sections appended below stay apart.)
+import io                                       # noqa: E402
+from pathlib import Path                        # noqa: E402
+
+import imageio.v3 as iio                        # noqa: E402
+
+from .atomic import atomic_write                # noqa: E402
+from .data import percentile_normalize          # noqa: E402
+from .validate import check_bool, check_labels  # noqa: E402
+
+__all__ += ["outlines", "draw_outlines", "write_overlay", "OUTLINE_COLOURS"]
+
+# RGB: predicted outlines magenta, true outlines green, yellow where they coincide. None of them is
+# a grey (R = G = B), so no pixel of a grey image can be taken for an outline; magenta and green
+# stay apart for the common colour-vision deficiencies.
+OUTLINE_COLOURS = {"prediction": (255, 0, 255), "truth": (0, 255, 0), "both": (255, 255, 0)}
+
+
+def outlines(labels) -> np.ndarray:
+    """The outline of every object of an (H, W) label image (0 = background): bool (H, W), True on
+    the object pixels that have a 4-neighbour with another label (background or another object).
+
+    So an outline is one pixel wide, lies inside its object, and two touching objects each get
+    their own. Beyond the image's edge counts as the same label: an object cut by the edge is
+    left open there (nothing says where it ends).
+    """
+    labels = check_labels("labels", labels)
+    other = np.zeros(labels.shape, bool)
+    other[1:] |= labels[1:] != labels[:-1]          # the neighbour above differs
+    other[:-1] |= labels[:-1] != labels[1:]         # below
+    other[:, 1:] |= labels[:, 1:] != labels[:, :-1]     # left
+    other[:, :-1] |= labels[:, :-1] != labels[:, 1:]    # right
+    return other & (labels > 0)
+
+
+def _grey_or_rgb(image) -> np.ndarray:
+    """(H, W) or (C, H, W) image of any dtype -> (H, W, 3) uint8: each channel stretched from its
+    1st to its 99.8th percentile (as the U-Net sees it); 3 channels as RGB, others as the grey of
+    their mean."""
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.ndim == 2:
+        array = array[None]                                       # (1, H, W)
+    if array.ndim != 3 or array.dtype.kind not in "buif" or array.size == 0:
+        raise ValueError(f"image must be a real (H, W) or (C, H, W) image, got shape {array.shape}, dtype {array.dtype}")
+    channels = []
+    for channel in array.astype(np.float64):
+        try:
+            channels.append(percentile_normalize(channel))
+        except ValueError:                                        # a flat channel: no contrast to stretch
+            channels.append(np.zeros(channel.shape, np.float32))
+    rgb = np.stack(channels, -1) if len(channels) == 3 else np.repeat(np.mean(channels, 0)[..., None], 3, -1)
+    return np.round(rgb * 255).astype(np.uint8)                   # (H, W, 3)
+
+
+def draw_outlines(image, pred, instances=None) -> np.ndarray:
+    """The image with the outlines of the predicted objects ``pred`` drawn in (and of the true
+    ``instances``, when given): (H, W, 3) uint8 RGB at the image's own resolution.
+
+    ``image``: (H, W) or (C, H, W), any dtype (each channel stretched from its 1st to its 99.8th
+    percentile; 3 channels shown as RGB, others as the grey of their mean). ``pred`` and
+    ``instances``: (H, W) label images (0 = background). Outline pixels (``outlines``) are
+    ``OUTLINE_COLOURS["prediction"]`` (magenta), ``["truth"]`` (green), or ``["both"]`` (yellow)
+    where a predicted and a true outline share a pixel; every other pixel is the image's.
+    """
+    rgb = _grey_or_rgb(image)
+    shape = rgb.shape[:2]
+    drawn = {"prediction": outlines(pred), "truth": None}
+    if drawn["prediction"].shape != shape:
+        raise ValueError(f"pred is {drawn['prediction'].shape[0]}x{drawn['prediction'].shape[1]} but the image is "
+                         f"{shape[0]}x{shape[1]}; give the prediction of this image")
+    if instances is not None:
+        drawn["truth"] = outlines(instances)
+        if drawn["truth"].shape != shape:
+            raise ValueError(f"instances is {drawn['truth'].shape[0]}x{drawn['truth'].shape[1]} but the image is "
+                             f"{shape[0]}x{shape[1]}; give the true labels of this image")
+    ours, theirs = drawn["prediction"], drawn["truth"] if drawn["truth"] is not None else np.zeros(shape, bool)
+    rgb[ours & ~theirs] = OUTLINE_COLOURS["prediction"]
+    rgb[theirs & ~ours] = OUTLINE_COLOURS["truth"]
+    rgb[ours & theirs] = OUTLINE_COLOURS["both"]
+    return rgb
+
+
+def write_overlay(path, image, pred, instances=None, overwrite: bool = False) -> Path:
+    """Write ``draw_outlines(image, pred, instances)`` as a PNG to ``path`` (by convention
+    ``<stem>_overlay.png`` beside the prediction ``<stem>.tif``), atomically. An existing file is
+    replaced only with ``overwrite=True``. Returns the path."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a file name (str or pathlib.Path), got {type(path).__name__}")
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"path {path} must end in .png: an overlay is a picture, and PNG keeps every outline "
+                         f"pixel exact (e.g. {path.with_suffix('.png').name})")
+    if path.exists() and not check_bool("overwrite", overwrite):
+        raise FileExistsError(f"path {path} exists; no command overwrites work it did not create: give another "
+                              f"name, or replace it on purpose with overwrite=True")
+    buffer = io.BytesIO()
+    iio.imwrite(buffer, draw_outlines(image, pred, instances), extension=".png")
+    return atomic_write(path, buffer.getvalue())
+
+# -- notebook 03: a transposed convolution paints overlapping kernels --
+
+_PAINT_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#800000")
+
+
+class PaintedKernels(NamedTuple):
+    """What ``show_transposed_conv`` draws, computed with torch's own transposed convolution."""
+    painted: torch.Tensor    # (H_in * W_in, H_out, W_out): input pixel (i, j)'s kernel, scaled by x[i, j], in place
+    output: torch.Tensor     # (H_out, W_out): F.conv_transpose2d(x, kernel, stride), the painted kernels summed
+    footprints: torch.Tensor  # (H_in * W_in, H_out, W_out) bool: where each input pixel's kernel lands
+    counts: torch.Tensor     # (H_out, W_out) int64: how many footprints cover each output pixel
+
+
+def painted_kernels(x: torch.Tensor, kernel: torch.Tensor, stride: int) -> PaintedKernels:
+    """Each input pixel's contribution to a one-channel transposed convolution, from torch itself:
+    the transposed convolution of ``x`` with every pixel but (i, j) set to zero is pixel (i, j)'s
+    kernel, scaled by ``x[i, j]`` and written at (i * stride, j * stride). Their sum is the output."""
+    x = check_tensor("x", x, ndim=2, dims="(H, W)", kind="float", finite=True)
+    kernel = check_tensor("kernel", kernel, ndim=2, dims="(k, k)", kind="float", finite=True)
+    stride = check_int("stride", stride, min=1)
+    h, w = x.shape
+    if h * w > len(_PAINT_COLOURS):
+        raise ValueError(f"x must have at most {len(_PAINT_COLOURS)} pixels, one panel each, got shape {tuple(x.shape)}")
+    x, kernel = x.detach().cpu(), kernel.detach().cpu()
+    one_hot = torch.eye(h * w).view(h * w, 1, h, w)                                  # (N, 1, H, W), N = H * W
+    conv = torch.nn.functional.conv_transpose2d
+    painted = conv(one_hot * x, kernel[None, None], stride=stride)[:, 0]            # (N, H_out, W_out)
+    footprints = conv(one_hot, torch.ones_like(kernel)[None, None], stride=stride)[:, 0] > 0
+    output = conv(x[None, None], kernel[None, None], stride=stride)[0, 0]          # (H_out, W_out)
+    return PaintedKernels(painted, output, footprints, footprints.sum(0))
+
+
+def show_transposed_conv(x: torch.Tensor, kernel: torch.Tensor, stride: int, size: float = 2.3) -> plt.Figure:
+    """A one-channel transposed convolution drawn as painting: the (H, W) input ``x`` and the
+    kernel; below them each input pixel's kernel, scaled by its value and painted ``stride``
+    pixels from its neighbour's (a coloured frame per input pixel); the output, where the
+    painted kernels are summed, with every footprint framed; and how many footprints cover each
+    output pixel. Every value is written in its cell; the painted kernels and the output share
+    one colour scale. At most 9 input pixels (one panel each)."""
+    parts = painted_kernels(x, kernel, stride)
+    x, kernel = x.detach().cpu(), kernel.detach().cpu()
+    n, (h, w), k = parts.painted.shape[0], x.shape, kernel.shape
+    cols = 4
+    rows = 1 + -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows * 1.05), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    values = torch.cat([parts.painted.flatten(), parts.output.flatten(), torch.zeros(1)])
+    scale = {"cmap": "viridis", "vmin": values.min().item(), "vmax": values.max().item()}
+
+    out_h, out_w = parts.output.shape
+
+    def grid(ax, data, title, frames=(), mask=None, **imshow):
+        data = data.float().numpy()
+        shown = np.ma.masked_array(data, mask=mask) if mask is not None else data
+        ax.set_facecolor("#eeeeee" if mask is not None else "white")   # grey: pixels this kernel does not paint
+        im = ax.imshow(shown, interpolation="nearest", **imshow)
+        # every panel on the output's grid, so that a pixel is the same size everywhere
+        top, left = (out_h - data.shape[0]) / 2, (out_w - data.shape[1]) / 2
+        ax.set_xlim(-0.5 - left, out_w - 0.5 - left)
+        ax.set_ylim(out_h - 0.5 - top, -0.5 - top)
+        norm, cmap = im.norm, im.get_cmap()
+        for (r, c), v in np.ndenumerate(data):
+            if mask is not None and mask[r, c]:
+                continue
+            dark = sum(cmap(norm(v))[:3]) < 1.5
+            ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=_FONT, color="white" if dark else "black")
+        for colour, (top, left, height, width), inset in frames:
+            ax.add_patch(Rectangle((left - 0.5 + inset, top - 0.5 + inset), width - 2 * inset, height - 2 * inset,
+                                   fill=False, edgecolor=colour, linewidth=2))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_axis_on()
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_title(title, fontsize=_TITLE_FONT)
+        return im
+
+    def frame(p: int, inset: float = 0.0):
+        i, j = divmod(p, w)
+        return _PAINT_COLOURS[p], (i * stride, j * stride, k[0], k[1]), inset
+
+    grid(axes[0, 0], x, f"input x ({h}x{w})", frames=[(_PAINT_COLOURS[p], (*divmod(p, w), 1, 1), 0.04)
+                                                      for p in range(n)], **scale)
+    grid(axes[0, 1], kernel, f"kernel ({k[0]}x{k[1]}), stride {stride}", **scale)
+    im = grid(axes[0, 2], parts.output, "output: the painted\nkernels summed",
+              frames=[frame(p, 0.04 + 0.08 * (p % 3)) for p in range(n)], **scale)
+    fig.colorbar(im, ax=axes[0, 2], fraction=0.046, pad=0.04)
+    top = int(parts.counts.max())
+    im = grid(axes[0, 3], parts.counts, "footprints covering\neach output pixel", cmap="Blues",
+              vmin=0, vmax=max(top, 1))
+    fig.colorbar(im, ax=axes[0, 3], fraction=0.046, pad=0.04, ticks=range(top + 1))
+    for p in range(n):
+        i, j = divmod(p, w)
+        grid(axes[1 + p // cols, p % cols], parts.painted[p], f"x[{i}, {j}] = {x[i, j].item():g} times the kernel",
+             frames=[frame(p, 0.04)], mask=~parts.footprints[p].numpy(), **scale)
+    fig.tight_layout()
+    return fig
+
+
+# -- notebook 07: a learning-rate sweep, and paired runs over seeds --
+
+def plot_lr_sweep(lrs: Sequence[float], curves: Sequence[Sequence[float]], mark: float | None = None,
+                  size: float = 3.4) -> plt.Figure:
+    """What a learning-rate sweep shows: left, every run's loss step by step (one line per learning
+    rate, on a log axis so that a loss that falls tenfold and one that climbs both show); right,
+    each run's last loss as a share of its first, against the learning rate (log axis), with
+    ``mark`` (e.g. the course's learning rate) drawn as a dashed line. ``curves[i]`` is the run
+    at ``lrs[i]``, all from the same starting weights."""
+    if len(lrs) != len(curves) or not lrs:
+        raise ValueError(f"plot_lr_sweep needs one curve per learning rate, got {len(lrs)} learning rates and "
+                         f"{len(curves)} curves")
+    if any(len(c) == 0 for c in curves) or any(not lr > 0 for lr in lrs):
+        raise ValueError("every curve needs at least one loss, and every learning rate must be > 0")
+    from matplotlib.ticker import MaxNLocator
+    fig, (left, right) = plt.subplots(1, 2, figsize=(size * 2.6, size))
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(lrs)))
+    for lr, curve, colour in zip(lrs, curves, colours):
+        left.plot(range(1, len(curve) + 1), curve, color=colour, label=f"lr {lr:g}")
+    left.set_yscale("log")
+    left.set_xlabel("step")
+    left.set_ylabel("training loss (log axis)")
+    left.set_title("every run, step by step")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    left.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    shares = [curve[-1] / curve[0] for curve in curves]
+    right.plot(lrs, shares, "o-", color="tab:blue")
+    right.axhline(1.0, color="grey", lw=0.8, ls=":")
+    right.text(lrs[0], 1.0, " no change", va="bottom", fontsize=8, color="grey")
+    if mark is not None:
+        right.axvline(mark, color="tab:red", lw=1, ls="--")
+        right.text(mark, max(shares + [1.0]) * 1.02, f" lr {mark:g}", color="tab:red", fontsize=8, va="bottom")
+    right.set_xscale("log")
+    right.set_ylim(0, max(shares + [1.0]) * 1.12)
+    right.set_xlabel("learning rate (log axis)")
+    right.set_ylabel("last loss / first loss")
+    right.set_title(f"after {len(curves[0])} steps")
+    fig.tight_layout()
+    return fig
+
+
+def plot_paired_arms(runs: Sequence[dict], arms: Sequence[str], panels: Sequence[tuple[str, str, tuple[float, float]]],
+                     difference: tuple[str, str, float] | None = None, size: float = 3.0) -> plt.Figure:
+    """An experiment with several arms run over several seeds: for each ``(key, title, (ymin, ymax))``
+    of ``panels`` one line per seed across the arms (the arms of one seed are paired: same data,
+    same start). ``difference = (key, reference, half_range)`` adds a last panel of the paired
+    differences ``key(arm) - key(reference)`` per seed, on an axis from ``-half_range`` to
+    ``+half_range`` with a line at 0: a difference of a few hundredths drawn at its true size
+    next to the seeds' spread, where a 0-to-1 axis would hide it. ``runs``: dicts with "arm",
+    "seed" and the keys."""
+    seeds = sorted({r["seed"] for r in runs})
+    value = {(r["arm"], r["seed"]): r for r in runs}
+    missing = [(a, s) for a in arms for s in seeds if (a, s) not in value]
+    if missing:
+        raise ValueError(f"runs lacks arm {missing[0][0]!r} for seed {missing[0][1]}; every arm needs every seed")
+    n = len(panels) + (difference is not None)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.15), squeeze=False)
+    colours = plt.cm.tab10(np.arange(len(seeds)) % 10)
+    for ax, (key, title, limits) in zip(axes[0], panels):
+        for s, colour in zip(seeds, colours):
+            ax.plot(range(len(arms)), [value[arm, s][key] for arm in arms], "o-", color=colour, alpha=0.7,
+                    label=f"seed {s}")
+        ax.set_xticks(range(len(arms)), arms)
+        ax.set_ylim(*limits)
+        ax.set_title(title)
+    if difference is not None:
+        key, reference, half = difference
+        ax = axes[0][-1]
+        others = [a for a in arms if a != reference]
+        for s, colour in zip(seeds, colours):
+            ax.plot(range(len(others)), [value[a, s][key] - value[reference, s][key] for a in others], "o",
+                    color=colour, alpha=0.8)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(others)), others)
+        ax.set_xlim(-0.5, len(others) - 0.5)
+        ax.set_ylim(-half, half)
+        ax.set_title(f"{key}: arm minus {reference!r}, per seed")
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# -- notebook 08: a detail too small to see at full size --
+
+def show_zoom(images: Sequence, box: tuple[int, int, int, int], titles: Sequence[str] | None = None,
+              cmap: str | Sequence[str] = "gray", size: float = 2.6) -> plt.Figure:
+    """The same images twice: whole in the top row with ``box`` = (top, left, bottom, right) drawn
+    as a yellow frame, and that box enlarged in the bottom row, pixels drawn as squares (no
+    interpolation). For a detail of a few pixels, which is invisible at full size. ``images`` and
+    ``cmap`` as in ``show_images`` (``"labels"`` for a label image)."""
+    top, left, bottom, right = (int(v) for v in box)
+    n = len(images)
+    cmaps = [cmap] * n if isinstance(cmap, str) else list(cmap)
+    if len(cmaps) != n or (titles is not None and len(titles) != n):
+        raise ValueError(f"show_zoom got {n} images but {len(cmaps)} cmaps and "
+                         f"{'no' if titles is None else len(titles)} titles; give one of each per image")
+    fig, axes = plt.subplots(2, n, figsize=(size * n, size * 2), squeeze=False)
+    for i, image in enumerate(images):
+        array = _to_numpy(image)
+        if not (0 <= top < bottom <= array.shape[0] and 0 <= left < right <= array.shape[1]):
+            raise ValueError(f"box {box} does not lie inside image {i} of shape {array.shape[:2]}")
+        shown = label_colours(array) if cmaps[i] == "labels" else array
+        kwargs = {} if cmaps[i] == "labels" or array.ndim == 3 else {"cmap": cmaps[i]}
+        whole, zoom = axes[0][i], axes[1][i]
+        whole.imshow(shown, interpolation="nearest", **kwargs)
+        whole.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, edgecolor="yellow",
+                                  lw=1.5))
+        zoom.imshow(shown[top:bottom, left:right], interpolation="nearest",
+                    extent=(left - 0.5, right - 0.5, bottom - 0.5, top - 0.5), **kwargs)
+        for ax in (whole, zoom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if titles is not None:
+            whole.set_title(titles[i], fontsize=10)
+        zoom.set_title(f"rows {top}-{bottom - 1}, columns {left}-{right - 1}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# -- notebook 09: what a channel does near the cell outlines --
+
+def plot_boundary_profile(fmap, mask, channels: Sequence[int], max_distance: int = 8,
+                          size: float = 3.4) -> plt.Figure:
+    """The mean activation of each chosen channel of ``fmap`` (C, H, W) against the signed distance
+    of a pixel to the nearest cell outline of ``mask`` (H, W, 0/1): negative inside the cells,
+    positive outside, rounded to whole pixels, from ``-max_distance`` to ``+max_distance``. A
+    channel that traces the outlines as a ring peaks near 0; one that fills the cells is high on
+    the left. ``fmap`` and ``mask`` must cover the same pixels."""
+    from scipy import ndimage
+    maps = _to_numpy(fmap) if not isinstance(fmap, torch.Tensor) else fmap.detach().cpu().float().numpy()
+    mask = np.asarray(_to_numpy(mask)) > 0
+    if maps.ndim != 3 or maps.shape[1:] != mask.shape:
+        raise ValueError(f"fmap must be (C, H, W) over the pixels of mask {mask.shape}, got shape {maps.shape}")
+    bad = [c for c in channels if not 0 <= c < maps.shape[0]]
+    if bad:
+        raise ValueError(f"channel {bad[0]} does not exist; fmap has channels 0 to {maps.shape[0] - 1}")
+    inside, outside = ndimage.distance_transform_edt(mask), ndimage.distance_transform_edt(~mask)
+    # the outline lies between the last cell pixel (distance -1 inside) and the first background pixel (+1)
+    signed = np.where(mask, -inside, outside)
+    distances = [d for d in range(-max_distance, max_distance + 1) if d and (np.rint(signed) == d).any()]
+    fig, ax = plt.subplots(figsize=(size * 1.6, size))
+    for c in channels:
+        ax.plot(distances, [maps[c][np.rint(signed) == d].mean() for d in distances], "o-", label=f"channel {c}")
+    ax.axvline(0, color="grey", lw=0.8, ls="--")
+    ax.text(0, ax.get_ylim()[1], " outline", va="top", fontsize=8, color="grey")
+    ax.set_xlabel("distance to the nearest cell outline (px; < 0 inside a cell)")
+    ax.set_ylabel("mean activation")
+    ax.set_title("activation across the cell outline")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -12,7 +12,7 @@ import torch
 from checktools import skeleton
 
 from unet_lib import DoubleConv, UNet, checks
-from unet_lib.checks import CheckError, _core, check_double_conv
+from unet_lib.checks import CheckError, _core
 from unet_lib.checks._core import call, fail, learner_check, message, passed
 
 HERE = Path(__file__).parent
@@ -136,6 +136,21 @@ def test_an_own_solution_and_an_allowed_function_pass_the_watch():
     assert call(library_iou, a, b, refuse={"UNet.forward": UNet.forward}) == 0.5   # each check, its own list
 
 
+def test_a_checks_own_reference_is_refused():
+    from unet_lib.checks import nb05_toy_cells_and_augmentation as nb05
+
+    with pytest.raises(CheckError, match=r"called `unet_lib.checks._touching_pairs`"):
+        call(lambda instances: nb05._touching_pairs(instances), np.zeros((3, 3), int), refuse={})
+
+
+def test_a_checks_cached_reference_is_refused_when_the_cache_answers():
+    from unet_lib.checks import nb05_toy_cells_and_augmentation as nb05
+
+    nb05._toy_images(0, 1, 0.5)                        # the cache holds the answer: no frame runs next time
+    with pytest.raises(CheckError, match=r"called `unet_lib.checks._toy_images`"):
+        call(lambda: nb05._toy_images(0, 1, 0.5), refuse={})
+
+
 def test_a_shortcut_run_in_a_thread_the_answer_starts_is_refused():
     from concurrent.futures import ThreadPoolExecutor
 
@@ -201,9 +216,46 @@ def test_checks_leave_the_learners_global_rng_alone(check):
     assert _draws_after(run) == _draws_after(lambda: None)
 
 
+@learner_check
+def check_block(cls):
+    """A check like the course's that takes a learner's nn.Module class: it seeds its own case,
+    builds the learner's block (which draws weights) and runs it through nn.Module.__call__."""
+    torch.manual_seed(0)
+    block = call(cls, 1, 2)
+    block(torch.zeros(1, 1, 5, 5))
+    return passed("✓ block")
+
+
 def test_a_passing_check_leaves_the_global_rng_alone():
-    # check_double_conv seeds its own case and builds the learner's block (which draws weights)
-    assert _draws_after(lambda: check_double_conv(DoubleConv)) == _draws_after(lambda: None)
+    assert _draws_after(lambda: check_block(DoubleConv)) == _draws_after(lambda: None)
+
+
+class SkeletonForward(torch.nn.Module):
+    """An exercise class whose __init__ is filled in and whose forward is still the skeleton."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, out_channels, 3)
+
+    def forward(self, x):
+        raise NotImplementedError("Exercise `SkeletonForward`: replace this line with your code")
+
+
+def test_a_skeleton_forward_gets_the_friendly_message():
+    with pytest.raises(NotImplementedError, match=r"^`SkeletonForward.forward` is still the exercise skeleton: "
+                                                  r"replace `raise NotImplementedError`") as info:
+        check_block(SkeletonForward)
+    assert info.value.__cause__ is None and info.value.__suppress_context__   # no torch traceback attached
+
+
+def test_torchs_own_not_implemented_error_is_not_blamed_on_the_learner():
+    class NoForward(torch.nn.Module):   # forgot to define forward: torch's message says so
+        def __init__(self, in_channels, out_channels):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(in_channels, out_channels, 3)
+
+    with pytest.raises(NotImplementedError, match=r"missing the required \"forward\" function"):
+        check_block(NoForward)
 
 
 @functools.cache

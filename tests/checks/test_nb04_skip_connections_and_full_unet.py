@@ -5,15 +5,19 @@ Each check passes a correct answer worked out here and fails deliberately broken
 the library's shortcuts, with the intended message."""
 
 import functools
+import inspect
+import textwrap
 
 import pytest
 import torch
-from checktools import assert_passes, assert_skeleton_is_friendly
+import torch.nn.functional as F
+from checktools import assert_passes, assert_skeleton_is_friendly, reference
 
+import unet_lib.model
 from unet_lib import UNet
 from unet_lib.checks import CheckError, check_output_size, check_unet_forward, check_valid_sizes
 from unet_lib.checks import nb04_skip_connections_and_full_unet as nb04
-from unet_lib.tiling import context_margin
+from unet_lib.tiling import _input_for, _valid_margin, context_margin
 
 REFUSED = r"called {names}, which already does what this exercise asks you to write\nHint: write it yourself"
 
@@ -87,6 +91,26 @@ def by_the_valid_sizes(n, depth):
     return by_formula(n, depth) if n in model.valid_input_sizes(1, 300) else None
 
 
+def by_the_cached_margin(n, depth):
+    """The library's private margin, cached before the check runs: a cached answer runs no code."""
+    out = n - 2 * _valid_margin(depth)
+    return out if by_formula(n, depth) is not None else None
+
+
+def raises_for_invalid(n, depth):
+    out = by_formula(n, depth)
+    if out is None:
+        raise ValueError(f"input size {n} is not valid")
+    return out
+
+
+def by_exec_of_the_source(n, depth):
+    """The library's arithmetic read with inspect.getsource and run as the learner's own code."""
+    namespace = {}
+    exec(textwrap.dedent(inspect.getsource(unet_lib.model._output_side)), {}, namespace)
+    return namespace["_output_side"](n, depth, "valid")
+
+
 BROKEN_OUTPUT_SIZE = {
     "UNet.output_size (refused)": (by_the_model, refused("UNet.output_size")),
     # model(x) runs UNet.forward, and whatever size check it calls: both are named
@@ -99,9 +123,20 @@ BROKEN_OUTPUT_SIZE = {
     "2 pixels per DoubleConv (one side only)": (lambda n, depth: by_formula(n, depth, shrink=2),
                                                 r"output_size\(18, depth=1\) = 10; expected 2\n"
                                                 r"Hint 1 of 2: each DoubleConv removes 4 pixels"),
-    "raises instead of None": (lambda n, depth: _unet(depth)._output_side(n, "input size"),
-                               r"output_size\(1, depth=1\) raised ValueError: input size 1 is not valid.*\n"
+    "UNet._output_side (refused)": (lambda n, depth: _unet(depth)._output_side(n, "input size"),
+                                    refused("UNet._output_side")),
+    "unet_lib.model._output_side (refused)": (lambda n, depth: unet_lib.model._output_side(n, depth, "valid"),
+                                              refused("unet_lib.model._output_side")),
+    "renamed _output_side (refused)": (lambda n, depth: (lambda f: f(n, depth, "valid"))(unet_lib.model._output_side),
+                                       refused("unet_lib.model._output_side")),
+    "_valid_margin, cached (refused)": (by_the_cached_margin, refused("unet_lib.tiling._valid_margin")),
+    "exec of inspect.getsource (refused)": (by_exec_of_the_source, refused("inspect.getsource")),
+    "raises instead of None": (raises_for_invalid,
+                               r"output_size\(1, depth=1\) raised ValueError: input size 1 is not valid\n"
                                r"Hint: return None where the input size is not valid"),
+    "a bug that raises": (lambda n, depth: [n][depth],
+                          r"output_size\(18, depth=1\) raised IndexError: list index out of range\n"
+                          r"Hint: run your function on this size and depth yourself"),
     "contracting path only": (lambda n, depth: by_formula(n, depth, up=False),
                               r"output_size\(18, depth=1\) = 3; expected 2"),
     "a condition the U does not need": (lambda n, depth: by_formula(n, depth, multiple_of_4=True),
@@ -114,6 +149,7 @@ BROKEN_OUTPUT_SIZE = {
 
 @pytest.mark.parametrize("answer, match", BROKEN_OUTPUT_SIZE.values(), ids=BROKEN_OUTPUT_SIZE.keys())
 def test_check_output_size_fails_a_broken_answer(answer, match):
+    _valid_margin(1), _valid_margin(2), _valid_margin(4)   # cached, as after the library has run
     with pytest.raises(CheckError, match=match):
         check_output_size(answer)
 
@@ -138,10 +174,20 @@ def unet_forward_by_hand(model, x, mistake=None):
         x = down(x)
         if mistake == "skip after down":
             skips.append(x)
+    if mistake == "drop-out left on":
+        x = F.dropout(x, 0.5)                       # training=True: random at every call
     order = skips if mistake == "skips not reversed" else list(reversed(skips))
-    for up, skip in zip(model.ups, order):
+    for k, up in enumerate(model.ups):
+        skip = skips[len(skips) - k] if mistake == "index one past the end" else order[k]
         x = up(x, skip)
     return x if mistake == "no outc" else model.outc(x)
+
+
+def by_exec_of_forward(model, x):
+    """UNet.forward's source read with inspect.getsource and run as the learner's own function."""
+    namespace = {}
+    exec(textwrap.dedent(inspect.getsource(UNet.forward)), vars(unet_lib.model), namespace)
+    return namespace["forward"](model, x)
 
 
 def test_check_unet_forward_passes_the_blocks_in_a_u():
@@ -169,6 +215,7 @@ BROKEN_UNET_FORWARD = {
     "model.forward(x) (refused)": (lambda m, x: m.forward(x), refused("UNet.forward")),
     "UNet.forward(model, x) (refused)": (lambda m, x: UNet.forward(m, x), refused("UNet.forward")),
     "renamed (refused)": (lambda m, x: (lambda f: f(m, x))(UNet.forward), refused("UNet.forward")),
+    "exec of inspect.getsource (refused)": (by_exec_of_forward, refused("inspect.getsource")),
     "no outc": (lambda m, x: unet_forward_by_hand(m, x, "no outc"),
                 r"has shape .*\nHint: finish with model.outc"),
     "skips not reversed": (lambda m, x: unet_forward_by_hand(m, x, "skips not reversed"),
@@ -178,7 +225,21 @@ BROKEN_UNET_FORWARD = {
                         r"raised ValueError: .*\nHint 1 of 2: a skip and the map"),
     "a list": (lambda m, x: [unet_forward_by_hand(m, x)], r"returned a list\nHint: return the class scores"),
     "the output shifted": (lambda m, x: unet_forward_by_hand(m, x) + 0.1,
-                           r"right shape but different values from model\(x\)\nHint 1 of 2: the sizes fit"),
+                           r"right shape but different values from model\(x\)\nHint 1 of 2: the sizes fit, so every "
+                           r"block ran, but some map met the wrong partner, or an operation that UNet.forward does "
+                           r"not have changed the values"),
+    "index one past the end": (lambda m, x: unet_forward_by_hand(m, x, "index one past the end"),
+                               r"raised IndexError: list index out of range\nHint: a U-Net of depth d has d down "
+                               r"blocks, d up blocks and so d skips"),
+    "softmax on the logits": (lambda m, x: unet_forward_by_hand(m, x).softmax(1),
+                              r"returns model\(x\) passed through a softmax\nHint: model\(x\) returns the raw class "
+                              r"scores \(logits\): the softmax belongs to the loss"),
+    "ReLU on the logits": (lambda m, x: F.relu(unet_forward_by_hand(m, x)),
+                           r"returns model\(x\) passed through a ReLU\nHint: .*\(section 5.2\)"),
+    "drop-out left on": (lambda m, x: unet_forward_by_hand(m, x, "drop-out left on"),
+                         r"gives other values at every call with the same input\nHint: something random runs"),
+    "another error": (lambda m, x: unet_forward_by_hand(m, x.numpy()),
+                      r"raised TypeError: .*\nHint: run your function yourself on a model of this configuration"),
 }
 
 
@@ -229,12 +290,13 @@ def test_the_blocks_agree_with_the_library_on_the_checks_cases():
     for config in [dict(depth=1), dict(depth=3), dict(in_channels=3, depth=2), dict(depth=3, padding="same"),
                    dict(depth=2, upsampling="bilinear")]:
         model = UNet(base_channels=1, **config).eval()
-        assert [n for n in range(1, 131) if nb04._blocks_accept(model, n)] == model.valid_input_sizes(1, 130)
+        assert [n for n in range(1, 131) if reference(nb04._blocks_accept)(model, n)] == model.valid_input_sizes(1, 130)
 
 
 def test_check_valid_sizes_passes_the_blocks():
     result = check_valid_sizes(valid_sizes_by_trying)
-    assert "smallest: 18, 92, 44, 8, 48" in result
+    assert_passes(check_valid_sizes, valid_sizes_by_trying)
+    assert "smallest" not in result   # the notebook asks the learner to predict the smallest sizes next
     assert_skeleton_is_friendly(check_valid_sizes, "valid_sizes")
 
 
@@ -272,6 +334,14 @@ def by_model_call(model, lo, hi):
     return sizes
 
 
+def _raises(fn, *args) -> bool:
+    try:
+        fn(*args)
+    except ValueError:
+        return True
+    return False
+
+
 def valid_padding_formula(model, lo, hi):
     """The valid-padding arithmetic, whatever the model's padding."""
     return by_arithmetic(UNet(depth=model.depth, base_channels=1), lo, hi)
@@ -301,7 +371,22 @@ BROKEN_VALID_SIZES = {
     "valid padding's arithmetic on a same-padding model": (
         valid_padding_formula, r"padding='same'\), lo=1, hi=24\) found no valid size.*\n"
                                r"Hint: this model pads its convolutions"),
-    "booleans": (lambda m, lo, hi: [nb04._blocks_accept(m, n) for n in range(lo, hi + 1)],
+    "_valid_sizes_rule (refused)": (lambda m, lo, hi: (lambda first, step: [n for n in range(lo, hi + 1) if n >= first
+                                                                             and (n - first) % step == 0])(
+                                        *unet_lib.model._valid_sizes_rule(m.depth, m.padding)),
+                                    refused("unet_lib.model._valid_sizes_rule")),
+    "_input_for (refused)": (lambda m, lo, hi: sorted({_input_for(m, out)[0] for out in range(1, hi)} & set(range(lo, hi + 1))),
+                             refused("unet_lib.tiling._input_for")),
+    "UNet._check_input (refused)": (lambda m, lo, hi: [n for n in range(lo, hi + 1)
+                                                       if not _raises(m._check_input, torch.zeros(1, m.in_channels, n, n))],
+                                    refused("UNet._check_input")),
+    "the paper's rule, 16k + 12 from 188": (lambda m, lo, hi: [n for n in range(lo, hi + 1) if n >= 188 and n % 16 == 12],
+                                            r"depth=1, .* found no valid size, but the model accepts 7 sizes in this range\n"
+                                            r"Hint: if your function runs the blocks, .* If it computes a rule, walk one "
+                                            r"size through this model by hand"),
+    "a bug that raises": (lambda m, lo, hi: [n for n in range(lo, hi + 1)][hi],
+                          r"raised IndexError: .*\nHint: run your function yourself on this model and range"),
+    "booleans": (lambda m, lo, hi: [reference(nb04._blocks_accept)(m, n) for n in range(lo, hi + 1)],
                  r"returned booleans; expected the sizes n themselves"),
     "a number": (lambda m, lo, hi: len(valid_sizes_by_trying(m, lo, hi)), r"returned 7; expected a list of ints"),
 }

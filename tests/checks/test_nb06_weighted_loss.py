@@ -6,7 +6,7 @@ the library's shortcuts, with the intended message."""
 
 import numpy as np
 import pytest
-from checktools import assert_passes, assert_skeleton_is_friendly
+from checktools import assert_passes, assert_skeleton_is_friendly, reference
 from scipy import ndimage
 
 from unet_lib.checks import CheckError, check_best_border_sigma, check_border_term, check_class_balance
@@ -41,15 +41,29 @@ def test_class_weights_by_hand():
     assert 3 * w[0, 0] == pytest.approx(w[0, 3]) and w.mean() == pytest.approx(1.0)   # the two conditions
 
 
+def mean_one_where_a_class_is_absent(mask):
+    """The prompt's choice: where one class is absent, weights of 1 (the mean-1 condition kept)."""
+    return np.ones(mask.shape) if mask.min() == mask.max() else class_balance_by_counts(mask)
+
+
+def median_frequency(mask):
+    """Median-frequency balancing over the classes present: median(freq) / freq_c."""
+    counts = np.bincount(mask.ravel(), minlength=2)
+    present = counts[counts > 0] / mask.size
+    weights = np.median(present) / np.maximum(counts / mask.size, 1e-12)
+    return weights[mask]
+
+
 def test_check_class_balance_passes_the_counts():
-    assert_passes(check_class_balance, class_balance_by_counts)
+    assert_passes(check_class_balance, class_balance_by_counts)            # class_weight_map's 0.5 on one class
+    assert_passes(check_class_balance, mean_one_where_a_class_is_absent)   # the prompt's mean of 1
+    assert_passes(check_class_balance, median_frequency)                   # the same rule, found another way
     assert_skeleton_is_friendly(check_class_balance, "class_balance")
 
 
 BROKEN_CLASS_BALANCE = {
     "class_weight_map (refused)": (class_weight_map, refused("class_weight_map")),
-    "unet_weight_map of the mask (refused)": (lambda m: unet_weight_map(m), refused("unet_weight_map",
-                                                                                    "class_weight_map")),
+    "unet_weight_map of the mask (refused)": (lambda m: unet_weight_map(m), refused("unet_weight_map")),
     "swapped counts": (lambda m: class_balance_by_counts(m, "swapped"),
                        r"gives background 2 and cells 0.667; expected background 0.667 and cells 2\n"
                        r"Hint 1 of 2: each class got the weight that belongs to the other"),
@@ -60,6 +74,16 @@ BROKEN_CLASS_BALANCE = {
     "not scaled": (lambda m: class_balance_by_counts(m, "scale"), r"\nHint 1 of 2: the proportions are right"),
     "absent class": (lambda m: class_balance_by_counts(m, "zero count") * np.where(m.sum() == 0, np.inf, 1.0),
                      r"without cells, 3x4\) contains inf or nan\nHint: a class without pixels"),
+    "equal totals kept on one class (weight 0)": (
+        lambda m: np.zeros(m.shape) if m.min() == m.max() else class_balance_by_counts(m),
+        r"class_balance\(a mask without cells, 3x4\) gives every pixel the weight 0, on a mask with one class only\n"
+        r"Hint: with one class absent the two conditions cannot both hold"),
+    "another weight on one class": (
+        lambda m: np.full(m.shape, 2.0) if m.min() == m.max() else class_balance_by_counts(m),
+        r"gives every pixel the weight 2, on a mask with one class only"),
+    "mixed weights on one class": (
+        lambda m: np.arange(m.size, dtype=float).reshape(m.shape) if m.min() == m.max() else class_balance_by_counts(m),
+        r"gives the pixels different weights, on a mask with one class only"),
     "all ones": (lambda m: np.ones(m.shape), r"gives background 1 and cells 1; expected background 0.667 and cells 2"
                                              r"\nHint 1 of 2: two conditions fix w_c"),
     "per pixel noise": (lambda m: class_balance_by_counts(m) + np.arange(m.size).reshape(m.shape) * 0.01,
@@ -104,13 +128,27 @@ def test_check_border_term_passes_distance_transforms():
     assert_skeleton_is_friendly(check_border_term, "border_term")
 
 
+def test_check_border_term_names_the_learners_function():
+    def border_weight(instances, w0, sigma):
+        return border_term_by_formula(instances, w0, sigma)
+
+    assert check_border_term(border_weight).startswith("✓ border_weight matches Eq. 2's border term")
+
+    def border_weight_on_cells(instances, w0, sigma):   # noqa: E306
+        return border_term_by_formula(instances, w0, sigma, "everywhere")
+
+    border_weight_on_cells.__name__ = "border_weight"
+    with pytest.raises(CheckError, match=r"^border_weight\(\[\[1, 0, 0, 2\]\]\) is non-zero on cell pixels"):
+        check_border_term(border_weight_on_cells)
+
+
 def by_two_nearest(instances, w0, sigma):
     d1, d2 = two_nearest_distances(instances)
     return np.where(instances == 0, w0 * np.exp(-(d1 + d2) ** 2 / (2 * sigma**2)), 0)
 
 
 BROKEN_BORDER_TERM = {
-    "border_term (refused)": (border_term, refused("border_term", "two_nearest_distances")),
+    "border_term (refused)": (border_term, refused("border_term")),
     "border_term_naive (refused)": (border_term_naive, refused("border_term_naive")),
     "two_nearest_distances (refused)": (by_two_nearest, refused("two_nearest_distances")),
     "on cells too": (lambda i, w0, s: border_term_by_formula(i, w0, s, "everywhere"),
@@ -152,7 +190,7 @@ def test_check_border_term_names_the_tool_only_in_the_second_hint():
 
 def best_border_sigma_by_hand(instances, sigmas, variant="paper", pick=max):
     """The weight map assembled from its two terms for every sigma; the mistakes switched on by the arguments."""
-    shares = {s: nb06._border_share(instances, s, variant) for s in sigmas}
+    shares = {s: reference(nb06._border_share)(instances, s, variant) for s in sigmas}
     sigma = pick(shares, key=shares.get)
     return sigma, shares[sigma]
 
@@ -174,15 +212,15 @@ def by_own_terms(instances, sigmas):
 
 
 def test_border_share_matches_the_library_weight_map():
-    instances = nb06._sigma_cases()[0][1]
+    instances = reference(nb06._sigma_cases)()[0][1]
     w = unet_weight_map(separate_touching(instances), sigma=5.0)
     borders = touching_borders(instances)
-    assert nb06._border_share(instances, 5.0) == pytest.approx(w[borders].sum() / w.sum(), rel=1e-6)
+    assert reference(nb06._border_share)(instances, 5.0) == pytest.approx(w[borders].sum() / w.sum(), rel=1e-6)
 
 
 def test_the_cases_need_a_search():
     """The best sigma is not the same in every case, and never 5 (which no list holds)."""
-    best = [best_border_sigma_by_hand(instances, sigmas)[0] for _, instances, sigmas in nb06._sigma_cases()]
+    best = [best_border_sigma_by_hand(instances, sigmas)[0] for _, instances, sigmas in reference(nb06._sigma_cases)()]
     assert len(set(best)) >= 2 and 5.0 not in best
 
 
@@ -204,8 +242,8 @@ BROKEN_BEST_BORDER_SIGMA = {
     "unet_weight_map (refused)": (by_unet_weight_map, refused("unet_weight_map")),
     "the smallest share": (lambda i, s: best_border_sigma_by_hand(i, s, pick=min),
                            r"chose sigma = 1; another sigma .*\nHint: you chose the sigma with the \*smallest\*"),
-    "the paper's sigma": (lambda i, s: (5.0, nb06._border_share(i, 5.0)), r"chose sigma = 5, which is not in the list"),
-    "the first sigma": (lambda i, s: (s[0], nb06._border_share(i, s[0])),
+    "the paper's sigma": (lambda i, s: (5.0, reference(nb06._border_share)(i, 5.0)), r"chose sigma = 5, which is not in the list"),
+    "the first sigma": (lambda i, s: (s[0], reference(nb06._border_share)(i, s[0])),
                         r"chose sigma = 8; another sigma in the list .*\nHint: compute the share for every sigma"),
     "pixel share": (lambda i, s: best_border_sigma_by_hand(i, s, "pixel share"),
                     r"gives a share of .* for sigma = 8, but .*\nHint: that is the share of the border \*pixels\*"),
@@ -233,6 +271,6 @@ def test_check_best_border_sigma_never_prints_the_expected_values():
         with pytest.raises(CheckError) as info:
             check_best_border_sigma(answer)
         text = str(info.value)
-        for _, instances, sigmas in nb06._sigma_cases():
+        for _, instances, sigmas in reference(nb06._sigma_cases)():
             sigma, share = best_border_sigma_by_hand(instances, sigmas)
             assert f"{share:.4f}" not in text and f"{share:.3f}" not in text

@@ -12,34 +12,15 @@ To add an exercise to notebook NN: write its check in ``nbNN_*.py`` with the mac
 module's ``__all__``, and test it both ways in ``tests/checks/test_nbNN_*.py``.
 """
 
-from ._core import (
-    LANGUAGES,
-    CheckError,
-    CheckPassed,
-    language,
-    reset_hints,
-    set_language,
-)
+from ._core import LANGUAGES, CheckError, CheckPassed, language, reset_hints, set_language
 from .nb01_intuition import check_context_margin, check_convolutionalize
-from .nb02_contracting_path import (
-    check_contracting_parameters,
-    check_double_conv,
-    check_receptive_field,
-)
-from .nb03_bottleneck_and_expansive_path import (
-    check_overlap_counts,
-    check_up_conv,
-    check_up_forward,
-)
+from .nb02_contracting_path import check_contracting_parameters, check_receptive_field
+from .nb03_bottleneck_and_expansive_path import check_overlap_counts, check_up_forward
 from .nb04_skip_connections_and_full_unet import check_output_size, check_unet_forward, check_valid_sizes
 from .nb05_toy_cells_and_augmentation import check_touching_pairs, check_touching_share, check_warp_image
 from .nb06_weighted_loss import check_best_border_sigma, check_border_term, check_class_balance
 from .nb07_training import check_lr_sweep, check_train_step
-from .nb08_evaluation_and_tiling import (
-    check_count_matches,
-    check_iou,
-    check_shift_change,
-)
+from .nb08_evaluation_and_tiling import check_count_matches, check_iou, check_shift_change
 from .nb09_feature_map_explorer import check_merged_per_skip, check_record_output
 from .nb10_real_nuclei import check_otsu_threshold, check_tune_peak_footprint
 from .nb11_your_own_images import check_interior_border_classes, check_postprocess
@@ -50,15 +31,15 @@ __all__ = [
     # notebook 01
     "check_context_margin", "check_convolutionalize",
     # notebook 02
-    "check_contracting_parameters", "check_double_conv", "check_receptive_field",
+    "check_contracting_parameters", "check_receptive_field",
     # notebook 03
-    "check_overlap_counts", "check_up_conv", "check_up_forward",
+    "check_overlap_counts", "check_up_forward",
     # notebook 04
     "check_output_size", "check_unet_forward", "check_valid_sizes",
     # notebook 05
     "check_touching_pairs", "check_touching_share", "check_warp_image",
     # notebook 06
-    "check_class_balance", "check_border_term", "check_best_border_sigma",
+    "check_best_border_sigma", "check_border_term", "check_class_balance",
     # notebook 07
     "check_lr_sweep", "check_train_step",
     # notebook 08

@@ -22,8 +22,10 @@ then has no translation, and the test says so.
 
 import functools
 import json
+import os
 import sys
 import threading
+import types
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -37,7 +39,7 @@ from torch import nn
 
 __all__ = [
     "CheckError", "CheckPassed", "LANGUAGES", "set_language", "language", "T", "message", "fail", "passed",
-    "learner_check", "call", "check_float32", "as_array", "reset_hints",
+    "learner_check", "call", "cached", "check_float32", "as_array", "reset_hints",
 ]
 
 
@@ -174,6 +176,10 @@ _LIBRARY_DIRS = tuple(str(Path(m.__file__).parent) + "/" for m in (torch, np))
 _COURSE_DIR = str(Path(sys.modules[__package__.partition(".")[0]].__file__).resolve().parent) + "/"
 
 
+_CORE_FILE = str(Path(__file__))
+_CHECKS_DIR = str(Path(__file__).parent) + os.sep
+
+
 def _skeleton_message(name: str) -> str:
     return message("`{name}` is still the exercise skeleton: replace `raise NotImplementedError` with your "
                    "code, run that cell, then run this check again", name=name)
@@ -207,12 +213,18 @@ def _friendly(name: str) -> NotImplementedError:
 
 def _targets(shortcuts: Mapping[str, object]) -> tuple[dict, dict]:
     """({code object: name}, {id of a callable without Python code: name}) for the shortcuts: a
-    function, a method (bound or not), a class (every function defined in its body: a class is
-    refused by what its methods do), or a builtin (matched by identity when called)."""
+    function, a method (bound or not), a class (every function defined in its body, and for the
+    course's own classes in the bodies of the course's classes it inherits from, such as UNet's
+    size helpers: a class is refused by what its methods do), or a builtin (matched by identity)."""
     codes, objects = {}, {}
     for name, target in shortcuts.items():
-        members = ([v for v in vars(target).values() if callable(v) or isinstance(v, (staticmethod, classmethod))]
-                   if isinstance(target, type) else [target])
+        members = [target]
+        if isinstance(target, type):
+            own = target.__module__.partition(".")[0] == __package__.partition(".")[0]
+            classes = [c for c in target.__mro__ if c is target or (own and c.__module__ == target.__module__)]
+            members = [v for c in classes for v in vars(c).values()
+                       if callable(v) or isinstance(v, (staticmethod, classmethod, property))]
+            members += [p.fget for p in members if isinstance(p, property) and p.fget is not None]
         for member in members:
             objects[id(member)] = name
             func = getattr(member, "__func__", member)
@@ -224,6 +236,39 @@ def _targets(shortcuts: Mapping[str, object]) -> tuple[dict, dict]:
     return codes, objects
 
 
+def cached(maxsize: int | None = None) -> Callable:
+    """``functools.lru_cache`` for a check's reference helpers, behind a plain Python function: a
+    cache hit runs no Python frame of its own, so without this the watch in ``call`` could not see
+    a learner's function answering with the check's cached reference."""
+    def decorate(helper: Callable) -> Callable:
+        cache = functools.lru_cache(maxsize=maxsize)(helper)
+
+        def run(*args, **kwargs):
+            return cache(*args, **kwargs)
+        # the wrapper's code carries the helper's file and name, so the watch sees the helper itself
+        code = run.__code__.replace(co_filename=helper.__code__.co_filename, co_name=helper.__name__,
+                                    co_qualname=helper.__qualname__)
+        run = types.FunctionType(code, run.__globals__, helper.__name__, None, run.__closure__)
+        functools.update_wrapper(run, helper)
+        run.cache_clear = cache.cache_clear
+        return run
+    return decorate
+
+
+_paused: list[bool] = []   # non-empty while tests build a broken answer from a check's own reference
+
+
+@contextmanager
+def unwatched():
+    """For the tests of the checks only: calls made inside this block are not watched, so that a
+    deliberately broken answer can be built from a check's own reference helper."""
+    _paused.append(True)
+    try:
+        yield
+    finally:
+        _paused.pop()
+
+
 @contextmanager
 def _watching(shortcuts: Mapping[str, object], seen: list[str]):
     """Append to ``seen`` the name of every shortcut entered while the block runs, however it is
@@ -231,14 +276,37 @@ def _watching(shortcuts: Mapping[str, object], seen: list[str]):
     codes, objects = _targets(shortcuts)
     previous = sys.getprofile()
 
+    def shortcut(code) -> str | None:
+        name = codes.get(code)
+        if name is None and code.co_filename.startswith(_CHECKS_DIR) and code.co_filename != _CORE_FILE \
+                and "<locals>" not in code.co_qualname:
+            # a check's own reference answer (a module-level helper of the checks) is never the
+            # learner's; what a check defines inside itself (hooks that spy on the learner's model,
+            # lambdas it passes in) runs as part of the check
+            name = "unet_lib.checks." + code.co_qualname
+        return name
+
+    def inside_a_shortcut(frame) -> bool:
+        """Whether a caller of ``frame``, up to ``call``, is itself a shortcut: only the outermost
+        shortcut the learner's code entered is named, not the helpers it calls."""
+        caller = frame.f_back
+        while caller is not None and caller.f_code.co_filename != _CORE_FILE:
+            if shortcut(caller.f_code) is not None:
+                return True
+            caller = caller.f_back
+        return False
+
     def profile(frame, event, arg):
-        if event == "call":
-            name = codes.get(frame.f_code)
+        if _paused:
+            name = None
+        elif event == "call":
+            name = shortcut(frame.f_code)
         elif event == "c_call":
             name = objects.get(id(arg))
         else:
             name = None
-        if name is not None and name not in seen:
+        if name is not None and name not in seen and not inside_a_shortcut(frame) \
+                and not (event == "c_call" and shortcut(frame.f_code) is not None):
             seen.append(name)
         if previous is not None:
             previous(frame, event, arg)

@@ -2,31 +2,53 @@
 ``check_unet_forward``, ``check_valid_sizes``.
 
 Each refuses the library's twin of what it asks (by what runs during the learner's call, see
-``_core.call``): ``UNet``'s own size arithmetic in the size exercises, ``UNet.forward`` (``model(x)``,
-``model.forward(x)``, ``UNet.forward(model, x)``) in both the forward pass and the size measurement.
+``_core.call``): ``UNet``'s own size arithmetic in the size exercises (its size methods, the context
+margin, and the private helpers behind them), ``UNet.forward`` (``model(x)``, ``model.forward(x)``,
+``UNet.forward(model, x)``) in all three, and ``inspect.getsource`` (the library's code read into
+the learner's function and run from there is still the library's).
 """
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from .. import model as model_module
 from .. import tiling
 from ..model import UNet
-from ._core import CheckPassed, T, call, fail, learner_check, passed
+from ._core import CheckError, CheckPassed, T, call, fail, learner_check, passed
 
 __all__ = ['check_output_size', 'check_unet_forward', 'check_valid_sizes']
 
+# the library's source, read and run from the learner's function (exec of inspect.getsource(UNet.forward))
+_SOURCE_SHORTCUTS = {"inspect.getsource": inspect.getsource}
+
 
 def _size_shortcuts(forward: bool = True) -> dict[str, object]:
-    """What already knows a U-Net's valid sizes: its public size methods and the context margin;
-    with ``forward``, ``model(x)`` too, which checks the size with that arithmetic before it runs.
-    (The private helpers behind them are not listed: only the names a learner meets are.)"""
-    shortcuts = {"UNet.output_size": UNet.output_size, "UNet.valid_input_sizes": UNet.valid_input_sizes,
-                 "UNet.min_input_size": UNet.min_input_size, "context_margin": tiling.context_margin}
+    """What already knows a U-Net's valid sizes: every size method UNet inherits (``output_size``,
+    ``valid_input_sizes``, ``min_input_size`` and the private ones behind them), the module-level
+    arithmetic behind those (``_output_side``, ``_valid_sizes_rule``), the context margin and its
+    helpers in ``unet_lib.tiling``; with ``forward``, ``model(x)`` too, which checks the size with
+    that arithmetic before it runs."""
+    size_methods = next(c for c in UNet.__mro__ if "output_size" in vars(c) and c is not UNet)
+    shortcuts = {f"UNet.{name}": member for name, member in vars(size_methods).items()
+                 if callable(member) and not name.startswith("__")}
+    shortcuts.update({"unet_lib.model._output_side": model_module._output_side,
+                      "unet_lib.model._valid_sizes_rule": model_module._valid_sizes_rule,
+                      "context_margin": tiling.context_margin, "unet_lib.tiling._valid_margin": tiling._valid_margin,
+                      "unet_lib.tiling._input_for": tiling._input_for, **_SOURCE_SHORTCUTS})
     if forward:
         shortcuts["UNet.forward"] = UNet.forward
     return shortcuts
+
+
+def _call_uncached(fn: Callable, *args, refuse: dict[str, object]):
+    """``call``, with the library's cached size helper emptied first: a cached answer runs no code
+    the watch could see, so a learner's call of ``_valid_margin`` would pass unseen after the
+    library had computed the same margin."""
+    tiling._valid_margin.cache_clear()
+    return call(fn, *args, refuse=refuse)
 
 
 def _library_output_size(model: UNet, n: int) -> int | None:
@@ -49,13 +71,19 @@ def check_output_size(output_size: Callable[[int, int], int | None]) -> CheckPas
         # valid sizes first, so that wrong arithmetic is reported as such, not as a wrong validity
         for n, expected in sorted(cases, key=lambda case: case[1] is None):
             try:
-                got, raised = call(output_size, n, depth, refuse=refuse), None
-            except ValueError as error:   # like UNet.output_size; the exercise asks for None
-                got, raised = None, str(error).splitlines()[0]
-            if raised is not None:
+                got, raised = _call_uncached(output_size, n, depth, refuse=refuse), None
+            except (CheckError, NotImplementedError):   # a refused shortcut or a skeleton: their message stands
+                raise
+            except Exception as error:                  # a ValueError like UNet.output_size's, or a bug
+                got, raised = None, error
+            if isinstance(raised, ValueError):
                 fail("output_size({n}, depth={depth}) raised ValueError: {error}",
                      "return None where the input size is not valid, rather than raising",
-                     n=n, depth=depth, error=raised)
+                     n=n, depth=depth, error=str(raised).splitlines()[0])
+            if raised is not None:
+                fail("output_size({n}, depth={depth}) raised {kind}: {error}",
+                     "run your function on this size and depth yourself: the error names the line that fails",
+                     n=n, depth=depth, kind=type(raised).__name__, error=str(raised).splitlines()[0])
             if got == expected and (got is None or isinstance(got, (int, np.integer))):
                 continue
             if expected is None:
@@ -89,7 +117,7 @@ def check_unet_forward(unet_forward: Callable) -> CheckPassed:
     ``UNet.forward`` (``model(x)``, ``model.forward(x)``, ``UNet.forward(model, x)`` are refused;
     ``up(x, skip)`` is allowed). Compared with ``model(x)`` for U-Nets of depth 0 to 3, with odd
     widths, non-square inputs and both paddings."""
-    refuse = {"UNet.forward": UNet.forward}
+    refuse = {"UNet.forward": UNet.forward, **_SOURCE_SHORTCUTS}
     configs = [dict(depth=2, base_channels=4), dict(depth=0, base_channels=3), dict(depth=1, base_channels=5),
                dict(depth=3, base_channels=2), dict(depth=2, base_channels=3, padding="same")]
     for config in configs:
@@ -103,14 +131,25 @@ def check_unet_forward(unet_forward: Callable) -> CheckPassed:
         try:
             with torch.no_grad():
                 got = call(unet_forward, model, x, refuse=refuse)
-        except NotImplementedError:   # a skeleton: call's message stands
+        except (CheckError, NotImplementedError):   # a refused shortcut or a skeleton: call's message stands
             raise
         except (RuntimeError, ValueError) as error:
             fail("unet_forward(UNet({config}), x of shape {shape}) raised {kind}: {error}",
                  "a skip and the map coming up meet in the wrong level: the first up block works at the deepest "
-                 "level, so it needs the skip saved last on the way down",
-                 "save each skip before the down block that pools it (the output of inc is the first skip), and "
-                 "give the up blocks the skips in the reverse order",
+                 "level, so it needs the skip of the deepest level",
+                 "in Fig. 1 (the figure at the top), follow each grey arrow: which map does it start from, before or "
+                 "after that level's max-pool, and which up block does it end in? model.ups holds the up blocks "
+                 "deepest first",
+                 kind=type(error).__name__, error=str(error).splitlines()[0], **values)
+        except (IndexError, KeyError) as error:
+            fail("unet_forward(UNet({config}), x of shape {shape}) raised {kind}: {error}",
+                 "a U-Net of depth d has d down blocks, d up blocks and so d skips (none at depth 0): count how "
+                 "many maps your loop keeps and how many it takes",
+                 kind=type(error).__name__, error=str(error).splitlines()[0], **values)
+        except Exception as error:
+            fail("unet_forward(UNet({config}), x of shape {shape}) raised {kind}: {error}",
+                 "run your function yourself on a model of this configuration and an input of this shape: the "
+                 "error names the line that fails",
                  kind=type(error).__name__, error=str(error).splitlines()[0], **values)
         if not isinstance(got, torch.Tensor):
             fail("unet_forward(UNet({config}), x of shape {shape}) returned a {kind}",
@@ -123,14 +162,41 @@ def check_unet_forward(unet_forward: Callable) -> CheckPassed:
                  T("every block runs exactly once: inc, each down block, each up block with its skip, outc"),
                  got=tuple(got.shape), expected=tuple(expected.shape), **values)
         if not torch.allclose(got, expected, atol=1e-5):
-            fail("unet_forward(UNet({config}), x of shape {shape}) has the right shape but different values from "
-                 "model(x)",
-                 "the sizes fit, so every block ran, but some map met the wrong partner: a skip is the map of "
-                 "its level before that level's max-pool, and the deepest skip is used first",
-                 "compare with Fig. 1 (the figure at the top): which map does each grey copy arrow carry, and to "
-                 "which up block?",
-                 **values)
+            _fail_other_values(unet_forward, model, x, got, expected, values)
     return passed("✓ unet_forward equals model(x) for depths 0 to 3 and both paddings: the U is in your loop")
+
+
+def _fail_other_values(unet_forward: Callable, model: UNet, x: torch.Tensor, got: torch.Tensor,
+                       expected: torch.Tensor, values: dict) -> None:
+    """The right shape, other values: name what was done to the logits (section 5.2's activations),
+    randomness (drop-out in training mode), or else a map that met the wrong partner."""
+    got = got.detach().float()
+    transformed = [("softmax", expected.softmax(1)), ("log_softmax", expected.log_softmax(1)),
+                   ("sigmoid", expected.sigmoid()), ("ReLU", expected.relu())]
+    what = next((name for name, value in transformed if torch.allclose(got, value, atol=1e-5)), None)
+    if what is None and got.min() >= 0 and got.max() <= 1 and torch.allclose(got.sum(1), torch.ones(()), atol=1e-4):
+        what = "softmax"
+    if what is not None:
+        fail("unet_forward(UNet({config}), x of shape {shape}) returns model(x) passed through a {what}",
+             "model(x) returns the raw class scores (logits): the softmax belongs to the loss, and an activation "
+             "after the last convolution changes the scores (section 5.2)",
+             what=what, **values)
+    with torch.no_grad():
+        again = call(unet_forward, model, x, refuse={"UNet.forward": UNet.forward, **_SOURCE_SHORTCUTS})
+    if isinstance(again, torch.Tensor) and again.shape == got.shape and not torch.allclose(again.float(), got):
+        fail("unet_forward(UNet({config}), x of shape {shape}) gives other values at every call with the same "
+             "input",
+             "something random runs in your function: the model is in eval mode, where model(x) has no "
+             "randomness (no drop-out at work)",
+             **values)
+    fail("unet_forward(UNet({config}), x of shape {shape}) has the right shape but different values from "
+         "model(x)",
+         "the sizes fit, so every block ran, but some map met the wrong partner, or an operation that "
+         "UNet.forward does not have changed the values: a skip is the map of its level before that level's "
+         "max-pool, and each up block takes the skip of its own level",
+         "compare with Fig. 1 (the figure at the top): which map does each grey copy arrow carry, and to "
+         "which up block?",
+         **values)
 
 
 def _blocks_accept(model: UNet, n: int) -> bool:
@@ -183,22 +249,23 @@ def check_valid_sizes(valid_sizes: Callable) -> CheckPassed:
              (dict(depth=3, base_channels=1, padding="same"), 1, 24),
              (dict(depth=2, base_channels=1, upsampling="bilinear"), 45, 48),     # only hi = 48 is valid
              (dict(depth=2, base_channels=1), 49, 51)]                            # none
-    found = []
     for config, lo, hi in cases:
         model = UNet(**config).eval()
         expected = model.valid_input_sizes(lo, hi)
         values = dict(name=", ".join(f"{k}={v!r}" for k, v in config.items()), lo=lo, hi=hi)
         try:
-            got = call(valid_sizes, model, lo, hi, refuse=refuse)
-        except NotImplementedError:
+            got = _call_uncached(valid_sizes, model, lo, hi, refuse=refuse)
+        except (CheckError, NotImplementedError):   # a refused shortcut or a skeleton: call's message stands
             raise
-        except (RuntimeError, ValueError) as error:
+        except Exception as error:
             fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) raised {kind}: {error}",
                  T("the model takes model.in_channels = 3 channels: give it inputs of shape (1, 3, n, n)")
                  if model.in_channels != 1 and "channels" in str(error) else
                  T("on a size that is far too small a block fails: a convolution larger than its map raises "
                    "RuntimeError, a crop larger than its map ValueError. Such a size is simply not valid: catch the "
-                   "error and go on with the next n"),
+                   "error and go on with the next n")
+                 if isinstance(error, (RuntimeError, ValueError)) else
+                 T("run your function yourself on this model and range: the error names the line that fails"),
                  kind=type(error).__name__, error=str(error).splitlines()[0], **values)
         try:
             sizes = [int(n) for n in got]
@@ -210,7 +277,6 @@ def check_valid_sizes(valid_sizes: Callable) -> CheckPassed:
             fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) returned booleans; expected the sizes n themselves",
                  "append n itself, not whether it is valid", **values)
         if sizes == expected:
-            found.append(expected)
             continue
         extra = sorted(set(sizes) - set(expected))
         missing = sorted(set(expected) - set(sizes))
@@ -219,8 +285,9 @@ def check_valid_sizes(valid_sizes: Callable) -> CheckPassed:
                  "sizes in this range",
                  T("the model takes model.in_channels = 3 channels: with inputs of another shape every size fails")
                  if model.in_channels != 1 else same_padding if model.padding == "same" else
-                 T("when every size fails, the error may be your own: run one size without catching errors and "
-                   "read the message"),
+                 T("if your function runs the blocks, every size failing may be your own error: run one size "
+                   "without catching errors and read the message. If it computes a rule, walk one size through "
+                   "this model by hand, block by block, and compare with what your rule says"),
                  count=len(expected), **values)
         if not extra and not missing:
             fail("valid_sizes(UNet({name}), lo={lo}, hi={hi}) has the right sizes but not once each in increasing "
@@ -260,5 +327,4 @@ def check_valid_sizes(valid_sizes: Callable) -> CheckPassed:
              "up may be odd",
              n=n, **values)
     return passed("✓ valid_sizes finds the sizes that UNet accepts for six models and ranges, same padding, three "
-                  "channels and both ends of a range included (smallest: {smallest})",
-                  smallest=", ".join(str(sizes[0]) for sizes in found if sizes))
+                  "channels and both ends of a range included")

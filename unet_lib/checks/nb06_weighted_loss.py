@@ -33,8 +33,11 @@ def _class_weights(values: np.ndarray, mask: np.ndarray) -> tuple[str, str]:
 def check_class_balance(class_balance: Callable) -> CheckPassed:
     """``class_balance(mask)`` must return w_c of Eq. 2 as an (H, W) map for a 0/1 mask: both
     classes carry the same total weight and the mean weight over the image is 1, which gives
-    n_pixels / (2 count_c) on the pixels of class c (a class without pixels needs none). Compared
-    with ``unet_lib.weights.class_weight_map``, which (with the weight maps built on it) is refused."""
+    n_pixels / (2 count_c) on the pixels of class c. Compared with
+    ``unet_lib.weights.class_weight_map``, which (with the weight maps built on it) is refused.
+    On a mask with one class only the two conditions cannot both hold (the absent class's total is
+    0 whatever its weight): there the weights must be finite, and either average to 1 (the prompt's
+    choice) or be ``class_weight_map``'s 0.5 (its formula applied as it stands)."""
     from ..data import draw_cells, instances_to_mask, targets_from_instances
     from ..weights import class_balance_map, class_weight_map, unet_weight_map
     refuse = {"class_weight_map": class_weight_map, "class_balance_map": class_balance_map,
@@ -44,17 +47,28 @@ def check_class_balance(class_balance: Callable) -> CheckPassed:
              ("a random 6x7 mask", (rng.random((6, 7)) < 0.3).astype(np.int64)),
              ("a 40x40 toy-cells mask", instances_to_mask(draw_cells(40, rng, n_cells=(6, 6), radius=(5.0, 8.0))[1])),
              ("a half-and-half 4x4 mask", np.repeat([[0, 0, 1, 1]], 4, axis=0)),
-             ("a mask without cells, 3x4", np.zeros((3, 4), np.int64))]
+             ("a mask without cells, 3x4", np.zeros((3, 4), np.int64)),
+             ("a mask of cells only, 2x3", np.ones((2, 3), np.int64))]
     for name, mask in cases:
         got = as_array(call(class_balance, mask.copy(), refuse=refuse), "class_balance(" + name + ")", mask.shape)
         expected = class_weight_map(mask).astype(np.float64)
-        if np.allclose(got, expected, rtol=1e-5):
+        one_class = mask.min() == mask.max()
+        if np.allclose(got, expected, rtol=1e-5) or one_class and np.allclose(got, 1.0, rtol=1e-5):
             continue
         values = dict(name=name)
         if not np.all(np.isfinite(got)):
             fail("class_balance({name}) contains inf or nan",
                  "a class without pixels has no weight to compute: leave it out rather than divide by its count "
                  "of 0", **values)
+        if one_class:
+            weight = _class_weights(got, mask)[int(mask.flat[0])]
+            fail("class_balance({name}) gives every pixel the weight {weight}, on a mask with one class only"
+                 if weight != "mixed" else
+                 T("class_balance({name}) gives the pixels different weights, on a mask with one class only"),
+                 "with one class absent the two conditions cannot both hold: the absent class's total is 0 whatever "
+                 "its weight, so equal totals would need a weight of 0 for the other class, which would drop the "
+                 "image from the loss. Keep the other condition: weights that average to 1",
+                 weight=weight, **values)
         (got_bg, got_cell), (exp_bg, exp_cell) = _class_weights(got, mask), _class_weights(expected, mask)
         values.update(got_bg=got_bg, got_cell=got_cell, exp_bg=exp_bg, exp_cell=exp_cell, mean=float(got.mean()))
         if "mixed" in (got_bg, got_cell):
@@ -84,8 +98,8 @@ def check_class_balance(class_balance: Callable) -> CheckPassed:
              "on [[0, 0, 0, 1]], with a for the background and b for the cell, the conditions read 3a = b and "
              "(3a + b) / 4 = 1: solve them, then write the same for any counts",
              **values)
-    return passed("✓ class_balance gives both classes the same total weight and a mean weight of 1, as "
-                  "class_weight_map does")
+    return passed("✓ class_balance gives both classes the same total weight and a mean weight of 1 where both are "
+                  "present, as class_weight_map does, and finite weights where one class is absent")
 
 
 # -- border_term -----------------------------------------------------------------------------------
@@ -115,18 +129,19 @@ def check_border_term(border_term: Callable) -> CheckPassed:
     cases = [("[[1, 0, 0, 2]]", two, 10.0, 5.0), ("three cells, 14x17", three, 10.0, 5.0),
              ("three cells, 14x17, w0=4, sigma=2", three, 4.0, 2.0), ("a 40x40 toy-cells image", toy, 10.0, 5.0),
              ("a single cell", one, 10.0, 5.0), ("an empty image", np.zeros((5, 6), np.int64), 10.0, 5.0)]
+    fn = getattr(border_term, "__name__", "border_term")     # the learner's name for it (border_weight)
     for name, instances, w0, sigma in cases:
-        got = as_array(call(border_term, instances.copy(), w0, sigma, refuse=refuse), "border_term(" + name + ")",
+        got = as_array(call(border_term, instances.copy(), w0, sigma, refuse=refuse), fn + "(" + name + ")",
                        instances.shape)
         expected = border_term_naive(instances, w0, sigma).astype(np.float64)
         if np.allclose(got, expected, atol=1e-3):
             continue
         if expected.max() == 0:
-            fail("border_term({name}) is not 0 everywhere",
-                 "with fewer than two cells there is no second-nearest cell (no d2), and no term", name=name)
+            fail("{fn}({name}) is not 0 everywhere",
+                 "with fewer than two cells there is no second-nearest cell (no d2), and no term", fn=fn, name=name)
         if np.any(got[instances > 0] != 0):
-            fail("border_term({name}) is non-zero on cell pixels",
-                 "the border term applies to background pixels only (instances == 0)", name=name)
+            fail("{fn}({name}) is non-zero on cell pixels",
+                 "the border term applies to background pixels only (instances == 0)", fn=fn, name=name)
         distances = np.sort(np.stack([ndimage.distance_transform_edt(instances != i)
                                       for i in np.unique(instances[instances > 0])]), axis=0)
         d1, d2 = distances[0], distances[1]
@@ -150,19 +165,18 @@ def check_border_term(border_term: Callable) -> CheckPassed:
         elif key == "no w0":
             hint = T("the exponential is right; the term is w0 times it")
         if key is not None:
-            fail("border_term({name}) differs from Eq. 2's border term", hint, name=name)
+            fail("{fn}({name}) differs from Eq. 2's border term", hint, fn=fn, name=name)
         worst = np.unravel_index(np.abs(got - expected).argmax(), got.shape)
-        fail("border_term({name}) differs at pixel {pixel}: {got:.4g}, expected {expected:.4g} (there d1 = {d1:.3g} "
+        fail("{fn}({name}) differs at pixel {pixel}: {got:.4g}, expected {expected:.4g} (there d1 = {d1:.3g} "
              "and d2 = {d2:.3g})",
              "d1(x) and d2(x) are the distances from x to the nearest and the second-nearest cell: measure, for "
              "every cell, the distance from each pixel to that cell's nearest pixel, then take the two smallest at "
              "each pixel; w0 and sigma are the arguments",
              "scipy.ndimage.distance_transform_edt gives, for every non-zero pixel of its input, the Euclidean "
              "distance to the nearest zero: which input makes the zeros the pixels of one cell?",
-             name=name, pixel=tuple(int(v) for v in worst), got=float(got[worst]), expected=float(expected[worst]),
-             d1=float(d1[worst]), d2=float(d2[worst]))
-    return passed("✓ border_term matches Eq. 2's border term on hand-made and toy cells, with one cell and with "
-                  "none")
+             fn=fn, name=name, pixel=tuple(int(v) for v in worst), got=float(got[worst]),
+             expected=float(expected[worst]), d1=float(d1[worst]), d2=float(d2[worst]))
+    return passed("✓ {fn} matches Eq. 2's border term on hand-made and toy cells, with one cell and with none", fn=fn)
 
 
 # -- best_border_sigma -----------------------------------------------------------------------------
