@@ -261,9 +261,12 @@ def part_rods(root: Path, seeds: list[int]) -> list[dict]:
     return part_defaults(root, seeds, name="rods")
 
 
-def part_init(root: Path, seeds: list[int], minutes: float) -> list[dict]:
+INIT_FROM = {"nuclei": "unet_toycells.pt", "rods": "unet_nuclei.pt"}   # the data: the checkpoint --init starts from
+
+
+def part_init(root: Path, seeds: list[int], minutes: float, datasets: list[str]) -> list[dict]:
     rows = []
-    for name, init in (("nuclei", "unet_toycells.pt"), ("rods", "unet_nuclei.pt")):
+    for name, init in ((name, INIT_FROM[name]) for name in INIT_FROM if name in datasets):
         images, masks = FOLDERS[name](root / name)
         for seed in seeds:
             flags = ["--seed", str(seed), "--max-minutes", f"{minutes:g}"]
@@ -276,7 +279,7 @@ def part_init(root: Path, seeds: list[int], minutes: float) -> list[dict]:
     print(f"\n--init against scratch, {minutes:g} minutes | data | from | seed | scratch F1 | --init F1")
     for r in rows:
         print(f"| {r['data']} | {r['init']} | {r['seed']} | {r['scratch']:.3f} | {r['fine_tuned']:.3f} |")
-    for name in ("nuclei", "rods"):
+    for name in sorted({r["data"] for r in rows}):
         print(name + ": " + paired([r for r in rows if r["data"] == name], "fine_tuned", "scratch"))
     return rows
 
@@ -286,7 +289,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["steps", "defaults", "budget", "rods", "init", "all"], default="defaults")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--minutes", type=float, default=5.0, help="the budget of the budget and init parts")
-    parser.add_argument("--data", nargs="+", default=["nuclei", "toy", "rods"], help="the steps part's datasets")
+    parser.add_argument("--data", nargs="+", default=["nuclei", "toy", "rods"], help="the datasets of the steps part (and of the init part: nuclei, rods)")
     parser.add_argument("--steps", type=int, nargs="+", default=sorted(STEPS), choices=sorted(STEPS))
     parser.add_argument("--json", type=Path, default=None, help="append the rows to this file (JSON lines)")
     parser.add_argument("--keep", type=Path, default=None,
@@ -312,7 +315,7 @@ def main() -> None:
             elif part == "rods":
                 rows += part_rods(Path(tmp), args.seeds)
             else:
-                rows += part_init(Path(tmp), args.seeds, args.minutes)
+                rows += part_init(Path(tmp), args.seeds, args.minutes, args.data)
     if args.json is not None:
         with open(args.json, "a") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
