@@ -458,3 +458,64 @@ def test_predict_instances_turns_three_classes_into_cells(class_folder, instance
         predict.main([str(instance_folder / "model.pt"), str(instance_folder / "images"), "--out",
                       str(instance_folder / "p"), "--instances"])
     assert "argument --instances: turns a map of three classes" in capsys.readouterr().err
+
+
+def _boundaries(labels):
+    """The oracle of an outline: object pixels with a 4-neighbour (inside the image) of another label,
+    from scipy's minimum and maximum over the 4-neighbourhood (not unet_lib.viz.outlines)."""
+    from scipy import ndimage
+    cross = ndimage.generate_binary_structure(2, 1)
+    low = ndimage.minimum_filter(labels, footprint=cross, mode="nearest")
+    high = ndimage.maximum_filter(labels, footprint=cross, mode="nearest")
+    return (labels > 0) & ((low != labels) | (high != labels))
+
+
+def test_predict_overlays_draw_the_predicted_and_the_true_label_boundaries(instance_folder, capsys):
+    import imageio.v3 as iio
+    from unet_lib.viz import OUTLINE_COLOURS
+    model_path = instance_folder / "model.pt"
+    _train(instance_folder, model_path)
+    out, images, masks = instance_folder / "pred", str(instance_folder / "images"), str(instance_folder / "masks")
+    predict.main([str(model_path), images, "--out", str(out), "--overlays", "--masks", masks])
+    assert "(and overlays)" in capsys.readouterr().out
+    colours = {name: np.array(rgb, np.uint8) for name, rgb in OUTLINE_COLOURS.items()}
+    for i, (h, w) in enumerate(SIZES):
+        rgb = iio.imread(out / f"cell_{i}_overlay.png")                     # (H, W, 3) uint8
+        ours = _boundaries(tifffile.imread(out / f"cell_{i}.tif").astype(np.int64))
+        theirs = _boundaries(tifffile.imread(instance_folder / "masks" / f"cell_{i}.tif").astype(np.int64))
+        assert rgb.shape == (h, w, 3) and ours.any() and theirs.any()
+        for name, where in (("prediction", ours & ~theirs), ("truth", theirs & ~ours), ("both", ours & theirs)):
+            np.testing.assert_array_equal((rgb == colours[name]).all(-1), where, err_msg=f"cell_{i} {name}")
+        grey = ~(ours | theirs)
+        assert (rgb[grey] == rgb[grey][:, :1]).all()                        # every other pixel is the grey image
+    record = json.loads((out / predict.MANIFEST).read_text())["written"]
+    assert record["cell_0_overlay.png"]["settings"]["masks"] == masks and "masks" not in record["cell_0.tif"]["settings"]
+    # without --masks: only the predicted outlines; a re-run with other masks replaces nothing silently
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(model_path), images, "--out", str(out), "--overlays"])
+    assert exit_info.value.code == 2 and "cell_0_overlay.png (other settings" in capsys.readouterr().err
+    alone = instance_folder / "alone"
+    predict.main([str(model_path), images, "--out", str(alone), "--overlays"])
+    rgb = iio.imread(alone / "cell_1_overlay.png")
+    ours = _boundaries(tifffile.imread(alone / "cell_1.tif").astype(np.int64))
+    np.testing.assert_array_equal((rgb == colours["prediction"]).all(-1), ours)
+    assert not (rgb == colours["truth"]).all(-1).any()
+
+
+def test_predict_masks_are_refused_without_overlays_or_a_mask_for_every_image(instance_folder, capsys):
+    model_path = instance_folder / "model.pt"
+    _train(instance_folder, model_path)
+    images, masks = str(instance_folder / "images"), instance_folder / "masks"
+    (masks / "cell_3.tif").rename(instance_folder / "cell_3.tif")
+    cases = [([], "argument --masks: the true outlines are drawn on the overlays; give --overlays too"),
+             (["--overlays"], f"argument --masks: 1 image(s) in {images} without a mask in {masks}: cell_3.tif")]
+    for extra, message in cases:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            predict.main([str(model_path), images, "--out", str(instance_folder / "p"), "--masks", str(masks), *extra])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (instance_folder / "p").exists()                               # refused before anything is written
+    tifffile.imwrite(masks / "cell_3.tif", np.zeros((5, 5), np.uint16))      # a mask of another image's size
+    with pytest.raises(SystemExit, match=r"cell_3.tif: its mask .*cell_3.tif is 5x5, the image 49x44; give the mask"):
+        predict.main([str(model_path), images, "--out", str(instance_folder / "p"), "--overlays", "--masks",
+                      str(masks)])

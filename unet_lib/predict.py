@@ -6,7 +6,11 @@ C, K, H, W = channels, classes (num_classes), height, width.
 image per input image: for a model trained on instance masks the objects (1..n, 0 = background),
 for one trained on class maps the class map (0..K-1), or with ``--instances`` the cells of a
 three-class map with a border class (``unet_lib.metrics.instances_from_classes``).
-``--probabilities`` adds ``<stem>_probs.tif``, float32 (K, H, W) softmax probabilities. Images of
+``--probabilities`` adds ``<stem>_probs.tif``, float32 (K, H, W) softmax probabilities;
+``--overlays`` adds ``<stem>_overlay.png``, the image with the outlines of the predicted objects
+drawn in magenta (``unet_lib.viz.write_overlay``), and with ``--masks MASKS_DIR`` the outlines of
+the true objects of the mask of the same name in green (yellow where both lie): a look at the
+result before a number (``python -m unet_lib.score`` gives the numbers). Images of
 any size are predicted by the paper's overlap-tile strategy (``unet_lib.tiling.predict_tiled``),
 each normalised as in training (the checkpoint's ``low`` and ``high`` percentiles, per channel).
 
@@ -37,12 +41,13 @@ from .arguments import device_arg
 from .atomic import atomic_write
 from .baselines import ObjectSize, postprocess_instances
 from .checkpoint import load_checkpoint
-from .files import IMAGE_SUFFIXES, normalize_image, read_image, write_labels
+from .files import IMAGE_SUFFIXES, MASK_SUFFIXES, normalize_image, read_image, read_mask, write_labels
 from .files.pairing import _list_folder
 from .metrics import instances_from_classes, label_instances
 from .model import UNet
 from .progress import Progress
 from .tiling import fastest_tile_size, predict_tiled
+from .viz import write_overlay
 
 __all__ = ["predict_image", "object_size_of", "main", "MANIFEST"]
 
@@ -99,12 +104,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m unet_lib.predict", description=__doc__.split("\n\n")[0],
         epilog="Writes <stem>.tif per image: objects (uint16, 0 = background) for a model trained on instance masks, "
                "post-processed to the size of the training masks' objects; a class map for one trained on class maps "
-               "(cells with --instances); with --probabilities also <stem>_probs.tif (float32, K x H x W). Refuses to "
+               "(cells with --instances); with --probabilities also <stem>_probs.tif (float32, K x H x W); with --overlays "
+               "<stem>_overlay.png (outlines on the image; --masks adds the true ones). Refuses to "
                "overwrite files it did not write, or wrote from another model or with other settings, unless --force.")
     parser.add_argument("model", type=Path, metavar="MODEL.pt", help="a checkpoint of python -m unet_lib.train --images")
     parser.add_argument("images", type=Path, metavar="IMAGES_DIR", help="folder of images (TIFF, PNG, JPEG)")
     parser.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="folder for the label images")
     parser.add_argument("--probabilities", action="store_true", help="also write <stem>_probs.tif (K, H, W)")
+    parser.add_argument("--overlays", action="store_true",
+                        help="also write <stem>_overlay.png: the image with the predicted outlines (magenta)")
+    parser.add_argument("--masks", type=Path, default=None, metavar="MASKS_DIR",
+                        help="with --overlays: draw the true outlines too (green; yellow where both lie), from the "
+                             "masks of the same names (TIFF or PNG), one for every image")
     parser.add_argument("--no-postprocess", dest="postprocess", action="store_false",
                         help="the connected components of the predicted foreground, without the split and the size "
                              "filter scaled to the training masks' objects")
@@ -160,6 +171,37 @@ def _clashes(out: Path, names: list[str], written: dict, made_by: dict) -> list[
     return clash
 
 
+def _masks_of(parser: argparse.ArgumentParser, args: argparse.Namespace, images: dict[str, Path]
+              ) -> dict[str, Path] | None:
+    """{stem: mask path} of ``--masks`` for every image (None without it), or ``parser.error``
+    naming the images without a mask; checked before anything is predicted."""
+    if args.masks is None:
+        return None
+    if not args.overlays:
+        parser.error("argument --masks: the true outlines are drawn on the overlays; give --overlays too (to score "
+                     "predictions against masks: python -m unet_lib.score OUT_DIR MASKS_DIR)")
+    try:
+        masks, _ = _list_folder("masks_dir", args.masks, MASK_SUFFIXES)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+        parser.error(f"argument --masks: {error}")
+    lonely = [path.name for stem, path in images.items() if stem not in masks]
+    if lonely:
+        shown = ", ".join(lonely[:5]) + (f", ... ({len(lonely)} in all)" if len(lonely) > 5 else "")
+        parser.error(f"argument --masks: {len(lonely)} image(s) in {args.images} without a mask in {args.masks}: "
+                     f"{shown}; a mask pairs with the image of the same name without extension (cell_01.tif with "
+                     f"cell_01.png): give the masks of every image, or predict only the images that have one")
+    return {stem: masks[stem] for stem in images}
+
+
+def _mask_for(masks: dict[str, Path], stem: str, image: np.ndarray) -> np.ndarray:
+    """The mask of ``stem`` (H, W), or a ``ValueError`` when its size is not the image's."""
+    truth = read_mask(masks[stem])
+    if truth.shape != image.shape[1:]:
+        raise ValueError(f"its mask {masks[stem]} is {truth.shape[0]}x{truth.shape[1]}, the image "
+                         f"{image.shape[1]}x{image.shape[2]}; give the mask of this image")
+    return truth
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m unet_lib.predict MODEL.pt IMAGES_DIR --out OUT_DIR``: one label image per image."""
     parser = _parser()
@@ -185,13 +227,18 @@ def main(argv: list[str] | None = None) -> None:
         images, _ = _list_folder("images_dir", args.images, IMAGE_SUFFIXES)
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:
         parser.error(f"argument IMAGES_DIR: {error}")
+    masks = _masks_of(parser, args, images)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"argument --out: {args.out} is a file; give a folder")
     manifest_path = args.out / MANIFEST
     written = _written(manifest_path)
     made_by = {"model": _sha256(args.model), "settings": {"postprocess": args.postprocess, "instances": args.instances}}
-    targets = {stem: [f"{stem}.tif"] + ([f"{stem}_probs.tif"] if args.probabilities else []) for stem in images}
-    clash = _clashes(args.out, [name for names in targets.values() for name in names], written, made_by)
+    # an overlay is also made by the masks whose outlines it shows
+    overlay_by = {"model": made_by["model"], "settings": {**made_by["settings"],
+                                                          "masks": None if masks is None else str(args.masks)}}
+    targets = {stem: {f"{stem}.tif": made_by, **({f"{stem}_probs.tif": made_by} if args.probabilities else {}),
+                      **({f"{stem}_overlay.png": overlay_by} if args.overlays else {})} for stem in images}
+    clash = [c for names in targets.values() for name, by in names.items() for c in _clashes(args.out, [name], written, by)]
     if clash and not args.force:
         shown = ", ".join(clash[:5]) + (f", ... ({len(clash)} in all)" if len(clash) > 5 else "")
         parser.error(f"argument --out: {args.out} already holds {shown}; this command replaces only its own files "
@@ -210,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
             image = read_image(path, channel_axis)                                       # (C, H, W) as stored
             # larger tiles than predict_tiled's ~128 px outputs: 2-2.5x faster (less recomputed overlap)
             tile = args.tile if args.tile is not None else fastest_tile_size(model, *image.shape[1:])
+            truth = _mask_for(masks, stem, image) if masks is not None else None
             labels, probs = predict_image(model, image, meta, tile, args.postprocess, args.instances)
         except ValueError as error:
             raise SystemExit(f"error: {path}: {error}".replace("pass channel_axis=", "retrain with --channel-axis ")) \
@@ -217,7 +265,9 @@ def main(argv: list[str] | None = None) -> None:
         write_labels(args.out / f"{stem}.tif", labels)
         if args.probabilities:
             _write_probs(args.out / f"{stem}_probs.tif", probs)
-        written.update({name: made_by for name in targets[stem]})
+        if args.overlays:   # checked against the manifest above: new, ours, or --force
+            write_overlay(args.out / f"{stem}_overlay.png", image, labels, truth, overwrite=True)
+        written.update(targets[stem])
         atomic_write(manifest_path, json.dumps({"written": dict(sorted(written.items()))}, indent=1).encode())
         progress.step()
         found = (f"{int(labels.max())} objects" if kind == "objects" else
@@ -226,8 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     progress.close()
     post = " post-processed to the training masks' object size" if args.postprocess and size is not None and \
         kind == "objects" else ""
-    print(f"wrote {len(images)} images of {kind}{post} to {args.out}" + (" (and probabilities)" if args.probabilities
-                                                                         else ""))
+    also = [what for what, given in (("probabilities", args.probabilities), ("overlays", args.overlays)) if given]
+    print(f"wrote {len(images)} images of {kind}{post} to {args.out}" + (f" (and {' and '.join(also)})" if also else ""))
 
 
 if __name__ == "__main__":
