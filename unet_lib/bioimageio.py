@@ -2,7 +2,8 @@
 
 C, K, H, W = channels (in_channels), classes (num_classes), height, width.
 
-``write_bioimageio_package(CHECKPOINT, "unet.zip")`` writes one zip file holding
+``write_bioimageio_package(CHECKPOINT, "unet.zip")`` (on the command line ``python -m
+unet_lib.export MODEL.pt --bioimageio unet.zip``) writes one zip file holding
 
 * ``rdf.yaml``: the description, format 0.5 (https://bioimage.io/docs: "model RDF 0.5"): the
   input ``image`` (batch, channel, y, x) with its valid sizes (``min_input_size + k * 2**depth``,
@@ -55,7 +56,7 @@ from .model import UNet
 from .tiling import context_margin
 from .validate import check_bool, describe
 
-__all__ = ["write_bioimageio_package", "package_files", "FORMAT_VERSION", "PAPER", "LICENSE"]
+__all__ = ["write_bioimageio_package", "package_bytes", "package_files", "FORMAT_VERSION", "PAPER", "LICENSE"]
 
 FORMAT_VERSION = "0.5.4"        # model RDF 0.5; 0.5.4 (2024) is read by the consumers of 2024-2026
 LICENSE = "MIT"                 # the course's licence (pyproject.toml), for the weights as for the code
@@ -378,11 +379,20 @@ def package_files(checkpoint: str | Path, test_image=None, *, name: str | None =
     return files
 
 
-def write_bioimageio_package(checkpoint: str | Path, path: str | Path, test_image=None, *, overwrite: bool = False,
-                             **kwargs) -> Path:
-    """Write the BioImage Model Zoo package of ``checkpoint`` to ``path`` (a .zip), atomically:
-    ``package_files(checkpoint, test_image, **kwargs)`` zipped, rdf.yaml first. An existing file is
-    replaced only with ``overwrite=True``. Returns the path."""
+def package_bytes(checkpoint: str | Path, test_image=None, **kwargs) -> bytes:
+    """The package of ``checkpoint`` as the bytes of a zip file: ``package_files(checkpoint,
+    test_image, **kwargs)`` zipped, rdf.yaml first."""
+    files = package_files(checkpoint, test_image, **kwargs)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ["rdf.yaml"] + sorted(f for f in files if f != "rdf.yaml"):
+            archive.writestr(name, files[name])
+    return buffer.getvalue()
+
+
+def _check_package_path(path: str | Path, overwrite: bool = False) -> Path:
+    """``path`` as a Path, or the error that says why no package may be written there: not a .zip
+    name, a folder, or an existing file without ``overwrite``."""
     if not isinstance(path, (str, Path)):
         raise TypeError(f"path must be a file name (str or pathlib.Path), got {describe(path)}")
     path = Path(path)
@@ -394,11 +404,15 @@ def write_bioimageio_package(checkpoint: str | Path, path: str | Path, test_imag
     if path.exists() and not check_bool("overwrite", overwrite):
         raise FileExistsError(f"path {path} exists; no command overwrites work it did not create: give another name, "
                               f"or replace it on purpose with overwrite=True")
+    return path
+
+
+def write_bioimageio_package(checkpoint: str | Path, path: str | Path, test_image=None, *, overwrite: bool = False,
+                             **kwargs) -> Path:
+    """Write the BioImage Model Zoo package of ``checkpoint`` to ``path`` (a .zip), atomically:
+    ``package_files(checkpoint, test_image, **kwargs)`` zipped, rdf.yaml first. An existing file is
+    replaced only with ``overwrite=True``. Returns the path."""
+    path = _check_package_path(path, overwrite)
     if Path(checkpoint).resolve() == path.resolve():
         raise ValueError(f"path {path} is the checkpoint itself; give another file name")
-    files = package_files(checkpoint, test_image, **kwargs)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in ["rdf.yaml"] + sorted(f for f in files if f != "rdf.yaml"):
-            archive.writestr(name, files[name])
-    return atomic_write(path, buffer.getvalue())
+    return atomic_write(path, package_bytes(checkpoint, test_image, **kwargs))

@@ -384,6 +384,7 @@ def _meta(args: argparse.Namespace, data: ImageFolder, tile: int, plan: Plan, tr
                 objects_measured=size.count,
                 tile_size=tile, tiles_per_epoch=plan.tiles_per_epoch, tiles_per_image=plan.tiles_per_epoch / len(train),
                 steps=epochs * plan.steps_per_epoch, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
+                images_dir=str(args.images.resolve()),   # export --bioimageio's default test image is from here
                 train_images=list(train.stems), val_images=list(val.stems) if val is not None else [],
                 val_region=None if args.val_region is None else f"{args.val_region} {args.val_fraction:g}",
                 init=None if args.init is None else str(args.init),
