@@ -50,7 +50,7 @@ import numpy as np
 import tifffile
 import torch
 
-from unet_lib.baselines import classical_instances, object_size
+from unet_lib.baselines import classical_instances
 from unet_lib.checkpoint import load_checkpoint
 from unet_lib.config import TrainConfig
 from unet_lib.data import REAL_NUCLEI_FILES, ToyCells, load_real_nuclei, percentile_normalize, real_nuclei_crops
