@@ -4,8 +4,9 @@ H, W = height, width.
 
 Two baselines, from the weakest to the fair one:
 
-* ``otsu_instances``: Otsu's threshold on the raw image, then connected components. Noise
-  turns single bright background pixels into objects and touching nuclei merge.
+* ``otsu_instances``: Otsu's threshold on the raw image, then connected components. Nuclei
+  whose pixels straddle the threshold break into fragments, single bright background pixels
+  become objects, and touching nuclei merge.
 * ``classical_instances``: what a practitioner would do without a network: a Gaussian blur,
   Otsu's threshold, hole filling, a minimum object size, and a watershed on the distance
   transform that splits touching nuclei at their waist (``seeded_watershed``).
@@ -128,8 +129,11 @@ def classical_instances(image: np.ndarray, sigma: float = 1.0, min_size: int = 3
                         peak_footprint: int = 11, distance_sigma: float = 1.0) -> np.ndarray:
     """The fair classical baseline: (H, W) ``image`` -> (H, W) int64 instances, 0 = background.
 
-    1. Gaussian blur with ``sigma`` (pixels): single noisy pixels no longer cross the threshold.
-    2. Otsu's threshold of the blurred image; holes inside objects are filled.
+    1. Gaussian blur with ``sigma`` (pixels): each pixel is judged with its neighbours, so a
+       nucleus whose pixels straddle the threshold no longer breaks into fragments, and single
+       noisy pixels no longer cross it.
+    2. Otsu's threshold of the blurred image (of the pixels given: a crop gets its own
+       threshold); holes inside objects are filled.
     3. Objects smaller than ``min_size`` pixels are removed.
     4. With ``split_touching``: the distance transform of the foreground (distance to the
        nearest background pixel), smoothed with ``distance_sigma``, has one maximum near the
