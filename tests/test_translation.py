@@ -668,3 +668,8 @@ def test_a_class_exercise_gets_the_chinese_message_of_a_method_skeleton():
     skeleton = _cell_of(edition, "sol").source
     assert 'raise NotImplementedError("练习`Pair.total`：把这一行换成你的代码（类的文档字符串说明了要做什么）")' in skeleton
     assert _cell_of(edition, "exercise-edition").source.startswith("**练习版**。")
+
+
+def test_a_code_span_broken_across_lines_is_the_same_span_on_one_line():
+    english = "Set `TRAIN_LIVE =\nFalse` to load the shipped run."
+    assert translation.faithfulness_problems(english, "把`TRAIN_LIVE = False`设为加载已发布的运行。") == []

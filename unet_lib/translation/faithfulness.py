@@ -39,7 +39,9 @@ def link_targets(text: str) -> set[str]:
 
 
 def _spans(pattern: re.Pattern, text: str) -> set[str]:
-    return {next(g for g in m.groups()[::-1] if g is not None).strip() for m in pattern.finditer(text)}
+    """The contents of each match, whitespace squashed: Markdown shows a line break inside a code
+    span or formula as a space, so ``TRAIN_LIVE =\\nFalse`` is the span ``TRAIN_LIVE = False``."""
+    return {_squash(next(g for g in m.groups()[::-1] if g is not None)) for m in pattern.finditer(text)}
 
 
 def _squash(text: str) -> str:
