@@ -285,3 +285,32 @@ def test_augmented_refuses_a_weight_map_of_a_class_map_it_cannot_recompute():
         Augmented([odd])[0]
     with pytest.raises(ValueError, match=r"dataset\[0\]\['mask'\] is \(60, 64\), its instances \(64, 64\)"):
         Augmented([dict(sample, mask=sample["mask"][:60])])[0]
+
+
+class _LaterPatch(torch.utils.data.Dataset):
+    """A dataset that draws anew on each access (as random tiles do): its first draw of a sample is
+    an ordinary binary mask, later ones carry a 6x6 patch of class 5 (#21: it was replaced by the
+    instances' foreground, a 6-class model trained on 0/1 targets without a word)."""
+    draws_on_access = True
+
+    def __init__(self):
+        self.base, self.accesses = ToyCells(1, size=48, n_cells=(3, 5), radius=(5.0, 9.0))[0], 0
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        self.accesses += 1
+        mask = self.base["mask"].clone()
+        if self.accesses > 1:
+            mask[20:26, 20:26] = 5
+        return dict(self.base, mask=mask)
+
+
+def test_augmented_keeps_classes_that_a_later_draw_brings():
+    aug = Augmented(_LaterPatch(), seed=0, config=AugmentConfig(elastic=0.0))   # flips and rotations keep a patch
+    first = aug[0]
+    assert set(np.unique(first["mask"].numpy())) <= {0, 1}                    # decided on: targets of the instances
+    later = aug[0]
+    assert int((later["mask"] == 5).sum()) == 36                             # the patch kept, moved with the image
+    np.testing.assert_array_equal(later["weight_map"].numpy(), targets_from_instances(later["instances"].numpy())[1])

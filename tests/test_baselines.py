@@ -205,3 +205,77 @@ def test_classical_instances_is_unchanged_by_the_refactoring():
 def test_watershed_split_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         watershed_split(**kwargs)
+
+
+# -- post-processing scaled to the objects (#21) ---------------------------------------------------
+
+from unet_lib.baselines import (ObjectSize, object_size, postprocess_instances, split_by_size,   # noqa: E402
+                                watershed_split)
+
+
+def _rod(shape, start, end, half_width):
+    """A capsule: the pixels within ``half_width`` of the segment from ``start`` to ``end`` (y, x)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(float)
+    (y0, x0), (y1, x1) = start, end
+    t = np.clip(((yy - y0) * (y1 - y0) + (xx - x0) * (x1 - x0)) / ((y1 - y0) ** 2 + (x1 - x0) ** 2), 0, 1)
+    return np.hypot(yy - y0 - t * (y1 - y0), xx - x0 - t * (x1 - x0)) <= half_width
+
+
+def test_object_size_measures_whole_objects_and_leaves_out_those_cut_by_the_edge():
+    labels, discs = _discs((60, 80), [(20, 20), (40, 55), (30, 78)], 6)      # the third is cut by the edge
+    size = object_size([labels])
+    assert size.count == 2 and size.area == discs[0].sum() == discs[1].sum() == size.large
+    assert abs(size.radius - 6) <= 1                                          # the inscribed radius
+    # two discs touching each other: each measured on its own, not as one blob
+    touching, _ = _discs((40, 60), [(20, 20), (20, 33)], 7)
+    assert abs(object_size([touching]).radius - 6) <= 1.5 and object_size([touching]).count == 2
+    cut_only, _ = _discs((20, 20), [(10, 18)], 6)
+    assert object_size([cut_only]).count == 1                                 # nothing whole: the cut one counts
+    with pytest.raises(ValueError, match="found no object"):
+        object_size([np.zeros((5, 5), np.int64)])
+
+
+def test_split_by_size_splits_touching_discs_and_keeps_a_rod_whole():
+    labels, _ = _discs((48, 64), [(24, 22), (24, 41)], 11)
+    assert len(np.unique(split_by_size(labels > 0, radius=11))) - 1 == 2
+    rod = _rod((50, 80), (10, 10), (38, 68), 3.0)                             # a slanted rod of radius 3
+    assert len(np.unique(split_by_size(rod, radius=3))) - 1 == 1
+    # plain local maxima in a window as wide (no tolerance) split the rod along its ridge
+    assert len(np.unique(watershed_split(rod, peak_footprint=3))) - 1 > 1
+    with pytest.raises(ValueError, match="radius must be > 0"):
+        split_by_size(rod, radius=0)
+
+
+def test_postprocess_instances_splits_only_objects_larger_than_the_training_objects():
+    pair, _ = _discs((40, 70), [(20, 20), (20, 39)], 10)                    # two touching discs: one blob
+    size = ObjectSize(area=320.0, radius=10.0, count=10, large=400.0)         # 95% of the objects under 400 px
+    assert (pair > 0).sum() > 400 and len(np.unique(postprocess_instances(pair > 0, size))) - 1 == 2
+    big = ObjectSize(area=320.0, radius=10.0, count=10, large=1000.0)          # blobs of that size are single objects
+    assert len(np.unique(postprocess_instances(pair > 0, big))) - 1 == 1
+    # a peanut of 289 px, a typical object's size, stays whole, though a watershed would split its waist
+    peanut, _ = _discs((30, 40), [(15, 13), (15, 25)], 7)
+    assert len(np.unique(split_by_size(peanut > 0, 5.0))) - 1 == 2
+    assert len(np.unique(postprocess_instances(peanut > 0, ObjectSize(200.0, 5.0, 10, 300.0)))) - 1 == 1
+    assert ObjectSize(100.0, 5.0, 3).merged_above == 200.0                     # without a percentile: twice the median
+
+
+def test_postprocess_instances_removes_specks_under_a_tenth_of_the_typical_object():
+    labels, _ = _discs((40, 60), [(20, 15), (20, 45)], 8)
+    pred = labels > 0
+    pred[2:4, 2:4] = True                                                     # a 4-pixel speck
+    size = ObjectSize(area=200.0, radius=8.0, count=10)                       # specks: under 20 px
+    out = postprocess_instances(pred, size)
+    assert len(np.unique(out)) - 1 == 2 and out[2, 2] == 0 and set(np.unique(out)) == {0, 1, 2}
+    kept = postprocess_instances(pred, ObjectSize(area=30.0, radius=8.0, count=10))   # specks: under 3 px
+    assert kept[2, 2] > 0
+    cells = np.where(labels > 0, labels + 10, 0)                               # cells of a class map: ids kept apart
+    np.testing.assert_array_equal(postprocess_instances(cells, size, split=False) > 0, labels > 0)
+
+
+def test_classical_instances_for_dark_objects_and_with_an_object_size():
+    labels, _ = _discs((48, 64), [(24, 22), (24, 41)], 11)
+    rng = np.random.default_rng(0)
+    bright = np.where(labels > 0, 0.8, 0.2) + 0.02 * rng.standard_normal(labels.shape)
+    np.testing.assert_array_equal(classical_instances(1 - bright, dark=True), classical_instances(bright))
+    sized = classical_instances(bright, size=object_size([labels]))
+    assert len(np.unique(sized)) - 1 == 2

@@ -9,11 +9,15 @@ import zipfile
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import tifffile
 import torch
 
 from unet_lib.bioimageio import PAPER, package_files, write_bioimageio_package
-from unet_lib.checkpoint import load_checkpoint
+from unet_lib.checkpoint import load_checkpoint, save_checkpoint
+from unet_lib.config import TrainConfig
 from unet_lib.data import DATA_DIR, percentile_normalize
+from unet_lib.export import main as export_main
+from unet_lib.model import UNet
 from unet_lib.tiling import context_margin
 
 TOY, NUCLEI = DATA_DIR / "unet_toycells.pt", DATA_DIR / "unet_nuclei.pt"
@@ -98,6 +102,22 @@ def test_packages_are_written_once_and_bad_arguments_are_refused(packages, tmp_p
     assert not (tmp_path / "toy.bioimage").exists()
 
 
+def _offline_test_model(monkeypatch, tmp_path):
+    """bioimageio.core's ``test_model`` with the network switched off (every socket connection
+    raises) and its cache in ``tmp_path``; the test is skipped without bioimageio.core."""
+    pytest.importorskip("bioimageio.core")
+    from bioimageio.core import test_model
+    from bioimageio.spec._internal._settings import settings
+
+    def no_network(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(settings, "cache_path", tmp_path)
+    return test_model
+
+
 def test_bioimageio_core_runs_each_package_and_reproduces_its_test_output(packages, monkeypatch, tmp_path):
     """bioimageio.core's model test: the format validation, then for each weights format
     (TorchScript, ONNX) the test input through the preprocessing and the weights, compared with the
@@ -111,16 +131,7 @@ def test_bioimageio_core_runs_each_package_and_reproduces_its_test_output(packag
     The network is switched off here (every socket connection raises), so that a fetch would fail
     the test instead of passing where a network happens to be, and the cache goes to tmp_path.
     """
-    pytest.importorskip("bioimageio.core")
-    from bioimageio.core import test_model
-    from bioimageio.spec._internal._settings import settings
-
-    def no_network(*args, **kwargs):
-        raise OSError("no network in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setattr(settings, "cache_path", tmp_path)
+    test_model = _offline_test_model(monkeypatch, tmp_path)
     for name, path in packages.items():
         summary = test_model(path)
         details = {d.name: d.status for d in summary.details}
@@ -129,3 +140,80 @@ def test_bioimageio_core_runs_each_package_and_reproduces_its_test_output(packag
             assert details[f"Reproduce test outputs from test inputs ({weights})"] == "passed"
         messages = [w.msg for d in summary.details for w in d.warnings]
         assert not [m for m in messages if "Failed to validate URL" in m], messages
+
+
+# -- the command line: python -m unet_lib.export MODEL.pt --bioimageio OUT.zip --------------------------------
+
+@pytest.fixture
+def own_checkpoint(tmp_path):
+    """(checkpoint, its first training image): a tiny U-Net saved with the meta that python -m
+    unet_lib.train --images writes (percentiles 0.5 and 99.9, the folder of its training images)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    image = (np.random.default_rng(0).random((101, 97)) * 40000).astype(np.uint16)   # (H, W) raw 16-bit
+    tifffile.imwrite(images / "first.tif", image)
+    torch.manual_seed(0)
+    meta = dict(data="unet_lib.files.ImageFolder", mask_kind="instances", low=0.5, high=99.9, channel_axis=None,
+                images_dir=str(images), train_images=["first"], tile_size=60, tiles_per_image=4.0)
+    path = save_checkpoint(tmp_path / "mine.pt", UNet(depth=2, base_channels=4).eval(),
+                           TrainConfig(epochs=1, batch_size=2, progress=False), {"epoch": [1.0]}, meta)
+    return path, image
+
+
+def test_the_export_command_packages_an_own_images_model_with_its_normalisation(own_checkpoint, tmp_path, capsys):
+    yaml = pytest.importorskip("yaml")
+    path, image = own_checkpoint
+    out = tmp_path / "mine.zip"
+    assert export_main([str(path), "--bioimageio", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    files = _files(out)
+    rdf = yaml.safe_load(files["rdf.yaml"])
+    assert rdf["inputs"][0]["preprocessing"][0]["kwargs"] == {"axes": ["y", "x"], "min_percentile": 0.5,
+                                                             "max_percentile": 99.9}
+    model = load_checkpoint(path).model.eval()
+    raw = np.load(io.BytesIO(files["test_input.npy"]))                       # the first training image, top left
+    n = raw.shape[-1]
+    assert raw.shape == (1, 1, n, n) and n in model.valid_input_sizes(n, n + 1)
+    np.testing.assert_array_equal(raw[0, 0], image[:n, :n])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(percentile_normalize(raw, 0.5, 99.9))).softmax(1).numpy()
+    np.testing.assert_allclose(np.load(io.BytesIO(files["test_output.npy"])), expected, atol=1e-6)
+    # --onnx of the same checkpoint records the same percentiles
+    onnx = pytest.importorskip("onnx")
+    assert export_main([str(path), "--onnx", str(tmp_path / "mine.onnx")]) == 0
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "mine.onnx")).metadata_props}
+    assert (props["normalization_low_percentile"], props["normalization_high_percentile"]) == ("0.5", "99.9")
+
+
+def test_the_export_command_refuses_what_it_cannot_package(own_checkpoint, tmp_path, capsys):
+    path, image = own_checkpoint
+    moved = tmp_path / "elsewhere.tif"
+    (tmp_path / "images" / "first.tif").rename(moved)
+    out = tmp_path / "mine.zip"
+    cases = [(["--bioimageio", out], "--bioimageio needs a test image for mine.pt (its training images are not where "
+                                     "it was trained): give --test-image IMAGE"),
+             (["--bioimageio", out, "--test-image", tmp_path / "nope.tif"], "--test-image"),
+             (["--onnx", tmp_path / "m.onnx", "--test-image", moved], "--test-image is a setting of the package: give "
+                                                                      "--bioimageio OUT.zip too"),
+             (["--bioimageio", out, "--logits"], "--logits: a BioImage Model Zoo package gives probabilities"),
+             (["--bioimageio", tmp_path / "mine.bioimage"], "must end in .zip"),
+             (["--bioimageio", out, "--name", "mine, v2"], "--name must be made of letters, digits")]
+    for argv, message in cases:
+        assert export_main([str(path)] + [str(a) for a in argv]) == 2
+        assert message in capsys.readouterr().err, argv
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.tif", "images", "mine.pt"]
+    assert export_main([str(path), "--bioimageio", str(out), "--test-image", str(moved)]) == 0
+    before = out.read_bytes()
+    assert export_main([str(path), "--bioimageio", str(out), "--test-image", str(moved)]) == 2
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == before
+    assert export_main([str(path), "--bioimageio", str(out), "--test-image", str(moved), "--force"]) == 0
+
+
+def test_bioimageio_core_runs_the_export_commands_package(own_checkpoint, monkeypatch, tmp_path):
+    """The package of python -m unet_lib.export --bioimageio, for a checkpoint of your own images
+    (percentiles that are not the course's), through bioimageio.core's model test, offline."""
+    test_model = _offline_test_model(monkeypatch, tmp_path / "cache")
+    path, _ = own_checkpoint
+    assert export_main([str(path), "--bioimageio", str(tmp_path / "mine.zip")]) == 0
+    summary = test_model(tmp_path / "mine.zip")
+    assert summary.status == "passed", summary.format()

@@ -305,7 +305,7 @@ def test_missing_and_bad_checkpoints(tmp_path, capsys):
 
 def test_nothing_to_do_and_unknown_options(checkpoint, capsys):
     rc, err = _run(capsys, checkpoint)
-    assert rc == 2 and "nothing to do: give --onnx OUT.onnx and/or --torchscript OUT.pt" in err
+    assert rc == 2 and "nothing to do: give --onnx OUT.onnx, --torchscript OUT.pt and/or --bioimageio OUT.zip" in err
     with pytest.raises(SystemExit) as exit:
         main([str(checkpoint), "--onnx"])
     assert exit.value.code == 2 and "--onnx: expected one argument" in capsys.readouterr().err

@@ -645,3 +645,80 @@ def test_sample_without_targets_is_the_same_draw(two_sizes):
     assert set(bare_whole) == {"image", "instances"} and torch.equal(bare_whole["image"], whole[1]["image"])
     with pytest.raises(TypeError, match=r"targets must be True or False, got 'no'"):
         bare.sample(0, targets="no")
+
+
+# -- normalisation that keeps the objects, regions, object sizes (#21) ----------------------------
+
+from unet_lib.files import split_by_region   # noqa: E402
+from unet_lib.files.normalization import CLIP_LIMIT, Clipping   # noqa: E402
+
+
+def test_clipping_counts_by_hand():
+    raw = np.arange(1000, dtype=np.uint16).reshape(1, 20, 50)                 # values 0..999
+    labels = np.zeros((20, 50), np.int64)
+    labels[0, :20] = 1                                                        # objects: the 20 darkest, 0..19
+    labels[-1, -5:] = 2                                                       # and the 5 brightest, 995..999
+    clipping = Clipping(low=1.0, high=99.8)
+    clipping.add(raw, labels)
+    below, above = clipping.shares()
+    # the 1st percentile is 9.99: values 0..9 clipped, 10 of 25; the 0.5th (4.995): 0..4; the 0.2nd: 0, 1
+    assert (below[1.0], below[0.5], below[0.2], below[0.0]) == (10 / 25, 5 / 25, 2 / 25, 1 / 25)
+    assert (above[99.8], above[100.0]) == (2 / 25, 1 / 25)                    # 997.002: 998 and 999
+    chosen = clipping.choose(limit=0.3)
+    assert (chosen["low"], chosen["clipped_low"], chosen["given_clipped_low"]) == (0.5, 0.2, 0.4)
+    assert chosen["high"] == 99.8 and clipping.choose(limit=1.0)["low"] == 1.0
+
+
+def _dark_rods(seed):
+    """A bright uneven background with a few dark rods covering under 1% of the image."""
+    rng = np.random.default_rng(seed)
+    image = 30000 + 2000 * rng.standard_normal((64, 64))
+    labels = np.zeros((64, 64), np.uint16)
+    for k, (y, x) in enumerate([(10, 10), (40, 30)], 1):
+        labels[y : y + 2, x : x + 9] = k                                      # 2 x 9 px: 36 px, 0.9% of the image
+    image[labels > 0] = 8000 + 500 * rng.standard_normal(int((labels > 0).sum()))
+    return image.astype(np.uint16), labels
+
+
+def test_keep_objects_widens_the_percentiles_that_clip_dark_sparse_objects(tmp_path):
+    pairs = {f"rods_{i}.tif": _dark_rods(i) for i in range(2)}
+    images, masks = folder(tmp_path, {k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()})
+    plain = ImageFolder(images, masks)
+    assert (plain.low, plain.high) == (1.0, 99.8) and plain.clipping["given_clipped_low"] == 1.0
+    assert float(plain[0]["image"][0][torch.from_numpy(pairs["rods_0.tif"][1] > 0)].max()) == 0.0   # all 0
+    kept = ImageFolder(images, masks, keep_objects=True)
+    assert kept.low < 1.0 and kept.clipping["clipped_low"] <= CLIP_LIMIT and kept.high == 99.8
+    inside = kept[0]["image"][0][torch.from_numpy(pairs["rods_0.tif"][1] > 0)]
+    assert inside.std() > 0.01                                                 # the objects' detail is back
+    np.testing.assert_array_equal(kept[0]["image"].numpy(), normalize_image(
+        tifffile.imread(images / "rods_0.tif")[None], kept.low, kept.high))
+
+
+def test_split_by_region_holds_out_a_strip_of_every_image(two_sizes):
+    data = ImageFolder(*two_sizes)
+    train, val = split_by_region(data, 0.25, "right")
+    assert train.stems == val.stems == data.stems
+    for i, stem in enumerate(data.stems):
+        whole = data[i]["image"]
+        w = whole.shape[-1]
+        assert train[i]["image"].shape[-1] == w - round(0.25 * w) and val[i]["image"].shape[-1] == round(0.25 * w)
+        torch.testing.assert_close(torch.cat([train[i]["image"], val[i]["image"]], -1), whole)
+    bottom_train, bottom_val = split_by_region(data, 0.5, "bottom")
+    assert bottom_train[0]["instances"].shape[0] + bottom_val[0]["instances"].shape[0] == data[0]["instances"].shape[0]
+    tiles = bottom_train.subset(bottom_train.stems, tile_size=8)
+    assert tiles[0]["image"].shape == (1, 8, 8)
+    with pytest.raises(ValueError, match="leaves nothing for validation"):
+        split_by_region(data, 0.001)
+    with pytest.raises(ValueError, match="side='left' is not supported"):
+        split_by_region(data, 0.2, "left")
+
+
+def test_object_size_of_instances_and_of_a_class_map_with_a_border_class(tmp_path):
+    from unet_lib.data import interior_border_classes
+    _, instances = cells(1, 40, 40)
+    images, masks = folder(tmp_path, {"a.tif": as_uint16(cells(1, 40, 40)[0])}, {"a.tif": instances.astype(np.uint16)})
+    size = ImageFolder(images, masks).object_size()
+    classes_dir = tmp_path / "classes"
+    write(classes_dir / "a.tif", interior_border_classes(instances).astype(np.uint8))
+    three = ImageFolder(images, classes_dir, "classes", num_classes=3).object_size()
+    assert size.count == three.count and abs(three.area - size.area) <= 0.1 * size.area

@@ -368,6 +368,31 @@ def test_fit_stops_early_and_keeps_the_best_weights():
     assert scores["f1"] == history["val_f1"][best - 1]     # the restored weights are the best epoch's
 
 
+def test_keep_best_restores_the_optimizer_state_of_the_best_epoch(monkeypatch):
+    from unet_lib.train import loop
+    monkeypatch.setattr(loop._Stopping, "_better", lambda self, value: self.best is None)   # epoch 1 stays best
+    model = _model()
+    optimizer = make_optimizer(model, _config())
+    history = fit(model, _data(4), _data(2, seed=1), _config(epochs=3, keep_best=True), optimizer=optimizer)
+    assert history["best_epoch"] == [1.0] and history["epoch"] == [1, 2, 3]
+    # 4 samples in batches of 2: 2 steps per epoch; Adam's moments are those after epoch 1, as its weights are
+    assert all(float(state["step"]) == 2 for state in optimizer.state_dict()["state"].values())
+
+
+def test_the_time_budget_starts_no_epoch_that_would_end_after_it():
+    import time
+
+    from unet_lib.train.loop import _Stopping
+    model = _model()
+    history = {"epoch": [1], "seconds": [20.0]}                                # one epoch of 20 s
+    late = _Stopping(_config(epochs=5, max_minutes=1.0), None, 0, 1, start=time.perf_counter() - 50)
+    assert late.decide(1, history, model, make_optimizer(model, _config())) == "out_of_time"   # 50 + 20 > 60
+    early = _Stopping(_config(epochs=5, max_minutes=1.0), None, 0, 1, start=time.perf_counter() - 30)
+    assert early.decide(1, history, model, make_optimizer(model, _config())) is None          # 30 + 20 < 60
+    last = _Stopping(_config(epochs=1, max_minutes=1.0), None, 0, 1, start=time.perf_counter() - 50)
+    assert last.decide(1, history, model, make_optimizer(model, _config())) is None           # no next epoch
+
+
 def test_fit_monitor_must_name_a_validation_score():
     with pytest.raises(ValueError, match="monitor='val_mean_iou' is not a validation score"):
         fit(_model(), _data(2), _data(2, seed=1), _config(patience=1, monitor="val_mean_iou"))

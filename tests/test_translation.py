@@ -234,6 +234,14 @@ def test_typography_leaves_code_quotes_and_markers_alone():
     assert translation.style_problems(text) == []
 
 
+def test_a_shape_keeps_its_english_brackets_and_a_comparison_is_no_tag():
+    """i18n/README.md: shapes in English punctuation, also right after Chinese text; ``<= t``
+    in a formula written out is text, not an HTML tag to strip."""
+    assert translation.style_problems("形状为(B, C, H, W)的张量，输出(H_out, W_out)") == []
+    assert translation.style_problems("背景（值 <= t）和前景（值 > t）") == []
+    assert translation.style_problems("见式(1)") != []                      # one item: not a shape
+
+
 @pytest.mark.parametrize("text, match", [
     ("english\tchinese\n", "the first line must be the header"),
     ("english\tchinese\tavoid\tnote\tsource\nchannel\t通道\t渠道\n", r"line 2: 3 tab-separated columns; expected 5"),

@@ -249,7 +249,9 @@ class Augmented(Dataset):
 
     Which targets (the paper's, recomputed from the augmented instances, or a mask of the
     dataset's own warped with the sample) is decided on the first access of each sample
-    (``_target_rule``); a weight map augmentation cannot recompute is refused then. Access k
+    (``_target_rule``); a weight map augmentation cannot recompute is refused then. A later draw
+    (a new random tile) whose mask has labels above 1, which its instances cannot give, keeps
+    that mask, warped with it: classes are never replaced by the instances' foreground. Access k
     (k = 0, 1, ...) of sample i uses ``np.random.default_rng([seed, i, k])``: every epoch sees a
     new deformation, and a run with the same seed and order sees the same ones. A dataset that
     ``draws_on_access`` and has a ``sample(i, targets=False)`` method (ImageFolder with tiles) is
@@ -289,11 +291,18 @@ class Augmented(Dataset):
         if image.shape[-2:] != instances.shape:
             raise ValueError(f"dataset[{i}]: image {image.shape} and instances {instances.shape} must have the "
                              f"same H, W")
+        if targets.mask == "instances" and "mask" in sample and _holds_classes(sample["mask"]):
+            # this draw's mask has classes that its instances cannot give (a random tile whose first
+            # draw had none, say): kept, warped with the image, instead of replaced by the instances'
+            targets = _Targets("given", "eq2")
         labels = [instances]
         if targets.mask == "given":
             labels.append(_as_labels(sample["mask"], f"dataset[{i}]['mask']"))
-        out, labels = _augment_arrays(image.reshape(-1, *instances.shape).astype(np.float64), labels, rng,
+        # a class map's instances are all 0: warping them would give 0 again (a third of the loading time)
+        skip = len(labels) == 2 and not instances.any()
+        out, warped = _augment_arrays(image.reshape(-1, *instances.shape).astype(np.float64), labels[skip:], rng,
                                       self.config)
+        labels = [instances, *warped] if skip else warped
         mask, weight_map = _targets_after(targets, labels, self.target_kwargs)
         return {
             "image": torch.from_numpy(out.reshape(image.shape).astype(image.dtype)).float(),   # (C, H, W)
@@ -301,6 +310,12 @@ class Augmented(Dataset):
             "mask": torch.from_numpy(mask),                                                   # (H, W)
             "weight_map": torch.from_numpy(weight_map),                                       # (H, W)
         }
+
+
+def _holds_classes(mask) -> bool:
+    """Whether a mask has labels above 1: classes that the instances' foreground cannot give."""
+    mask = torch.as_tensor(mask)
+    return mask.numel() > 0 and int(mask.max()) > 1
 
 
 def _weight_map_settings(dataset: Dataset, **given) -> dict:

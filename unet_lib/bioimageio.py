@@ -2,7 +2,8 @@
 
 C, K, H, W = channels (in_channels), classes (num_classes), height, width.
 
-``write_bioimageio_package(CHECKPOINT, "unet.zip")`` writes one zip file holding
+``write_bioimageio_package(CHECKPOINT, "unet.zip")`` (on the command line ``python -m
+unet_lib.export MODEL.pt --bioimageio unet.zip``) writes one zip file holding
 
 * ``rdf.yaml``: the description, format 0.5 (https://bioimage.io/docs: "model RDF 0.5"): the
   input ``image`` (batch, channel, y, x) with its valid sizes (``min_input_size + k * 2**depth``,
@@ -56,7 +57,7 @@ from .model import UNet
 from .tiling import context_margin
 from .validate import describe
 
-__all__ = ["write_bioimageio_package", "package_files", "FORMAT_VERSION", "PAPER", "LICENSE"]
+__all__ = ["write_bioimageio_package", "package_bytes", "package_files", "FORMAT_VERSION", "PAPER", "LICENSE"]
 
 FORMAT_VERSION = "0.5.4"        # model RDF 0.5; 0.5.4 (2024) is read by the consumers of 2024-2026
 LICENSE = "MIT"                 # the course's licence (pyproject.toml), for the weights as for the code
@@ -420,6 +421,17 @@ def _rdf_tensors(model: UNet, sha: dict[str, str], channel_names: list[str], cla
     }
 
 
+def package_bytes(checkpoint: str | Path, test_image=None, **kwargs) -> bytes:
+    """The package of ``checkpoint`` as the bytes of a zip file: ``package_files(checkpoint,
+    test_image, **kwargs)`` zipped, rdf.yaml first."""
+    files = package_files(checkpoint, test_image, **kwargs)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ["rdf.yaml"] + sorted(f for f in files if f != "rdf.yaml"):
+            archive.writestr(name, files[name])
+    return buffer.getvalue()
+
+
 def write_bioimageio_package(checkpoint: str | Path, path: str | Path, test_image=None, *, overwrite: bool = False,
                              **kwargs) -> Path:
     """Write the BioImage Model Zoo package of ``checkpoint`` to ``path`` (a .zip), atomically:
@@ -428,9 +440,4 @@ def write_bioimageio_package(checkpoint: str | Path, path: str | Path, test_imag
     path = check_new_file(path, ".zip", "a BioImage Model Zoo package is a zip file", overwrite, example="unet.zip")
     if Path(checkpoint).resolve() == path.resolve():
         raise ValueError(f"path {path} is the checkpoint itself; give another file name")
-    files = package_files(checkpoint, test_image, **kwargs)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in ["rdf.yaml"] + sorted(f for f in files if f != "rdf.yaml"):
-            archive.writestr(name, files[name])
-    return atomic_write(path, buffer.getvalue())
+    return atomic_write(path, package_bytes(checkpoint, test_image, **kwargs))

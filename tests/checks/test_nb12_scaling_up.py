@@ -143,3 +143,67 @@ def test_check_steps_per_epoch_refuses_loaders_and_samplers(answer, shortcut):
 def test_check_steps_per_epoch_fails_a_broken_count(answer, match):
     with pytest.raises(CheckError, match=match):
         check_steps_per_epoch(answer)
+
+
+def by_exec_of_the_samplers_source(n, w, r, e, s):
+    """torch's DistributedSampler.__iter__, read with inspect.getsource and run as the learner's own."""
+    import inspect
+    import textwrap
+    import types
+    namespace = {}
+    exec(textwrap.dedent(inspect.getsource(DistributedSampler.__iter__)), vars(torch.utils.data.distributed), namespace)
+    fake = types.SimpleNamespace(shuffle=True, seed=s, epoch=e, dataset=range(n), drop_last=False, total_size=-(-n // w) * w,
+                                 num_samples=-(-n // w), rank=r, num_replicas=w)
+    return list(namespace["__iter__"](fake))
+
+
+def in_another_process(n, w, r, e, s):
+    """An answer that asks another Python process (where the check cannot watch) before it answers."""
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-c", "print(0)"], check=True, capture_output=True)
+    return rank_shard_by_hand(n, w, r, e, s)
+
+
+@pytest.mark.parametrize("answer, shortcut", [
+    (by_exec_of_the_samplers_source, "`inspect.getsource`"),
+    (in_another_process, "`subprocess.Popen`"),
+], ids=["the sampler's source, executed", "another process"])
+def test_check_rank_shard_refuses_the_samplers_source_and_another_process(answer, shortcut):
+    with pytest.raises(CheckError, match=rf"called {shortcut}, which already does what this exercise asks"):
+        check_rank_shard(answer)
+
+
+def test_check_rank_shard_draws_cases_that_a_table_made_beforehand_cannot_answer():
+    from unet_lib.checks.nb12_scaling_up import _SHARD_CASES
+    table = {(n, w, r, e, s): _sampler(n, w, r, e, s) for n, w in _SHARD_CASES for r in range(w)
+             for e, s in ((0, 0), (1, 0), (3, 7))}
+    with pytest.raises(KeyError):                 # the fixed cases pass, a drawn case is not in the table
+        check_rank_shard(lambda n, w, r, e, s: table[n, w, r, e, s])
+
+
+def test_check_rank_shard_names_a_wrong_padding():
+    def reversed_padding(n, w, r, e, s):           # pads with the permutation's last indices, reversed
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(s + e)).tolist()
+        total = -(-n // w) * w
+        return (order + order[::-1][: total - n])[r::w]
+    with pytest.raises(CheckError, match=r"rank \d of 4, 10 samples, epoch 0, seed 0: .*: the shuffled samples are "
+                                         r"right, the padding is not\nHint: the sampler pads the shared shuffled"):
+        check_rank_shard(reversed_padding)
+
+
+def test_check_steps_per_epoch_refuses_another_process():
+    def in_another_process(n, b, w):
+        import subprocess
+        import sys
+        subprocess.run([sys.executable, "-c", "print(0)"], check=True, capture_output=True)
+        return steps_per_epoch_by_hand(n, b, w)
+    with pytest.raises(CheckError, match=r"called `subprocess.Popen`, which already does what this exercise asks"):
+        check_steps_per_epoch(in_another_process)
+
+
+def test_check_steps_per_epoch_draws_cases_that_a_table_made_beforehand_cannot_answer():
+    from unet_lib.checks.nb12_scaling_up import _STEPS_CASES
+    table = {(n, b, w): _loader_len(n, b, w) if w > 1 else steps_per_epoch_by_hand(n, b, w) for n, b, w in _STEPS_CASES}
+    with pytest.raises(KeyError):
+        check_steps_per_epoch(lambda n, b, w: table[n, b, w])

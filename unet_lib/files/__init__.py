@@ -24,7 +24,11 @@ The channel axis of a 3-D array is decided by one rule, unless ``channel_axis`` 
 Size-1 axes beyond three are dropped ((1, 1, H, W) from ImageJ is (H, W)). An alpha channel that
 is fully opaque everywhere carries nothing and is dropped. Each channel of each image is mapped to
 [0, 1] by its own ``low`` and ``high`` percentiles (``unet_lib.data.percentile_normalize``), so 8-,
-16-bit and float images can be mixed; every image must have the same number of channels.
+16-bit and float images can be mixed; every image must have the same number of channels. With
+``keep_objects=True`` (what ``python -m unet_lib.train`` does unless ``--percentiles`` is given)
+the masks say how much of the objects the percentiles clip, and they are widened until at most 5%
+of the objects' pixels are (``unet_lib.files.normalization``): dark objects covering under 1% of
+an image lie below its 1st percentile, every pixel of them 0.
 
 Masks
 -----
@@ -63,22 +67,29 @@ tiles. ``split_by_image`` gives two disjoint lists of stems::
     train = ImageFolder("images", "masks", tile_size=128, stems=train_stems)
     val = ImageFolder("images", "masks", stems=val_stems)
 
+One large image (or a few): ``split_by_region(data, val_fraction, side)`` holds out the right (or
+bottom) strip of every image for validation instead.
+
 Modules: ``reading`` (one file; every pair read and checked once), ``pairing`` (the files of two
-folders paired by name), ``folder`` (``ImageFolder`` and ``split_by_image``); their public names
-are found here.
+folders paired by name), ``normalization`` (the share of the objects the percentiles clip),
+``folder`` (``ImageFolder``, ``split_by_image``, ``split_by_region``); their public names are
+found here.
 
 API
 ---
 * ``ImageFolder(images_dir, masks_dir, mask_kind="instances", *, num_classes=None,
   tile_size=None, seed=0, w0=10.0, sigma=5.0, low=1.0, high=99.8, stems=None,
-  channel_axis=None)``: a ``torch.utils.data.Dataset``; ``ds[i]`` is a dict with ``image``
+  channel_axis=None, keep_objects=False)``: a ``torch.utils.data.Dataset``; ``ds[i]`` is a dict with ``image``
   float32 (C, H, W) in [0, 1], ``instances`` int64 (H, W), ``mask`` int64 (H, W) in [0, K),
   ``weight_map`` float32 (H, W). Attributes ``stems``, ``in_channels``, ``num_classes``,
-  ``mask_kind``, ``tile_size``, ``target_kwargs``; ``summary()`` -> dict; ``subset(stems,
+  ``mask_kind``, ``tile_size``, ``target_kwargs``, ``low``, ``high`` (the percentiles used), ``clipping``
+  (the share of the objects they clip); ``summary()`` -> dict; ``object_size()`` -> the objects'
+  median area and inscribed radius (``unet_lib.baselines.object_size``); ``subset(stems,
   tile_size=None)`` -> ImageFolder sharing the arrays already read; ``sample(i, targets=True)``:
   ``ds[i]``, with ``targets=False`` without the targets ``Augmented`` recomputes anyway.
 * ``find_pairs(images_dir, masks_dir) -> dict[stem, (image_path, mask_path)]``, sorted by stem.
 * ``split_by_image(data, val_fraction=0.2, seed=0) -> (train, val)``.
+* ``split_by_region(data, val_fraction=0.2, side="right") -> (train, val)``: two ImageFolders.
 * ``read_image(path, channel_axis=None) -> (C, H, W)`` as stored (dtype kept, not normalised).
 * ``normalize_image(image, low=1.0, high=99.8) -> float32 (C, H, W)``, per channel.
 * ``read_mask(path) -> int64 (H, W)``.
@@ -87,11 +98,11 @@ API
 """
 
 from ..weights import class_balance_map   # here too: the weights of a class map, beside the readers
-from .folder import ImageFolder, split_by_image
+from .folder import ImageFolder, split_by_image, split_by_region
 from .pairing import find_pairs
 from .reading import IMAGE_SUFFIXES, MASK_SUFFIXES, normalize_image, read_image, read_mask, write_labels
 
 __all__ = [
-    "ImageFolder", "find_pairs", "split_by_image", "read_image", "normalize_image", "read_mask",
+    "ImageFolder", "find_pairs", "split_by_image", "split_by_region", "read_image", "normalize_image", "read_mask",
     "class_balance_map", "write_labels", "IMAGE_SUFFIXES", "MASK_SUFFIXES",
 ]

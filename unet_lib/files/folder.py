@@ -17,14 +17,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from scipy import ndimage
+
+from ..baselines import ObjectSize, object_size
 from ..data import targets_from_instances
+from ..metrics import instances_from_classes
 from ..tiling import mirror_pad
 from ..validate import check_bool, check_choice, check_index, check_int, check_number, check_seed, describe
 from ..weights import _check_w0_sigma, class_balance_map
 from .pairing import chosen_pairs
 from .reading import MaskKind, _names, read_pairs, summarize
 
-__all__ = ["ImageFolder", "split_by_image"]
+__all__ = ["ImageFolder", "split_by_image", "split_by_region"]
 
 
 class ImageFolder(Dataset):
@@ -38,7 +42,9 @@ class ImageFolder(Dataset):
     its targets computed on its first access (evaluation); with it, each access is a new random
     tile_size x tile_size tile, access k of sample i drawn from (seed, i, k), with the targets of
     the tile's own labels, as ``Augmented`` computes them (training). ``stems`` restricts it to
-    those pairs (``split_by_image``). Over 60 lines because a Dataset's construction, subset and
+    those pairs (``split_by_image``). ``keep_objects``: ``low`` and ``high`` widened until they clip
+    at most 5% of the masks' foreground (``unet_lib.files.normalization``); ``low``, ``high`` and
+    ``clipping`` say what was used. Over 60 lines because a Dataset's construction, subset and
     sampling belong together; its other jobs (pairing, reading and checking, the random tile, the
     sample dict) are the functions it calls.
     """
@@ -46,9 +52,10 @@ class ImageFolder(Dataset):
     def __init__(self, images_dir: str | Path, masks_dir: str | Path, mask_kind: MaskKind = "instances", *,
                  num_classes: int | None = None, tile_size: int | None = None, seed: int = 0, w0: float = 10.0,
                  sigma: float = 5.0, low: float = 1.0, high: float = 99.8, stems: Sequence[str] | None = None,
-                 channel_axis: int | None = None):
+                 channel_axis: int | None = None, keep_objects: bool = False):
         num_classes, tile_size, seed, w0, sigma, low, high, channel_axis = _checked_settings(
             mask_kind, num_classes, tile_size, seed, w0, sigma, low, high, channel_axis)
+        keep_objects = check_bool("keep_objects", keep_objects)
         pairs = chosen_pairs(images_dir, masks_dir, stems)                    # discovery and pairing
         self.images_dir, self.masks_dir, self.mask_kind = Path(images_dir), Path(masks_dir), mask_kind
         self.num_classes = 2 if mask_kind == "instances" else num_classes
@@ -57,8 +64,10 @@ class ImageFolder(Dataset):
         # with class_balance_map (it reads mask_kind and num_classes)
         self.target_kwargs = dict(w0=w0, sigma=sigma, class_weights="balanced")
         self.stems, self.paths = list(pairs), pairs
-        read = read_pairs(pairs, mask_kind, self.num_classes, channel_axis, low, high)   # reading and checking, once
+        # reading and checking, once; with keep_objects the percentiles widened until they keep the objects
+        read = read_pairs(pairs, mask_kind, self.num_classes, channel_axis, low, high, keep_objects)
         self._images, self._labels, self._dtypes = read.images, read.labels, read.dtypes
+        self.low, self.high, self.clipping = read.clipping["low"], read.clipping["high"], read.clipping
         self.binary_masks, self.in_channels = read.binary_masks, read.in_channels
         self._targets, self._accesses = {}, defaultdict(int)   # stem -> (mask, weight_map); i -> accesses
 
@@ -114,6 +123,19 @@ class ImageFolder(Dataset):
         self._accesses[i] += 1
         worker = torch.utils.data.get_worker_info()
         return np.random.default_rng([self.seed, i, k] if worker is None else [self.seed, i, k, worker.id + 1])
+
+    def object_size(self) -> ObjectSize:
+        """The median area and inscribed radius of the objects in this dataset's masks
+        (``unet_lib.baselines.object_size``): the instances, or for class maps the cells of a
+        three-class map with a border class (``instances_from_classes``; K = 3) or else the
+        connected components of the classes > 0. Post-processing scales with it."""
+        if self.mask_kind == "instances":
+            label_images = (self._labels[s] for s in self.stems)
+        elif self.num_classes == 3:
+            label_images = (instances_from_classes(self._labels[s]) for s in self.stems)
+        else:
+            label_images = (ndimage.label(self._labels[s] > 0)[0] for s in self.stems)
+        return object_size(label_images)
 
     def summary(self) -> dict:
         """What was found, for a command line to print: ``images``, ``sizes`` ({"HxW": count}),
@@ -258,3 +280,35 @@ def split_by_image(data, val_fraction: float = 0.2, seed: int = 0) -> tuple[list
     val = [item for k, item in enumerate(ordered) if k in chosen]
     return train, val
 
+
+
+def split_by_region(data: ImageFolder, val_fraction: float = 0.2, side: str = "right") -> tuple[ImageFolder, ImageFolder]:
+    """Hold out a region of every image for validation: (train, val), two ImageFolders with the
+    same stems, ``train`` holding each image without its ``side`` ("right" or "bottom") strip of
+    ``val_fraction`` of its width (height), ``val`` that strip. For one large image (or a few),
+    where ``split_by_image`` has no second image to validate on. Objects that the cut crosses are
+    a part object on each side; neither side sees the other's pixels (a training tile is drawn
+    inside its region and mirrored at its edges). Both share the arrays already read (views)."""
+    if not isinstance(data, ImageFolder):
+        raise TypeError(f"data must be an ImageFolder, got {describe(data)}")
+    val_fraction = check_number("val_fraction", val_fraction, min=0.0, max=1.0,
+                                hint="the share of each image's width (or height) kept for validation, e.g. 0.2")
+    check_choice("side", side, ("right", "bottom"))
+    train, val = copy.copy(data), copy.copy(data)
+    train._images, train._labels, val._images, val._labels = {}, {}, {}, {}
+    axis = -1 if side == "right" else -2
+    for stem in data.stems:
+        image, labels = data._images[stem], data._labels[stem]           # (C, H, W), (H, W)
+        n = labels.shape[axis]
+        cut = n - round(val_fraction * n)
+        if not 0 < cut < n:
+            raise ValueError(f"val_fraction={val_fraction:g} of image {stem}'s {'width' if axis == -1 else 'height'} "
+                             f"({n} px) leaves {'no pixel' if cut <= 0 else 'nothing'} for "
+                             f"{'training' if cut <= 0 else 'validation'}; choose a fraction between {1 / n:.3g} "
+                             f"and {1 - 1 / n:.3g}")
+        first, second = (np.s_[..., :cut], np.s_[..., cut:]) if axis == -1 else (np.s_[..., :cut, :], np.s_[..., cut:, :])
+        train._images[stem], val._images[stem] = image[first], image[second]
+        train._labels[stem], val._labels[stem] = labels[first], labels[second]
+    for part in (train, val):
+        part._targets, part._accesses = {}, defaultdict(int)
+    return train, val

@@ -20,6 +20,7 @@ from scipy import ndimage
 from ..atomic import atomic_write
 from ..data import percentile_normalize
 from ..validate import check_array, check_int, check_labels, describe
+from .normalization import CLIP_LIMIT, Clipping
 
 __all__ = ["read_image", "normalize_image", "read_mask", "write_labels", "read_pairs", "summarize", "IMAGE_SUFFIXES",
            "MASK_SUFFIXES"]
@@ -212,17 +213,21 @@ class Pairs(NamedTuple):
     dtypes: dict[str, str]              # each image's stored dtype, e.g. "uint16"
     binary_masks: list[str]             # stems whose 0/1 masks were labelled into components
     in_channels: int                    # the same for every image
+    clipping: dict                      # the percentiles used and the foreground they clip (keeping_percentiles)
 
 
 def read_pairs(paths: dict[str, tuple[Path, Path]], mask_kind: MaskKind, num_classes: int, channel_axis: int | None,
-               low: float, high: float) -> Pairs:
+               low: float, high: float, keep_objects: bool = False) -> Pairs:
     """Read every (image, mask) pair of ``paths`` ({stem: (image_path, mask_path)}), check it and
     normalise the image: what ``ImageFolder`` keeps in memory. Refuses a mask of another size than
     its image, a binary mask saved white on black, images with different numbers of channels and
     (class maps) labels of ``num_classes`` or more, naming the files; warns about binary masks,
     which are labelled into connected components (4-connectivity) when ``mask_kind`` is
-    "instances". Its warning points at the caller of the caller (``ImageFolder(...)``)."""
+    "instances". Its warning points at the caller of the caller (``ImageFolder(...)``).
+    ``clipping`` says which share of the masks' foreground the percentiles clip; with
+    ``keep_objects`` they are widened until it is at most ``CLIP_LIMIT`` (``keeping_percentiles``)."""
     images, labels_of, dtypes, binary_masks = {}, {}, {}, []
+    clipping = Clipping(low, high)
     for stem, (image_path, mask_path) in paths.items():
         raw = read_image(image_path, channel_axis)                        # (C, H, W) stored dtype
         labels = read_mask(mask_path)                                     # (H, W) int64
@@ -237,11 +242,17 @@ def read_pairs(paths: dict[str, tuple[Path, Path]], mask_kind: MaskKind, num_cla
         if mask_kind == "instances" and labels.max() == 1:
             labels = ndimage.label(labels)[0]                             # 4-connectivity components
             binary_masks.append(stem)
-        images[stem] = normalize_image(raw, low, high, name=f"image {image_path}")
+        clipping.add(raw, labels)
+        # normalised now, or (keep_objects) once the percentiles are chosen from every mask
+        images[stem] = raw if keep_objects else normalize_image(raw, low, high, name=f"image {image_path}")
         labels_of[stem] = _compact(labels)
         dtypes[stem] = str(raw.dtype)
     folder = next(iter(paths.values()))[0].parent
     in_channels = _same_channels(images, paths, folder)
+    chosen = clipping.choose(CLIP_LIMIT if keep_objects else 1.0)
+    if keep_objects:
+        images = {stem: normalize_image(raw, chosen["low"], chosen["high"], name=f"image {paths[stem][0]}")
+                  for stem, raw in images.items()}
     if mask_kind == "classes":
         _check_class_range(labels_of, paths, num_classes)
     if binary_masks:
@@ -252,7 +263,7 @@ def read_pairs(paths: dict[str, tuple[Path, Path]], mask_kind: MaskKind, num_cla
                       f"component in a binary mask and cannot be told apart (the separation borders of the "
                       f"paper need them apart): save instance masks with a distinct id per object if you can",
                       stacklevel=3)
-    return Pairs(images, labels_of, dtypes, binary_masks, in_channels)
+    return Pairs(images, labels_of, dtypes, binary_masks, in_channels, chosen)
 
 
 def summarize(labels: dict[str, np.ndarray], dtypes: dict[str, str], stems: Sequence[str], mask_kind: MaskKind,

@@ -29,10 +29,12 @@ are copied to all before validating). Validation is split over the ranks, each i
 once, the counts summed over the ranks; ``train_loss`` is the mean over ranks; stopping
 decisions are taken by all ranks together. Every rank returns the same history (but
 ``seconds``, by its own clock) and holds the same weights, in the model's own BatchNorm
-layers. A progress bar on rank 0 only.
+layers. Progress on rank 0 only: a bar with the running loss and, after each epoch, the
+validation score; one line per epoch where the output is not a terminal (``unet_lib.progress``).
 """
 
 import contextlib
+import copy
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,12 +43,12 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm.auto import tqdm
 
 from .. import distributed
 from ..augment import Augmented
 from ..config import TrainConfig, check_train_config
 from ..model import UNet
+from ..progress import Progress
 from ..validate import check_finite, describe
 from .evaluation import evaluate_over_ranks
 from .optimizer import _check_optimizer, _ready, _schedule
@@ -64,20 +66,21 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     ``unet_lib.files.ImageFolder`` (how they are read and augmented: the module docstring).
 
     The history has one entry per epoch in each list: ``epoch``, ``train_loss`` (mean over the
-    epoch's steps), ``seconds`` (since the start), and ``val_loss``, ``val_iou``, ``val_f1``,
+    epoch's steps), ``seconds`` (since ``fit`` was called), and ``val_loss``, ``val_iou``, ``val_f1``,
     ``val_merged`` and ``val_split`` (``evaluate`` on ``val_data``; absent when it is None).
     For class maps (no instances in ``val_data``) the instance scores are left out; for K > 2
     classes ``val_mean_iou`` and ``val_mean_dice`` are added. Seeded by ``config.seed`` through
     explicit generators: the same seed, model initialisation and machine give the same result.
     The model ends in eval mode, on its training device.
 
-    Training that can be left alone (all off by default; ``_Stopping``): ``max_minutes`` stops
-    after the step that exceeds the budget, records that epoch (validated) and ``out_of_time`` =
-    [epoch]; ``patience`` stops after that many epochs without a better ``monitor`` (default:
+    Training that can be left alone (all off by default; ``_Stopping``): ``max_minutes`` starts
+    no epoch that would not end within the budget (as long as the longest so far) and stops after
+    a step that exceeds it, records the last epoch (validated) and ``out_of_time`` = [epoch];
+    ``patience`` stops after that many epochs without a better ``monitor`` (default:
     ``val_f1`` for instances, ``val_mean_iou`` for K > 2 classes, else ``val_iou``; ``*_loss`` is
     better lower) and records ``stopped_early`` = [epoch]; with ``patience`` or ``keep_best`` the
-    history holds ``best_epoch`` = [epoch], and ``keep_best`` restores that epoch's weights at
-    the end. ``amp`` runs the forward pass in bfloat16 on CUDA (warns and does nothing on the
+    history holds ``best_epoch`` = [epoch], and ``keep_best`` restores that epoch's weights and
+    the optimizer's state after it at the end. ``amp`` runs the forward pass in bfloat16 on CUDA (warns and does nothing on the
     CPU). ``num_workers`` > 0 loads in persistent worker processes (each holds its own copy of a
     dataset's access counts, so random tiles and augmentations are drawn per worker).
 
@@ -87,12 +90,12 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
     After ``fit``, ``optimizer.state_dict()`` is what a later run resumes from. On several ranks
     (torchrun): the same call on every rank trains one model (the module docstring).
     """
+    started = time.perf_counter()   # the time budget and the history's seconds count the set-up too
     config = config or TrainConfig()
     run = _set_up(model, train_data, val_data, config, optimizer)
     history = {"epoch": [], "train_loss": [], "seconds": [], **{f"val_{key}": [] for key in run.val_keys}}
-    stopping = _Stopping(config, run.monitor, run.rank, run.world_size)
-    bar = tqdm(total=config.epochs * len(run.loader), disable=not config.progress or run.rank > 0,
-               desc="training", unit="step")
+    stopping = _Stopping(config, run.monitor, run.rank, run.world_size, started)
+    bar = Progress(config.epochs * len(run.loader), "training", "step", disable=not config.progress or run.rank > 0)
     with _network(model, run) as net:   # the model itself, or its DDP wrapper on several ranks
         for epoch in range(1, config.epochs + 1):
             train_loss = _train_epoch(net, run, epoch, stopping, bar)
@@ -103,12 +106,13 @@ def fit(model: UNet, train_data: Dataset, val_data: Dataset | None, config: Trai
                 for key in run.val_keys:
                     history[f"val_{key}"].append(scores[key])
             history["seconds"].append(stopping.elapsed())
-            stop = stopping.decide(epoch, history, model)   # "stopped_early", "out_of_time" or None
+            stop = stopping.decide(epoch, history, model, run.optimizer)   # "stopped_early", "out_of_time" or None
+            bar.done(_epoch_line(history, config.epochs, run.val_keys))
             if stop is not None:
                 history[stop] = [float(epoch)]               # the last epoch trained
                 break
     bar.close()
-    stopping.finish(model, history)   # best_epoch, and with keep_best that epoch's weights
+    stopping.finish(model, run.optimizer, history)   # best_epoch; with keep_best that epoch's weights and optimizer
     model.eval()
     return history
 
@@ -301,7 +305,7 @@ def _network(model: UNet, run: _Run):
         yield DistributedDataParallel(_Padded(model), device_ids=[run.device.index] if run.device.type == "cuda" else None)
 
 
-def _train_epoch(net, run: _Run, epoch: int, stopping: "_Stopping", bar: tqdm) -> float:
+def _train_epoch(net, run: _Run, epoch: int, stopping: "_Stopping", bar: Progress) -> float:
     """One pass over the training batches, a ``train_step`` each, until the time budget runs out
     (the epoch ends there and is recorded as a whole one). Returns the mean loss of its steps, over
     all ranks."""
@@ -314,8 +318,7 @@ def _train_epoch(net, run: _Run, epoch: int, stopping: "_Stopping", bar: tqdm) -
         if run.schedule is not None:
             run.schedule.step()
         total, steps = total + loss, steps + 1
-        bar.update(1)
-        bar.set_postfix(epoch=epoch, loss=f"{total / steps:.3f}")
+        bar.step(epoch=epoch, loss=f"{total / steps:.3f}")
         if stopping.out_of_time_after_step():
             break
     if run.world_size > 1:
@@ -343,19 +346,21 @@ def _step(net, run: _Run, batch: dict, where: str) -> float:
 # -- decide ----------------------------------------------------------------------------------
 
 class _Stopping:
-    """When ``fit`` stops, and which epoch was best: the time budget (``max_minutes``, checked after
-    every step), ``patience`` (epochs without a better ``monitor``) and ``keep_best`` (the best
-    epoch's weights, restored at the end). On several ranks every rank takes the same decision at
-    the same step (votes through ``unet_lib.distributed``), or the others would wait forever."""
+    """When ``fit`` stops, and which epoch was best: the time budget (``max_minutes``: no epoch is
+    started that would not end within it, and a step that exceeds it ends the run), ``patience``
+    (epochs without a better ``monitor``) and ``keep_best`` (the best epoch's weights and optimizer
+    state, restored at the end). On several ranks every rank takes the same decision at the same
+    step (votes through ``unet_lib.distributed``), or the others would wait forever."""
 
-    def __init__(self, config: TrainConfig, monitor: str | None, rank: int, world_size: int):
+    def __init__(self, config: TrainConfig, monitor: str | None, rank: int, world_size: int, start: float):
         self.monitor, self.patience, self.keep_best = monitor, config.patience, config.keep_best
         self.lower_is_better = monitor is not None and monitor.endswith("loss")
         self.best, self.best_epoch, self.best_state, self.stale = None, None, None, 0
         self.budget = None if config.max_minutes is None else 60.0 * config.max_minutes
+        self.epochs = config.epochs
         self.out_of_time = False
         self.rank, self.world_size = rank, world_size
-        self.start = time.perf_counter()
+        self.start = start                      # time.perf_counter() when fit was called
 
     def elapsed(self) -> float:
         """Seconds since the run started, by this rank's clock."""
@@ -370,15 +375,27 @@ class _Stopping:
                 self.out_of_time = distributed.any_rank(self.out_of_time)
         return self.out_of_time
 
-    def decide(self, epoch: int, history: dict, model: UNet) -> str | None:
+    def _no_room_for_another_epoch(self, epoch: int, history: dict) -> bool:
+        """Whether the next epoch, as long as the longest so far, would end after the budget: whole
+        epochs, so the last one is validated and the cosine is not cut in the middle of an epoch."""
+        if self.budget is None or epoch >= self.epochs:
+            return False
+        seconds = [0.0] + history["seconds"]
+        longest = max(b - a for a, b in zip(seconds, seconds[1:]))
+        late = self.elapsed() + longest > self.budget
+        return distributed.any_rank(late) if self.world_size > 1 else late
+
+    def decide(self, epoch: int, history: dict, model: UNet, optimizer: torch.optim.Optimizer) -> str | None:
         """After an epoch is recorded: "stopped_early" when patience ran out, "out_of_time" when
-        the budget ran out during it, else None; the best epoch so far (and its weights) kept."""
+        the budget ran out during it or would run out during the next one, else None; the best
+        epoch so far (and with keep_best its weights and optimizer state) kept."""
         if self.monitor is not None:
             value = history[self.monitor][-1]   # every rank holds the same summed scores
             if self._better(value):
                 self.best, self.best_epoch, self.stale = value, epoch, 0
-                if self.keep_best:
-                    self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if self.keep_best:   # the optimizer's state too, so that a resumed run continues from this epoch
+                    self.best_state = ({k: v.detach().clone() for k, v in model.state_dict().items()},
+                                       copy.deepcopy(optimizer.state_dict()))
             else:
                 self.stale += 1
             stop = self.patience is not None and self.stale >= self.patience
@@ -386,7 +403,10 @@ class _Stopping:
                 stop = distributed.any_rank(stop and self.rank == 0)
             if stop:
                 return "stopped_early"
-        return "out_of_time" if self.out_of_time else None
+        if self.out_of_time or self._no_room_for_another_epoch(epoch, history):
+            self.out_of_time = True
+            return "out_of_time"
+        return None
 
     def _better(self, value: float) -> bool:
         """Better than the best so far; a NaN score (no foreground class in truth or prediction)
@@ -395,9 +415,20 @@ class _Stopping:
         return (best is None or (np.isnan(best) and not np.isnan(value))
                 or (value < best if self.lower_is_better else value > best))
 
-    def finish(self, model: UNet, history: dict) -> None:
-        """Record ``best_epoch`` (when a score was monitored) and, with keep_best, load its weights."""
+    def finish(self, model: UNet, optimizer: torch.optim.Optimizer, history: dict) -> None:
+        """Record ``best_epoch`` (when a score was monitored) and, with keep_best, load its weights
+        and its optimizer state (Adam's moments, SGD's momentum as they were after that epoch)."""
         if self.monitor is not None:
             history["best_epoch"] = [float(self.best_epoch)]
             if self.keep_best and self.best_state is not None:
-                model.load_state_dict(self.best_state)
+                weights, optimizer_state = self.best_state
+                model.load_state_dict(weights)
+                optimizer.load_state_dict(optimizer_state)
+
+
+def _epoch_line(history: dict, epochs: int, val_keys: list[str]) -> str:
+    """"epoch 3 of 40: train_loss 0.310, val_f1 0.712": what the progress shows after each epoch,
+    with the validation score that keep_best follows by default."""
+    shown = next((f"val_{k}" for k in ("f1", "mean_iou", "iou") if k in val_keys), None)
+    text = f"epoch {history['epoch'][-1]} of {epochs}: train_loss {history['train_loss'][-1]:.3f}"
+    return text + (f", {shown} {history[shown][-1]:.3f}" if shown is not None else "")

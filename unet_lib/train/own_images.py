@@ -2,68 +2,88 @@
 images, written with what ``python -m unet_lib.predict`` needs.
 
 ``train_own_images`` reads as the command runs: check the flags, join the other ranks (under
-torchrun), load the checkpoint to resume or check the new network, read and split the folders,
-build the network, plan the epochs (``_config``, ``_training_tiles``), train with ``fit``, report
-and write. Each step is a function below, in that order.
+torchrun), load the checkpoint to resume (or to start from, ``--init``) or check the new
+network, read and split the folders, build the network, plan the epochs (``_plan``: the steps
+that reach a good model, cut to the time budget; ``unet_lib.train.plan``), train with ``fit``,
+report and write. Each step is a function below, in that order.
 """
 
 import argparse
+import math
+import time
 from typing import NamedTuple
 
-import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .. import distributed
 from ..arguments import device_arg
+from ..baselines import ObjectSize
 from ..checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
 from ..config import TrainConfig
-from ..files import ImageFolder, split_by_image
+from ..files import ImageFolder, split_by_image, split_by_region
+from ..files.normalization import CLIP_LIMIT
 from ..model import UNet
+from ..tiling import context_margin
 from .evaluation import evaluate
 from .loop import fit
 from .optimizer import make_optimizer
+from .plan import Plan, TileEpochs, plan_training, time_steps, within_budget
 
 __all__ = ["train_own_images"]
 
+SAVE_SECONDS = 2.0      # kept for writing the checkpoint at the end of a time budget (a few MB: well under 1 s)
 
-def train_own_images(parser: argparse.ArgumentParser, args: argparse.Namespace, world_size: int = 1) -> None:
+
+def train_own_images(parser: argparse.ArgumentParser, args: argparse.Namespace, world_size: int = 1,
+                     started: float | None = None) -> None:
     """Train on ``--images``/``--masks`` and write ``--out`` with what prediction needs. With
-    ``world_size`` > 1 (torchrun), every rank runs this: all train, rank 0 prints and writes."""
+    ``world_size`` > 1 (torchrun), every rank runs this: all train, rank 0 prints and writes.
+    ``started``: ``time.perf_counter()`` when the command began (``--max-minutes`` counts from it)."""
+    started = time.perf_counter() if started is None else started
     _check_flags(parser, args)
     device, rank, say = _join_ranks(parser, args, world_size)
-    prior = _load_resumed(args) if args.resume is not None else None
-    if prior is None:
+    prior = _load_checkpoint("--resume", args.resume) if args.resume is not None else None
+    init = _load_checkpoint("--init", args.init) if args.init is not None else None
+    if prior is None and init is None:
         _check_new_network(parser, args)
-    tile = _tile(parser, args, prior)
+    tile = _tile(parser, args, (prior or init).model if (prior or init) else None)
     mask_kind = "classes" if args.classes is not None else "instances"
-    data, train_stems, val_stems = _read_folders(args, mask_kind, rank)
+    data, train_part, val_part, held_out = _read_folders(args, mask_kind, rank, prior)
+    size = train_part.object_size()                 # post-processing at prediction scales with it
     if rank == 0:
-        _print_summary(data.summary(), train_stems, val_stems)
-    model = _network(args, data, mask_kind, prior)
-    config = _config(args, device, val_stems)
-    train_data, repeats = _training_tiles(data, train_stems, tile, args.tiles_per_image)
-    say(f"{repeats} random {tile}x{tile} tile(s) per training image per epoch")
+        _print_summary(data, train_part, held_out, size)
+    model = _network(args, data, mask_kind, prior, init, say)
+    if prior is None and init is None:
+        say(_depth_hint(size, model))
+    plan, warning = _plan(args, train_part, tile, world_size)
+    config = _config(args, device, val_part is not None, plan)
+    if warning:
+        say(warning)
+    if args.max_minutes is not None:
+        plan, config = _within_budget(args, model, train_part, val_part, tile, config, plan, started, say)
+    say(plan.describe(tile))
     if world_size > 1:
         say(f"{world_size} processes on {device}: a global batch of {world_size} x {config.batch_size} tiles")
-    val_data = data.subset(val_stems) if val_stems else None
+    train_data = TileEpochs(train_part.subset(train_part.stems, tile_size=tile), plan.tiles_per_epoch)
     optimizer = _optimizer(model, config, args, prior, say)
-    history = _continued(prior, fit(model, train_data, val_data, config, optimizer=optimizer))
-    say(_trained(history, prior, config, args.patience))
+    history = fit(model, train_data, val_part, config, optimizer=optimizer)
+    say(_trained(history, config, args.patience))
     if rank > 0:   # rank 0 validates and writes; the others wait for it
         distributed.barrier()
         return
-    if val_data is not None:
-        _print_validation(evaluate(model, val_data, weighted=config.weighted), history, len(val_stems))
-    meta = _meta(data, tile, repeats, train_stems, val_stems)
-    path = save_checkpoint(args.out, model.cpu(), config, history, meta, optimizer_state=optimizer.state_dict())
+    if val_part is not None:
+        _print_validation(evaluate(model, val_part, weighted=config.weighted), history, held_out)
+    meta = _meta(args, data, tile, plan, train_part, val_part, prior, len(history["epoch"]), size)
+    path = save_checkpoint(args.out, model.cpu(), config, _continued(prior, history), meta,
+                           optimizer_state=optimizer.state_dict())
     distributed.barrier()   # the file is whole before any rank goes on (a no-op in one process)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); predict with: python -m unet_lib.predict {path} "
-          f"IMAGES_DIR --out OUT_DIR")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {time.perf_counter() - started:.0f} s; predict "
+          f"with: python -m unet_lib.predict {path} IMAGES_DIR --out OUT_DIR")
 
 
-class _Resumed(NamedTuple):
-    """The checkpoint of ``--resume``: its network and how it was trained."""
+class _Loaded(NamedTuple):
+    """The checkpoint of ``--resume`` or ``--init``: its network and how it was trained."""
+    path: str
     model: UNet
     config: TrainConfig
     history: dict
@@ -90,8 +110,17 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error(f"argument --out: {args.out} exists; this command does not overwrite what it may not have "
                      f"written: pass --force to overwrite it, --resume {args.out} to continue training it, or "
                      f"another --out")
-    if args.resume is not None and not args.resume.is_file():
-        parser.error(f"argument --resume: no checkpoint at {args.resume}")
+    for flag, path in (("--resume", args.resume), ("--init", args.init)):
+        if path is not None and not path.is_file():
+            parser.error(f"argument {flag}: no checkpoint at {path}")
+    if args.resume is not None and args.init is not None:
+        parser.error("argument --init: not with --resume (which continues a checkpoint's weights and optimizer "
+                     "already); --init starts a new training from a checkpoint's weights")
+    if args.percentiles is not None and not 0 <= args.percentiles[0] < args.percentiles[1] <= 100:
+        parser.error(f"argument --percentiles: LOW HIGH with 0 <= LOW < HIGH <= 100, got "
+                     f"{args.percentiles[0]:g} {args.percentiles[1]:g}")
+    if args.val_region is not None and args.val_fraction == 0:
+        parser.error("argument --val-region: holds out --val-fraction of every image; --val-fraction is 0")
 
 
 def _join_ranks(parser: argparse.ArgumentParser, args: argparse.Namespace, world_size: int):
@@ -108,12 +137,12 @@ def _join_ranks(parser: argparse.ArgumentParser, args: argparse.Namespace, world
     return device, rank, (print if rank == 0 else _quiet)
 
 
-def _load_resumed(args: argparse.Namespace) -> _Resumed:
+def _load_checkpoint(flag: str, path) -> _Loaded:
     try:
-        model, config, history, meta = load_checkpoint(args.resume)
-        return _Resumed(model, config, history, meta, load_optimizer_state(args.resume))
+        model, config, history, meta = load_checkpoint(path)
+        return _Loaded(str(path), model, config, history, meta, load_optimizer_state(path))
     except ValueError as error:
-        raise SystemExit(f"error: --resume {args.resume}: {error}") from None
+        raise SystemExit(f"error: {flag} {path}: {error}") from None
 
 
 def _check_new_network(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -123,11 +152,12 @@ def _check_new_network(parser: argparse.ArgumentParser, args: argparse.Namespace
         parser.error(f"argument --depth/--base-channels: {error}")
 
 
-def _tile(parser: argparse.ArgumentParser, args: argparse.Namespace, prior: _Resumed | None) -> int:
-    """``--tile``, or the smallest valid input size >= 128 of the network to train: a tile must
-    be a valid input size (the prediction tiles are input tiles)."""
-    depth = prior.model.depth if prior is not None else args.depth
-    probe = prior.model if prior is not None else UNet(depth=depth, base_channels=1)   # size arithmetic only
+def _tile(parser: argparse.ArgumentParser, args: argparse.Namespace, base: UNet | None) -> int:
+    """``--tile``, or the smallest valid input size >= 128 of the network to train (``base``: the
+    resumed or initial network, whose depth it keeps): a tile must be a valid input size (the
+    prediction tiles are input tiles)."""
+    depth = base.depth if base is not None else args.depth
+    probe = base if base is not None else UNet(depth=depth, base_channels=1)   # size arithmetic only
     tile = args.tile if args.tile is not None else probe.valid_input_sizes(128, 128 + 2**depth)[0]
     try:
         probe.output_size(tile)
@@ -136,19 +166,29 @@ def _tile(parser: argparse.ArgumentParser, args: argparse.Namespace, prior: _Res
     return tile
 
 
-def _read_folders(args: argparse.Namespace, mask_kind: str, rank: int) -> tuple[ImageFolder, list, list]:
-    """(every pair read and checked, training stems, validation stems), or the library's message."""
+def _read_folders(args: argparse.Namespace, mask_kind: str, rank: int, prior: _Loaded | None):
+    """(every pair read and checked, the training part, the validation part or None, what is held
+    out), or the library's message. The normalisation: a resumed model's, ``--percentiles``, or
+    the course's 1st and 99.8th percentiles widened until they keep the objects (``keep_objects``)."""
+    low, high = (prior.meta.get("low", 1.0), prior.meta.get("high", 99.8)) if prior is not None else \
+        (args.percentiles or (1.0, 99.8))
     try:
         # the random tiles: a seed per rank (distributed.rank_seed); the split below uses --seed itself
-        data = ImageFolder(args.images, args.masks, mask_kind, num_classes=args.classes,
+        data = ImageFolder(args.images, args.masks, mask_kind, num_classes=args.classes, low=low, high=high,
+                           keep_objects=prior is None and args.percentiles is None, channel_axis=args.channel_axis,
                            seed=distributed.rank_seed(args.seed, rank))
+        if args.val_region is not None:
+            train, val = split_by_region(data, args.val_fraction, args.val_region)
+            return data, train, val, f"the {args.val_region} {args.val_fraction:.0%} of every image"
         train_stems, val_stems = split_by_image(data, args.val_fraction, seed=args.seed)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
-        raise SystemExit(f"error: {error}") from None
-    return data, train_stems, val_stems
+        raise SystemExit(f"error: {error}".replace("pass channel_axis=", "pass --channel-axis ")) from None
+    held_out = f"{len(val_stems)} image(s)" if val_stems else None
+    return data, data.subset(train_stems), (data.subset(val_stems) if val_stems else None), held_out
 
 
-def _print_summary(info: dict, train: list, val: list) -> None:
+def _print_summary(data: ImageFolder, train: ImageFolder, held_out: str | None, size: ObjectSize) -> None:
+    info = data.summary()
     sizes = ", ".join(f"{size} x{n}" for size, n in info["sizes"].items())
     print(f"found {info['images']} image/mask pairs: {info['in_channels']} channel(s), sizes {sizes}, "
           f"pixels {', '.join(f'{d} x{n}' for d, n in info['dtypes'].items())}")
@@ -158,17 +198,49 @@ def _print_summary(info: dict, train: list, val: list) -> None:
               + (f"; {len(info['binary_masks'])} binary masks labelled into components" if info["binary_masks"] else ""))
     else:
         print(f"class maps, K = {info['num_classes']}: class fractions {info['class_fractions']}")
-    print(f"training on {len(train)} image(s), validating on {len(val)}" + (f" ({', '.join(val[:5])}"
-          f"{', ...' if len(val) > 5 else ''})" if val else " (no validation: --val-fraction 0)"))
+    print(f"objects in the training masks: median {size.area:.0f} px, inscribed radius {size.radius:.1f} px "
+          f"({size.count} objects measured); predict scales its post-processing to them")
+    print(_normalisation_note(data.clipping))
+    val = [s for s in data.stems if s not in train.stems]
+    print(f"training on {len(train)} image(s), validating on "
+          + (f"{held_out} ({', '.join(val[:5])}{', ...' if len(val) > 5 else ''})" if held_out and val else held_out
+             if held_out else "none (--val-fraction 0): the last epoch's weights are kept"))
 
 
-def _network(args: argparse.Namespace, data: ImageFolder, mask_kind: str, prior: _Resumed | None) -> UNet:
-    """A new U-Net for the data (He-initialised from ``--seed``), or the resumed one if it fits."""
-    if prior is None:
+def _nth(q: float) -> str:
+    """'1st', '2nd', '99.8th', '0.05th': a percentile's ordinal."""
+    last = {1: "st", 2: "nd", 3: "rd"}.get(int(q) % 10, "th") if q == int(q) and int(q) % 100 not in (11, 12, 13) else "th"
+    return f"{q:g}{last}"
+
+
+def _normalisation_note(c: dict) -> str:
+    """What the percentiles do to the objects, and the fix where they clip a large share of them."""
+    given, chosen = (c["given_low"], c["given_high"]), (c["low"], c["high"])
+    clipped = (f"{c['given_clipped_low']:.1%} of the objects' pixels lie at or below the {_nth(given[0])} "
+               f"percentile, {c['given_clipped_high']:.1%} at or above the {_nth(given[1])}")
+    if chosen != given:
+        return (f"normalisation: {clipped}: each of those pixels would be 0 (or 1), the objects' inner detail lost; "
+                f"using the {_nth(chosen[0])} and {_nth(chosen[1])} percentiles instead, which clip "
+                f"{c['clipped_low']:.1%} and {c['clipped_high']:.1%} (stored with the model; --percentiles "
+                f"{given[0]:g} {given[1]:g} forces the others)")
+    if max(c["given_clipped_low"], c["given_clipped_high"]) > CLIP_LIMIT:
+        return (f"warning: normalisation by the {_nth(given[0])} and {_nth(given[1])} percentiles: {clipped}, each "
+                f"mapped to one value: dark (or bright) objects lose their inner detail. Leave --percentiles out "
+                f"and the command widens them until at most {CLIP_LIMIT:.0%} are clipped")
+    return f"normalisation: each channel's {_nth(given[0])} and {_nth(given[1])} percentiles to 0 and 1 ({clipped})"
+
+
+def _network(args: argparse.Namespace, data: ImageFolder, mask_kind: str, prior: _Loaded | None,
+             init: _Loaded | None, say) -> UNet:
+    """A new U-Net for the data (He-initialised from ``--seed``; with ``--init`` the checkpoint's
+    network and weights), or the resumed one if it fits."""
+    if prior is None and init is None:
         torch.manual_seed(args.seed)   # the He initialisation draws from torch's generator
         return UNet(in_channels=data.in_channels, num_classes=data.num_classes, depth=args.depth,
                     base_channels=args.base_channels, padding="valid", upsampling="transpose",
                     batch_norm=args.batch_norm)
+    if init is not None:
+        return _initialised(args, data, init, say)
     model = prior.model
     if (model.in_channels, model.num_classes) != (data.in_channels, data.num_classes) or \
             prior.meta.get("mask_kind", mask_kind) != mask_kind:
@@ -178,52 +250,90 @@ def _network(args: argparse.Namespace, data: ImageFolder, mask_kind: str, prior:
     return model
 
 
-def _config(args: argparse.Namespace, device: str | None, val_stems: list) -> TrainConfig:
-    """How ``fit`` trains: the flags, with augmentation always on (every channel alike; class maps
-    warped with the image: ``unet_lib.augment.Augmented``) and, when there are validation images,
+def _depth_hint(size: ObjectSize, model: UNet) -> str:
+    """The objects' size against what the network sees around a pixel (twice its context margin),
+    and a deeper network where the objects are wider than half of that."""
+    margin = context_margin(model)
+    across = 2 * math.sqrt(size.area / math.pi)
+    if across <= margin:
+        return (f"the network sees {2 * margin} px around each pixel (depth {model.depth}): objects about "
+                f"{across:.0f} px across fit with their neighbours")
+    deeper = context_margin(UNet(depth=model.depth + 1, base_channels=1))
+    return (f"note: the objects are about {across:.0f} px across and the network sees {2 * margin} px around each "
+            f"pixel (depth {model.depth}): --depth {model.depth + 1} sees {2 * deeper} px (a larger --tile follows)")
+
+
+def _initialised(args: argparse.Namespace, data: ImageFolder, init: _Loaded, say) -> UNet:
+    """``--init``: the checkpoint's network (its depth and widths) with its weights, for data of its
+    channels; for another number of classes every layer but the last 1x1 convolution."""
+    base = init.model
+    if base.in_channels != data.in_channels:
+        raise SystemExit(f"error: --init {args.init} takes {base.in_channels}-channel images, the images in "
+                         f"{args.images} have {data.in_channels}: its first convolution cannot read them. Convert "
+                         f"the images (e.g. gray = rgb.mean(-1)), or train from scratch (leave --init out)")
+    if base.num_classes == data.num_classes:
+        say(f"starting from the weights of {args.init} (depth {base.depth}, {base.config['base_channels']} "
+            f"channels; --depth and --base-channels are its own)")
+        return base
+    torch.manual_seed(args.seed)
+    model = UNet(**{**base.config, "num_classes": data.num_classes})
+    kept = {k: v for k, v in base.state_dict().items() if not k.startswith("outc.")}
+    model.load_state_dict(kept, strict=False)
+    say(f"starting from the weights of {args.init} but its last 1x1 convolution ({base.num_classes} classes; the "
+        f"data has {data.num_classes}), which starts new")
+    return model
+
+
+def _plan(args: argparse.Namespace, train: ImageFolder, tile: int, world_size: int) -> tuple[Plan, str | None]:
+    """The plan from ``--epochs`` and ``--tiles-per-image`` where given (``plan_training``); a
+    cover is the tiles that hold about every pixel of the training images once."""
+    pixels = sum(math.prod(int(n) for n in hw.split("x")) * count for hw, count in train.summary()["sizes"].items())
+    cover = max(len(train), round(pixels / tile**2))
+    return plan_training(len(train), cover, args.batch_size, world_size, args.epochs, args.tiles_per_image)
+
+
+def _config(args: argparse.Namespace, device: str | None, validating: bool, plan: Plan) -> TrainConfig:
+    """How ``fit`` trains: the flags and the plan, with augmentation always on (every channel alike;
+    class maps warped with the image: ``unet_lib.augment.Augmented``) and, when there is validation,
     the best epoch's weights kept (and ``--patience`` applied)."""
-    return TrainConfig(epochs=args.epochs or 50, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+    return TrainConfig(epochs=plan.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                        weighted=not args.unweighted, augment=True, seed=args.seed, device=device,
-                       max_minutes=args.max_minutes, patience=args.patience if val_stems else None,
-                       keep_best=bool(val_stems), num_workers=args.workers)
+                       patience=args.patience if validating else None, keep_best=validating,
+                       num_workers=args.workers)
 
 
-class _Repeated(Dataset):
-    """``repeats`` accesses of every sample of ``dataset`` per epoch (item j is sample j % n): with
-    random tiles, several tiles of each image per epoch. Says what ``fit`` and ``Augmented`` ask."""
-
-    def __init__(self, dataset: Dataset, repeats: int):
-        self.dataset, self.repeats = dataset, repeats
-        self.draws_on_access = getattr(dataset, "draws_on_access", False)
-        self.target_kwargs = getattr(dataset, "target_kwargs", None)
-
-    def __len__(self) -> int:
-        return len(self.dataset) * self.repeats
-
-    def __getitem__(self, j: int) -> dict:
-        return self.dataset[j % len(self.dataset)]
-
-
-def _training_tiles(data: ImageFolder, train_stems: list, tile: int, tiles_per_image: int | None
-                    ) -> tuple[Dataset, int]:
-    """(the training images as random tile x tile tiles, repeats): ``repeats`` tiles of each image
-    per epoch, ``--tiles-per-image`` or about as many as cover an image of the mean size (mean image
-    area / tile area, 1 to 64)."""
-    train_data = data.subset(train_stems, tile_size=tile)
-    if tiles_per_image is not None:
-        repeats = tiles_per_image
-    else:   # an epoch sees about every pixel once
-        sizes = train_data.summary()["sizes"]                        # {"HxW": count}
-        area = sum(np.prod([int(n) for n in hw.split("x")]) * c for hw, c in sizes.items()) / len(train_stems)
-        repeats = int(np.clip(round(area / tile**2), 1, 64))
-    return (_Repeated(train_data, repeats) if repeats > 1 else train_data), repeats
+def _within_budget(args, model: UNet, train: ImageFolder, val: ImageFolder | None, tile: int, config: TrainConfig,
+                   plan: Plan, started: float, say) -> tuple[Plan, TrainConfig]:
+    """The plan cut to end, with the final validation and the save, within ``--max-minutes`` of
+    ``started`` (``within_budget``, on steps timed here), and ``fit``'s own budget set to the same
+    end, a guard should the machine slow down."""
+    deadline = started + 60 * args.max_minutes
+    timing = time_steps(model, TileEpochs(train.subset(train.stems, tile_size=tile), plan.tiles_per_epoch),
+                        val, config)
+    if distributed.world()[1] > 1:   # one plan for all ranks: their mean timings
+        timing = type(timing)(*(v / distributed.world()[1] for v in distributed.sum_over_ranks(list(timing))))
+    reserve = timing.validation + SAVE_SECONDS
+    now = time.perf_counter()
+    try:
+        plan, note = within_budget(plan, timing, deadline - now - reserve, other_seconds=now - started + reserve)
+    except ValueError as error:
+        raise SystemExit(f"error: --max-minutes {args.max_minutes:g}: {error}, after {now - started:.0f} s of "
+                         f"reading and timing; raise --max-minutes") from None
+    say(f"time budget {args.max_minutes:g} min for the whole command: {note}")
+    config.epochs = plan.epochs
+    config.max_minutes = max(deadline - reserve - time.perf_counter(), 1.0) / 60
+    return plan, config
 
 
-def _optimizer(model: UNet, config: TrainConfig, args: argparse.Namespace, prior: _Resumed | None, say):
+def _optimizer(model: UNet, config: TrainConfig, args: argparse.Namespace, prior: _Loaded | None, say):
     """A new optimizer, with the resumed checkpoint's state where it has one of this kind."""
     optimizer = make_optimizer(model, config)
     if prior is None:
         return optimizer
+    done = len(prior.history.get("epoch", []))
+    best = prior.history.get("best_epoch")
+    say(f"resumed from {args.resume}: {done} epoch(s) trained before" + (f", the weights of epoch {best[0]:.0f} (the "
+        f"best then)" if best else "") + "; this run's epochs and seconds count from 0")
     if prior.optimizer_state is None:
         say(f"note: {args.resume} holds no optimizer state (written before unet_lib stored it): its weights "
             f"train on with a fresh {config.optimizer} optimizer")
@@ -240,8 +350,9 @@ def _optimizer(model: UNet, config: TrainConfig, args: argparse.Namespace, prior
     return optimizer
 
 
-def _continued(prior: _Resumed | None, history: dict) -> dict:
-    """One history: the resumed checkpoint's epochs, then these (epochs and seconds counted on)."""
+def _continued(prior: _Loaded | None, history: dict) -> dict:
+    """The checkpoint's history: the resumed checkpoint's epochs, then these (epochs and seconds
+    counted on; ``best_epoch`` and the reasons for stopping are this run's, counted on)."""
     if prior is None or not prior.history:
         return history
     done, took = prior.history["epoch"][-1], prior.history["seconds"][-1]
@@ -253,29 +364,38 @@ def _continued(prior: _Resumed | None, history: dict) -> dict:
     return history
 
 
-def _trained(history: dict, prior: _Resumed | None, config: TrainConfig, patience: int | None) -> str:
+def _trained(history: dict, config: TrainConfig, patience: int | None) -> str:
     """How many epochs this run trained, for how long, and why it stopped."""
-    epochs = len(history["epoch"]) - (len(prior.history["epoch"]) if prior is not None and prior.history else 0)
-    why = ("the time budget ran out" if "out_of_time" in history else
+    epochs = len(history["epoch"])
+    why = ("the time budget ended it" if "out_of_time" in history else
            f"no better validation score for {patience} epochs" if "stopped_early" in history else
            f"{config.epochs} epochs done")
     return f"trained {epochs} epoch(s) in {history['seconds'][-1]:.0f} s ({why})"
 
 
-def _meta(data: ImageFolder, tile: int, repeats: int, train_stems: list, val_stems: list) -> dict:
+def _meta(args: argparse.Namespace, data: ImageFolder, tile: int, plan: Plan, train: ImageFolder,
+          val: ImageFolder | None, prior: _Loaded | None, epochs: int, size: ObjectSize) -> dict:
     """What ``python -m unet_lib.predict`` needs beyond the network (the normalisation, the mask
-    kind, the channel axis), and how the model was trained, for the checkpoint's ``meta``."""
+    kind, the channel axis, the objects' size), and how the model was trained (``steps``: this run's
+    ``epochs`` of the plan's steps), for the checkpoint's ``meta``."""
     return dict(data="unet_lib.files.ImageFolder", mask_kind=data.mask_kind, num_classes=data.num_classes,
                 in_channels=data.in_channels, low=data.low, high=data.high, channel_axis=data.channel_axis,
-                tile_size=tile, tiles_per_image=repeats, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
-                train_images=list(train_stems), val_images=list(val_stems))
+                object_area=size.area, object_radius=size.radius, object_large_area=size.large,
+                objects_measured=size.count,
+                tile_size=tile, tiles_per_epoch=plan.tiles_per_epoch, tiles_per_image=plan.tiles_per_epoch / len(train),
+                steps=epochs * plan.steps_per_epoch, w0=data.target_kwargs["w0"], sigma=data.target_kwargs["sigma"],
+                images_dir=str(args.images.resolve()),   # export --bioimageio's default test image is from here
+                train_images=list(train.stems), val_images=list(val.stems) if val is not None else [],
+                val_region=None if args.val_region is None else f"{args.val_region} {args.val_fraction:g}",
+                init=None if args.init is None else str(args.init),
+                resumed_from=None if prior is None else prior.path)
 
 
-def _print_validation(scores: dict, history: dict, n_images: int) -> None:
+def _print_validation(scores: dict, history: dict, held_out: str) -> None:
     best = f" (the weights of epoch {history['best_epoch'][0]:.0f}, the best)" if "best_epoch" in history else ""
     shown = [k for k in ("loss", "iou", "mean_iou", "mean_dice", "f1", "precision", "recall", "merged", "split")
              if k in scores]
-    print(f"validation ({n_images} image(s)){best}: "
+    print(f"validation ({held_out}){best}: "
           + ", ".join(f"{k} {scores[k]:.3f}" if isinstance(scores[k], float) else f"{k} {scores[k]}"
                       for k in shown))
     if "class_iou" in scores:

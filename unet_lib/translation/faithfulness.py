@@ -11,7 +11,7 @@ _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^>\s]+)>")
 _BARE_URL = re.compile(r"https?://[^\s<>()\[\]\"'`，。；：、）（《》]+")
 _HTML_ATTR = re.compile(r"""(?:href|src)\s*=\s*["']([^"']+)["']""")
 _REF_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.M)
-_HTML_TAG = re.compile(r"<[^>\n]+>")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^>\n]*>")   # a tag starts with a letter: "<= t" is no tag
 _SEPARATOR = ",\u2009\u202f\u00a0"   # thousands separators: comma, thin and no-break spaces
 _NUMBER = re.compile(rf"(?<![A-Za-z0-9_.])(?:\d{{1,3}}(?:[{_SEPARATOR}]\d{{3}})+(?!\d)|\d+)(?:\.\d+)?")
 _FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")

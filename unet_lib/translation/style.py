@@ -35,7 +35,10 @@ def _broken_emphasis(line: str) -> list[str]:
     return found
 
 
-_HALF_WIDTH = re.compile(r"[\u3400-\u9fff][,;:?!]|[\u3400-\u9fff]\((?!\))")
+# a shape such as (B, C, H, W) or (H_out, W_out) keeps its English punctuation (i18n/README.md):
+# Latin items separated by commas, so only a bracket that holds such a list is left alone
+_SHAPE = r"\(\s*[\w*+\-/. ]+(?:,\s*[\w*+\-/. ]+)+\)"
+_HALF_WIDTH = re.compile(rf"[\u3400-\u9fff][,;:?!]|[\u3400-\u9fff]\((?!\))(?!{_SHAPE[2:]})")
 
 
 def style_problems(chinese: str) -> list[str]:
