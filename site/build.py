@@ -19,7 +19,7 @@ This script runs in the course's environment (``.venv``: nbformat, ``unet_lib.la
 ``requirements-site.txt``): Jupyter Book 1 caps Sphinx, docutils and others, and a separate
 environment means it can never up- or downgrade anything the course itself runs with.
 
-The steps, for each edition (``EDITIONS``: English now, Chinese later, in ``zh/``): stage the
+The steps, for each edition (``EDITIONS``: English at the root, Chinese in ``zh/``): stage the
 sources in ``_build/site-src-<language>/`` (the notebooks with their generated launch
 cells removed, as the theme has its own buttons; ``intro.md``; ``_toc.yml`` in course order;
 ``_config.yml``; the assets in ``_assets/``, served as ``_static/``), build with ``jupyter-book build``, and copy the HTML
@@ -66,11 +66,15 @@ class Edition:
                      "[the README]({readme}).")
 
 
-# The Chinese edition (issue #23) adds its entry here: Edition("zh_CN", "zh/notebooks",
-# "README.zh-CN.md", "zh", ..., table_heading=..., run_heading=..., run_text=...); an edition
-# whose notebooks folder does not exist is not built.
+# The English edition at the site's root, the Chinese one (issue #23) in zh/; an edition whose
+# notebooks folder does not exist is not built.
 EDITIONS = (
     Edition("en", "notebooks", "README.md", "", "unet-course: U-Net, built step by step", "English"),
+    Edition("zh_CN", "zh/notebooks", "README.zh-CN.md", "zh", "unet-course：一步步搭建U-Net", "中文",
+            table_heading="## 笔记本", run_heading="## 运行笔记本",
+            run_text=("这里的每一页展示一个笔记本及其最近一次运行的输出。要自己运行，请使用页面顶部的启动按钮"
+                      "（Colab或Binder），或者在[Colab]({colab})或[Binder]({binder})中打开第一个笔记本；要在自己的"
+                      "电脑上运行本课程，请按照[中文README]({readme})操作。")),
 )
 
 
@@ -108,8 +112,32 @@ WIDGETS_JS = "html-manager/dist/embed-amd.js"
 # libembed-amd" and loads its icon fonts from that module's address, by default next to the page
 # (404 on every page): this file, loaded after require.js, maps the name into _static/
 WIDGETS_CONFIG_JS = "html-manager-paths.js"
+# MathJax 2's Hub.Queue(["Typeset", MathJax.Hub, element]) on top of MathJax 3, for the widget renderer
+WIDGETS_MATHJAX2_SHIM = """(function () {
+  var current = window.MathJax;
+  function withHub(mathjax) {
+    if (mathjax && typeof mathjax === "object" && mathjax.version && !mathjax.Hub) {
+      mathjax.Hub = {Queue: function (command) {
+        var element = command[2];
+        var ready = (mathjax.startup && mathjax.startup.promise) || Promise.resolve();
+        ready.then(function () { return mathjax.typesetPromise ? mathjax.typesetPromise([element]) : null; });
+      }};
+    }
+    return mathjax;
+  }
+  Object.defineProperty(window, "MathJax", {configurable: true, enumerable: true,
+    get: function () { return current; }, set: function (value) { current = withHub(value); }});
+  withHub(current);
+})();
+"""
 WIDGETS_CONFIG_SOURCE = ("require.config({paths: {'@jupyter-widgets/html-manager/dist': "
-                         "new URL('html-manager/dist', document.currentScript.src).href}});\n")
+                         "new URL('html-manager/dist', document.currentScript.src).href}});\n"
+                         # the HTML and Label widgets typeset their text with MathJax 2's
+                         # MathJax.Hub.Queue (a page error on notebook 09's page: "Cannot read
+                         # properties of undefined (reading 'Queue')"); the site has MathJax 3, which
+                         # replaces window.MathJax when it loads: give that object a Hub.Queue that
+                         # typesets the element with MathJax 3's typesetPromise
+                         + WIDGETS_MATHJAX2_SHIM)
 
 
 class SiteError(RuntimeError):
@@ -188,6 +216,14 @@ def readme_sections(readme: str, table_heading: str = "## The notebooks") -> tup
     return title[2:].strip(), overview, match[1].strip()
 
 
+def repository_links(markdown: str, source: Source) -> str:
+    """``markdown`` with its relative links (``[README.zh-CN.md](README.zh-CN.md)``), which lead
+    to files of the repository and not to pages of the site, pointed at the repository at the tag;
+    addresses, anchors and the site's own ``notebooks/`` pages are left as they are."""
+    return re.sub(r"\]\((?![a-z][a-z0-9+.-]*:|#|/|notebooks/)([^)\s]+)\)",
+                  lambda m: f"]({source.repository}/blob/{source.tag}/{m[1]})", markdown)
+
+
 def landing_page(readme: str, names: list[str], source: Source, edition: Edition = EDITIONS[0],
                  switch: str = "") -> str:
     """The landing page: the README's overview, how to run the notebooks, and its notebook table
@@ -198,6 +234,7 @@ def landing_page(readme: str, names: list[str], source: Source, edition: Edition
         raise SiteError(f"{edition.readme}'s notebook table does not name {', '.join(missing)}")
     for name in names:
         table = table.replace(f"| `{name}` |", f"| [`{name}`](notebooks/{name}.ipynb) |", 1)
+    overview, table = repository_links(overview, source), repository_links(table, source)
     first = f"{edition.notebooks}/{names[0]}.ipynb"
     run = edition.run_text.format(colab=colab_url(source, first), binder=binder_url(source, first),
                                   readme=f"{source.repository}/blob/{source.tag}/{edition.readme}")

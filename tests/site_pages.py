@@ -20,6 +20,10 @@ page and the test fails, naming the page, on
 * a feature-map explorer (in the saved widget state) drawn without its images;
 * a notebook page without its Colab and Binder launch buttons for pyproject.toml's address and
   tag, or the navigation out of course order; and a search that finds nothing.
+
+Both editions (issue #23): the English pages at the root, the Chinese ones (from ``zh/notebooks``)
+under ``zh/``, each checked against its own notebook; every notebook of either edition has its
+page, and each landing page links the other language's.
 """
 
 import functools
@@ -43,6 +47,7 @@ from unet_lib.launch import GENERATED_TAG, NOTEBOOK_GLOB, binder_url, colab_url,
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("UNET_SITE", ROOT / "_build" / "site"))
 NOTEBOOKS = sorted((ROOT / "notebooks").glob(NOTEBOOK_GLOB))
+ZH_NOTEBOOKS = sorted((ROOT / "zh" / "notebooks").glob(NOTEBOOK_GLOB))   # the Chinese edition, in zh/
 LOAD_S = 60       # a page and everything it loads
 RENDER_S = 30     # MathJax typesets, the widget renderer draws
 
@@ -148,6 +153,7 @@ def test_every_page_loads_complete_and_offline(browser, site_url):  # noqa: F811
     source = read_source(ROOT / "pyproject.toml")
     names = pages()
     assert {f"notebooks/{p.stem}.html" for p in NOTEBOOKS} <= set(names), "a notebook has no page"
+    assert {f"zh/notebooks/{p.stem}.html" for p in ZH_NOTEBOOKS} <= set(names), "a Chinese notebook has no page"
     titles = {}   # each edition's navigation, in course order (zh/notebooks/ for the Chinese one)
     problems = {}
     for name in names:
@@ -217,4 +223,28 @@ def test_search_finds_a_notebook(browser, site_url):  # noqa: F811
     assert results.count() >= 2
     assert any("notebooks/" in (results.nth(i).locator("a").first.get_attribute("href") or "")
                for i in range(results.count()))
+    assert watch.problems == []
+
+
+def test_each_landing_page_links_the_other_language(browser, site_url):  # noqa: F811
+    """The English landing page leads to the Chinese one and back, by the language switch; each
+    links its own edition's notebook pages."""
+    if not ZH_NOTEBOOKS:
+        pytest.skip("no Chinese notebooks in zh/notebooks yet")
+    page = browser.new_page()
+    watch = Watch(page, site_url)
+    for start, label, target, notebooks, lang in (
+            ("intro.html", "中文", "zh/intro.html", ZH_NOTEBOOKS, "zh"),
+            ("zh/intro.html", "English", "intro.html", NOTEBOOKS, "en")):
+        page.goto(f"{site_url}/{start}", wait_until="load", timeout=LOAD_S * 1000)
+        link = page.locator(".language-switch a")
+        assert link.count() == 1 and link.inner_text().strip() == label, start
+        link.click()
+        page.wait_for_load_state("load", timeout=LOAD_S * 1000)
+        assert page.url == f"{site_url}/{target}", (start, page.url)
+        assert page.evaluate("() => document.documentElement.lang").startswith(lang), page.url
+        hrefs = page.evaluate("() => [...document.querySelectorAll('main a[href]')].map(a => a.href)")
+        folder = f"{site_url}/{Path(target).parent.as_posix()}/".replace("/./", "/")
+        missing = [p.stem for p in notebooks if f"{folder}notebooks/{p.stem}.html" not in hrefs]
+        assert not missing, f"{target} does not link the pages of {missing}"
     assert watch.problems == []

@@ -16,7 +16,7 @@ from unet_lib.bioimageio import PAPER, package_files, write_bioimageio_package
 from unet_lib.checkpoint import load_checkpoint, save_checkpoint
 from unet_lib.config import TrainConfig
 from unet_lib.data import DATA_DIR, percentile_normalize
-from unet_lib.export import main as export_main
+from unet_lib.export.cli import main as export_main
 from unet_lib.model import UNet
 from unet_lib.tiling import context_margin
 

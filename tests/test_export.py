@@ -20,7 +20,8 @@ import torch
 import unet_lib.export
 from unet_lib.checkpoint import load_checkpoint, save_checkpoint
 from unet_lib.data import percentile_normalize
-from unet_lib.export import (export_metadata, export_onnx, export_torchscript, main, onnx_bytes,
+from unet_lib.export.cli import main
+from unet_lib.export import (export_metadata, export_onnx, export_torchscript, onnx_bytes,
                              torchscript_bytes)
 from unet_lib.model import UNet
 from unet_lib.tiling import context_margin, padded_forward, predict_tiled

@@ -77,7 +77,10 @@ def test_landing_page_is_the_readme_overview_with_each_notebook_linked(staged):
     intro = (out / "intro.md").read_text(encoding="utf8")
     readme = (ROOT / "README.md").read_text(encoding="utf8")
     title, overview, table = build.readme_sections(readme)
-    assert intro.startswith(f"# {title}\n\n{overview}\n")
+    assert intro.startswith(f"# {title}\n\n{build.repository_links(overview, SOURCE)}\n")
+    # the README's link to the Chinese README leads to the repository's file, not to a missing page
+    assert f"]({SOURCE.repository}/blob/{SOURCE.tag}/README.zh-CN.md)" in intro
+    assert "](README" not in intro
     for name in names:
         assert f"| [`{name}`](notebooks/{name}.ipynb) |" in intro
     assert f"({launch.colab_url(SOURCE, 'notebooks/' + names[0] + '.ipynb')})" in intro
@@ -107,6 +110,79 @@ def test_a_second_edition_gets_its_own_folder_launch_paths_and_a_language_switch
     assert f"[Colab]({launch.colab_url(SOURCE, 'zh/notebooks/01_a.ipynb')})" in page
     assert f"[README]({SOURCE.repository}/blob/{SOURCE.tag}/README.zh-CN.md)" in page
     assert "| [`01_a`](notebooks/01_a.ipynb) |" in page
+
+
+def test_relative_links_of_the_readme_lead_to_the_repository_at_the_tag():
+    text = "[a](INSTRUCTORS.md), [b](README.md#licence), [c](https://x.org), [d](#here), [e](notebooks/01_a.ipynb)"
+    blob = f"{SOURCE.repository}/blob/{SOURCE.tag}"
+    assert build.repository_links(text, SOURCE) == (f"[a]({blob}/INSTRUCTORS.md), [b]({blob}/README.md#licence), "
+                                                    "[c](https://x.org), [d](#here), [e](notebooks/01_a.ipynb)")
+
+
+# -- the Chinese edition (issue #23) ---------------------------------------------------------------
+
+CHINESE = next(e for e in build.EDITIONS if e.language == "zh_CN")
+ZH_NOTEBOOKS = sorted((ROOT / CHINESE.notebooks).glob(launch.NOTEBOOK_GLOB))
+
+
+def test_the_site_has_both_editions_the_chinese_one_in_zh():
+    assert [(e.language, e.notebooks, e.readme, e.folder) for e in build.EDITIONS] == [
+        ("en", "notebooks", "README.md", ""), ("zh_CN", "zh/notebooks", "README.zh-CN.md", "zh")]
+    assert build.language_switch(build.EDITIONS[0], list(build.EDITIONS)) == \
+        '<p class="language-switch"><a href="zh/intro.html">中文</a></p>'
+    assert build.language_switch(CHINESE, list(build.EDITIONS)) == \
+        '<p class="language-switch"><a href="../intro.html">English</a></p>'
+
+
+@pytest.fixture(scope="module")
+def staged_zh(tmp_path_factory):
+    if not ZH_NOTEBOOKS:
+        pytest.skip("no Chinese notebooks in zh/notebooks yet")
+    tmp = tmp_path_factory.mktemp("site-zh")
+    static = tmp / "static"
+    for asset in (build.MATHJAX_JS, build.REQUIRE_JS, build.WIDGETS_JS):
+        (static / asset).parent.mkdir(parents=True, exist_ok=True)
+        (static / asset).write_text("// stands for the npm package's file\n")
+    out = tmp / "src"
+    names = build.stage(out, static, CHINESE, switch=build.language_switch(CHINESE, list(build.EDITIONS)))
+    return out, names
+
+
+def test_the_chinese_edition_stages_its_notebooks_with_a_chinese_landing_page(staged_zh):
+    out, names = staged_zh
+    assert names == [p.stem for p in ZH_NOTEBOOKS]
+    assert all((ROOT / "notebooks" / f"{n}.ipynb").is_file() for n in names)   # the English ones' names
+    intro = (out / "intro.md").read_text(encoding="utf8")
+    title, overview, _ = build.readme_sections((ROOT / CHINESE.readme).read_text(encoding="utf8"),
+                                               CHINESE.table_heading)
+    assert intro.startswith(f"# {title}\n\n" + '<p class="language-switch"><a href="../intro.html">English</a></p>'
+                            f"\n\n{build.repository_links(overview, SOURCE)}\n\n## 运行笔记本\n\n")
+    for name in names:
+        assert f"| [`{name}`](notebooks/{name}.ipynb) |" in intro
+    first = f"zh/notebooks/{names[0]}.ipynb"
+    assert f"[Colab]({launch.colab_url(SOURCE, first)})" in intro
+    assert f"[Binder]({launch.binder_url(SOURCE, first)})" in intro
+    assert f"[中文README]({SOURCE.repository}/blob/{SOURCE.tag}/README.zh-CN.md)" in intro
+    config = yaml.safe_load((out / "_config.yml").read_text(encoding="utf8"))
+    assert config["sphinx"]["config"]["language"] == "zh_CN"
+    assert config["sphinx"]["config"]["html_theme_options"]["path_to_docs"] == "zh"   # launch buttons: zh/notebooks/
+    page = nbformat.read(out / "notebooks" / f"{names[0]}.ipynb", as_version=4)
+    assert "set_language(\"zh\")" in "".join(c.source for c in page.cells if c.cell_type == "code")
+
+
+def test_the_chinese_readme_names_every_notebook_and_keeps_the_english_commands():
+    readme = (ROOT / "README.zh-CN.md").read_text(encoding="utf8")
+    _, _, table = build.readme_sections(readme, CHINESE.table_heading)
+    assert [p.stem for p in NOTEBOOKS] == re.findall(r"(?m)^\| `(\w+)` \|", table)
+    for language in ("bash", "powershell"):   # the commands without make: the English README's, kept equal to the Makefile
+        assert _readme_block(language, "README.zh-CN.md", "不用make") == _readme_block(language)
+    first = "zh/notebooks/01_intuition.ipynb"
+    assert f"]({launch.colab_url(SOURCE, first)})" in readme and f"]({launch.binder_url(SOURCE, first)})" in readme
+    assert f'pip install "{SOURCE.requirement}"' in readme
+    for command in ("make lab LAB_DIR=zh/notebooks", "make lab LAB_DIR=zh/exercises", 'set_language("zh")'):
+        assert command in readme
+    english = (ROOT / "README.md").read_text(encoding="utf8")
+    assert "[README.zh-CN.md](README.zh-CN.md)" in english.split("\n## ", 1)[0]   # pointed to from the top
 
 
 def test_config_serves_everything_from_the_site_and_launches_at_the_tag(staged):
@@ -214,12 +290,12 @@ def _make_commands(*targets: str) -> list[str]:
     return commands
 
 
-def _readme_block(language: str) -> list[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf8")
-    section = re.search(r"(?ms)^### Without make\n(.*?)(?=^##)", readme)
-    assert section, "README.md has no '### Without make' section"
+def _readme_block(language: str, readme_name: str = "README.md", heading: str = "Without make") -> list[str]:
+    readme = (ROOT / readme_name).read_text(encoding="utf8")
+    section = re.search(rf"(?ms)^### {heading}\n(.*?)(?=^##)", readme)
+    assert section, f"{readme_name} has no '### {heading}' section"
     block = re.search(rf"(?ms)^```{language}\n(.*?)^```", section[1])
-    assert block, f"no ```{language} block in README's 'Without make'"
+    assert block, f"no ```{language} block in {readme_name}'s '{heading}'"
     return [line for line in block[1].splitlines() if line and not line.startswith("#")]
 
 

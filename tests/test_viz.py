@@ -548,6 +548,7 @@ def test_plot_paired_arms_draws_one_line_per_seed_and_the_paired_differences():
     assert paired.get_ylim() == (-0.05, 0.05)                                     # the difference at its size
     points = [line.get_ydata()[0] for line in paired.get_lines() if line.get_marker() == "o"]
     np.testing.assert_allclose(points, [-0.025] * 3)                              # none - both, per seed
+    assert paired.get_title() == "IoU: arm minus 'both', per seed"               # the panel's name, not the key
     plt.close(fig)
     with pytest.raises(ValueError, match="runs lacks arm 'both' for seed 2"):
         plot_paired_arms(runs[:-1], ["none", "both"], [("iou", "IoU", (0, 1))])

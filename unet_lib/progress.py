@@ -1,5 +1,6 @@
-"""Progress of long work (training epochs, predicted images): a bar where someone watches, one line
-per unit of work where the output goes to a file.
+"""Progress of long work: a bar where someone watches, a line per unit of work where output goes to a file.
+
+The units are training epochs and predicted images.
 
 A tqdm bar redraws itself with carriage returns several times a second: in a terminal or a
 notebook that is one line that moves, in a log file (``python -m unet_lib.train ... > log.txt``,

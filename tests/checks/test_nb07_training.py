@@ -4,6 +4,8 @@ Each check passes a correct answer worked out here, refuses the library's functi
 however it is reached, and fails deliberately broken versions with the intended message."""
 
 import copy
+import inspect
+import textwrap
 
 import pytest
 import torch
@@ -22,6 +24,8 @@ from unet_lib.train import train_step
 
 
 def train_step_by_hand(model, optimizer, batch, mistake=None):
+    if mistake == "eval mode":
+        model.eval()                                                     # BatchNorm by its running averages
     if mistake in ("unpadded", "cropped mask"):
         logits = model(batch["image"])                                   # smaller than the mask
     else:
@@ -42,6 +46,8 @@ def train_step_by_hand(model, optimizer, batch, mistake=None):
         loss = weighted_cross_entropy(padded_forward(model, batch["image"]), mask, weight_map)
     if mistake == "forward twice":
         padded_forward(model, batch["image"])
+    if mistake == "left in eval mode":
+        model.eval()
     return loss if mistake == "tensor" else loss.item()
 
 
@@ -62,11 +68,38 @@ def library_fit(model, optimizer, batch):
     return 0.0
 
 
+def by_exec_of_the_source(model, optimizer, batch):
+    """The library's train_step read with inspect.getsource and run as the learner's own function."""
+    namespace = {}
+    exec(textwrap.dedent(inspect.getsource(unet_lib.train.step.train_step)), vars(unet_lib.train.step), namespace)
+    return namespace["train_step"](model, optimizer, batch)
+
+
+EXECUTED_EARLIER = {}
+exec(textwrap.dedent(inspect.getsource(unet_lib.train.step.train_step)), vars(unet_lib.train.step), EXECUTED_EARLIER)
+
+
+def by_the_private_forward(model, optimizer, batch):
+    """The library step's own forward for training (mirror-padded), with the rest written by hand."""
+    logits = unet_lib.train.step._to_model(model, batch["image"], False)
+    loss = weighted_cross_entropy(logits, batch["mask"], batch["weight_map"])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 @pytest.mark.parametrize("mistake, match", [
     ("the library", r"^`<lambda>` called `unet_lib.train_step`, which already does what this exercise asks you to "
                     r"write\nHint: write it yourself"),
     ("the library renamed", r"called `unet_lib.train_step`"),
     ("fit", r"called `unet_lib.fit`"),
+    ("the library's source, executed", r"called `inspect.getsource`, .*, which already does"),
+    ("the library's source, executed earlier", r"called `unet_lib.train.step._check_model`.*, which already does"),
+    ("the library's private forward", r"called `unet_lib.train.step._to_model`, which already does"),
+    ("eval mode", r"step 1: train_step returned loss .*\nHint: that is the loss of the model in eval mode"),
+    ("left in eval mode", r"step 1: train_step left the model in eval mode; it came in training mode\nHint: the "
+                          r"next step"),
     ("unweighted", r"step 1: train_step returned loss .*; the library's step gives .*\nHint 1 of 2: that is the "
                    r"unweighted cross-entropy"),
     ("sum", r"\nHint: your loss is 2048 times the library's, the number of pixels in the batch \(2048\): you "
@@ -87,7 +120,10 @@ def library_fit(model, optimizer, batch):
 def test_check_train_step_fails_a_broken_step(mistake, match):
     answers = {"the library": lambda m, o, b: train_step(m, o, b),
                "the library renamed": lambda m, o, b: (lambda step: step(m, o, b))(unet_lib.train.train_step),
-               "fit": library_fit}
+               "fit": library_fit,
+               "the library's source, executed": by_exec_of_the_source,
+               "the library's source, executed earlier": EXECUTED_EARLIER["train_step"],
+               "the library's private forward": by_the_private_forward}
     answer = answers.get(mistake, lambda m, o, b: train_step_by_hand(m, o, b, mistake))
     with pytest.raises(CheckError, match=match) as info:
         check_train_step(answer)
@@ -101,6 +137,21 @@ def test_check_train_step_hints_come_in_stages():
     assert "padded_forward" not in str(first.value)
     with pytest.raises(CheckError, match=r"Hint 2 of 2: padded_forward mirrors the image"):
         check_train_step(broken)
+
+
+def test_check_train_step_hint_2_of_a_wrong_loss_names_one_tool_not_the_body():
+    def other_loss(model, optimizer, batch):   # a loss that none of the named mistakes explains
+        loss = weighted_cross_entropy(padded_forward(model, batch["image"]), batch["mask"], batch["weight_map"] ** 2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    with pytest.raises(CheckError, match=r"\nHint 1 of 2: the loss of a step is Eq. 1"):
+        check_train_step(other_loss)
+    with pytest.raises(CheckError, match=r"\nHint 2 of 2: compare your loss, step by step, with notebook 06's "
+                                         r"weighted_cross_entropy") as second:
+        check_train_step(other_loss)
+    assert "padded_forward" not in str(second.value)
 
 
 def lr_sweep_by_hand(model, batch, lrs, steps, mistake=None):
@@ -165,3 +216,19 @@ def test_check_lr_sweep_fails_a_broken_sweep(mistake, match):
     with pytest.raises(CheckError, match=match) as info:
         check_lr_sweep(answer)
     assert "expected [" not in str(info.value)   # an experiment: the expected values are never printed
+
+
+@pytest.mark.parametrize("mistake, hint_2", [
+    ("one model", r"\nHint 2 of 2: every run starts from the weights of the model you were given, and the model you "
+                  r"were given must still have them when you return: what do you train instead\?"),
+    ("optimizer of the first copy", r"\nHint 2 of 2: an optimizer holds the parameters it updates"),
+    ("in place", r"\nHint 2 of 2: Python's copy module makes deep copies"),
+])
+def test_check_lr_sweep_hint_2_names_a_tool_not_the_line(mistake, hint_2):
+    def answer(model, batch, lrs, steps):
+        return lr_sweep_by_hand(model, batch, lrs, steps, mistake)
+    with pytest.raises(CheckError):
+        check_lr_sweep(answer)
+    with pytest.raises(CheckError, match=hint_2) as second:
+        check_lr_sweep(answer)
+    assert "deepcopy(" not in str(second.value) and "Adam(" not in str(second.value)   # no solving line

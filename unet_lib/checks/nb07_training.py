@@ -1,6 +1,7 @@
 """The checks of notebook 07, training: ``check_train_step``, ``check_lr_sweep``."""
 
 import copy
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -20,11 +21,26 @@ def _library():
     return unet_lib.train_step, unet_lib.fit
 
 
+def _step_shortcuts() -> dict:
+    """What ``check_train_step`` refuses: the library's step and loop, the helpers of the step's
+    module (the library's step copied with ``exec`` still runs them: its forward for training,
+    its model and batch checks), and ``inspect.getsource`` (the library's source run as the
+    learner's own)."""
+    from ..train import step
+    reference, fit = _library()
+    return {"unet_lib.train_step": reference, "unet_lib.fit": fit,
+            "unet_lib.train.step._to_model": step._to_model, "unet_lib.train.step._Padded": step._Padded,
+            "unet_lib.train.step._check_model": step._check_model,
+            "unet_lib.train.step._check_batch": step._check_batch,
+            "inspect.getsource": inspect.getsource}
+
+
 def _train_step_case():
-    """A tiny model, two copies of it with SGD, and one batch of toy cells."""
+    """A tiny model with BatchNorm (so that a step run in eval mode gives another loss), two copies
+    of it, and one batch of toy cells."""
     from ..data import ToyCells
     torch.manual_seed(0)
-    model = UNet(depth=1, base_channels=4)
+    model = UNet(depth=1, base_channels=4, batch_norm=True)
     twin = copy.deepcopy(model)
     data = ToyCells(2, size=32, seed=0, n_cells=(2, 4), radius=(4.0, 7.0))
     batch = {k: torch.stack([data[i][k] for i in range(2)]) for k in ("image", "instances", "mask", "weight_map")}
@@ -42,12 +58,13 @@ def _watch_training(model: nn.Module) -> tuple[list, list, list]:
     return sizes, backward, handles
 
 
-def _loss_now(model: UNet, batch: dict, weighted: bool = True) -> float:
-    """The training loss of ``model`` on ``batch`` as it is now (a copy runs, in training mode, so
-    that neither the model nor its BatchNorm statistics change)."""
+def _loss_now(model: UNet, batch: dict, weighted: bool = True, training: bool = True) -> float:
+    """The loss of ``model`` on ``batch`` as it is now, in training mode (BatchNorm normalises by
+    the batch's statistics) or, with ``training=False``, in eval mode (by its running averages);
+    a copy runs, so that neither the model nor its BatchNorm statistics change."""
     from ..losses import weighted_cross_entropy
     from ..tiling import padded_forward
-    model = copy.deepcopy(model).train()
+    model = copy.deepcopy(model).train(training)
     with torch.no_grad():
         logits = padded_forward(model, batch["image"])
     return weighted_cross_entropy(logits, batch["mask"], batch["weight_map"] if weighted else None).item()
@@ -61,10 +78,11 @@ def _close(a: float, b: float) -> bool:
 def check_train_step(train_step: Callable) -> CheckPassed:
     """``train_step(model, optimizer, batch)`` must do one optimisation step with the paper's
     weighted loss over every pixel of the batch (its images mirror-padded) and return the loss it
-    stepped on as a float; compared with the library's ``train_step`` over two steps. The library's
-    ``train_step`` and ``fit`` are refused."""
-    reference, fit = _library()
-    refuse = {"unet_lib.train_step": reference, "unet_lib.fit": fit}
+    stepped on as a float; compared with the library's ``train_step`` over two steps, on a model
+    with BatchNorm given in training mode. The library's ``train_step`` and ``fit`` (however
+    reached, also as source run with ``exec``) are refused."""
+    reference, _ = _library()
+    refuse = _step_shortcuts()
     model, twin, batch = _train_step_case()
     opt, opt_twin = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, twin))
     h, w = batch["image"].shape[-2:]
@@ -106,6 +124,10 @@ def check_train_step(train_step: Callable) -> CheckPassed:
             problem = T("step {step}: train_step returned loss {got:.4f}; the library's step gives {expected:.4f}")
             values = dict(step=step, got=got, expected=expected, ratio=got / expected if expected else 0.0,
                           pixels=pixels)
+            if _close(got, _loss_now(before, batch, training=False)):
+                fail(problem, "that is the loss of the model in eval mode: there BatchNorm normalises by its running "
+                              "averages instead of the batch's own statistics. The model came in training mode; a "
+                              "training step runs it as it came (and leaves it so)", **values)
             if step == 1 and _close(got, _loss_now(before, batch, weighted=False)):
                 fail(problem, "that is the unweighted cross-entropy: the paper's loss weighs every pixel by the "
                               "weight map (Eq. 1), which is what makes the borders between touching cells count",
@@ -122,8 +144,12 @@ def check_train_step(train_step: Callable) -> CheckPassed:
                      **values)
             fail(problem, "the loss of a step is Eq. 1 with the batch's weight map, averaged over every pixel of the "
                           "mask, on the model's output for the mirror-padded images, computed before the update",
-                 "weighted_cross_entropy (notebook 06) computes Eq. 1 from logits, mask and weight map; "
-                 "padded_forward gives logits for every pixel", **values)
+                 "compare your loss, step by step, with notebook 06's weighted_cross_entropy on the same logits: "
+                 "if they agree, the logits differ (the model's input, or its mode)", **values)
+        if not model.training:
+            fail("step {step}: train_step left the model in eval mode; it came in training mode",
+                 "the next step (fit calls train_step once per batch) would then run with BatchNorm's running "
+                 "averages: a training step leaves the model's mode as it found it", step=step)
         if len(sizes) > 1:
             fail("step {step}: train_step ran the model {n} times; one step needs one forward pass",
                  "the forward pass whose loss you backpropagate is also the loss to return: run the model once",
@@ -241,8 +267,8 @@ def check_lr_sweep(lr_sweep: Callable) -> CheckPassed:
             fail("lr_sweep's runs differ from the check's runs of the same experiment",
                  "each learning rate went on training the model of the one before: the runs do not start from the "
                  "same weights, so the comparison measures the order of the runs, not the learning rates",
-                 "every run starts from the weights of the model you were given: train a copy of it "
-                 "(copy.deepcopy) with a new optimizer")
+                 "every run starts from the weights of the model you were given, and the model you were given "
+                 "must still have them when you return: what do you train instead?")
         if same(got, _sweep_reference("sgd")):
             fail("lr_sweep's runs differ from the check's runs of the same experiment",
                  "those are SGD's steps; the question is about the course's optimizer, Adam, whose step size the "
@@ -263,12 +289,14 @@ def check_lr_sweep(lr_sweep: Callable) -> CheckPassed:
         fail("at lr = {lr:g} your losses agree with the check's run up to step {before} and differ from step {t} on",
              "the start is right, the updates are not: the optimizer (Adam, with this learning rate) and the "
              "weights it updates",
-             "each run needs its own copy of the model and its own Adam over that copy's parameters, created "
-             "before its first step", lr=lr, t=t, before=t - 1)
+             "an optimizer holds the parameters it updates and keeps state between steps (Adam's running "
+             "averages of the gradients): which parameters does this run's optimizer update, and what state "
+             "does it start with?", lr=lr, t=t, before=t - 1)
     if any(not torch.equal(v, given.state_dict()[k]) for k, v in state.items()):
         fail("lr_sweep changed the model it was given (its weights or BatchNorm's running statistics)",
              "a sweep measures: the model you pass in is the common start of every run, and the caller may "
              "need it afterwards; train copies of it",
-             "copy.deepcopy(model) makes an independent copy with the same weights and statistics")
+             "Python's copy module makes deep copies: new tensors with the same values, weights and BatchNorm "
+             "statistics alike")
     return passed("✓ lr_sweep matches the check's own runs ({n} learning rates, {steps} Adam steps each, every run "
                   "from the weights it was given) and leaves the model as it was", n=len(lrs), steps=steps)

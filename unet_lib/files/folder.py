@@ -1,5 +1,7 @@
-"""``ImageFolder``, your own images as a dataset (whole images, or random tiles that change every
-epoch), and ``split_by_image``, which splits whole images into training and validation.
+"""``ImageFolder`` (your own images as a dataset) and ``split_by_image``.
+
+An ``ImageFolder`` gives whole images, or random tiles that change every epoch;
+``split_by_image`` splits whole images into training and validation.
 
 C, H, W = channels, height, width. K = num_classes.
 

@@ -1,5 +1,7 @@
-"""Normalisation that keeps the objects: how much of the masks' foreground the percentiles clip, and
-percentiles that clip little of it.
+"""Normalisation that keeps the objects: percentiles that clip little of the masks' foreground.
+
+It measures how much of the masks' foreground given percentiles clip, and widens them where
+they clip too much.
 
 C, H, W = channels, height, width.
 

@@ -1,5 +1,7 @@
-"""Finding your files: the images and masks of two folders, paired by the file name without its
-extension (``find_pairs``), and the pairs an ``ImageFolder`` is restricted to (``chosen_pairs``)."""
+"""Finding your files: the images and masks of two folders, paired by file name.
+
+``find_pairs`` pairs them by the file name without its extension; ``chosen_pairs`` gives the
+pairs an ``ImageFolder`` is restricted to."""
 
 from collections import defaultdict
 from collections.abc import Sequence

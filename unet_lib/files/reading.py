@@ -1,5 +1,7 @@
-"""Reading your own files: an image as (C, H, W), a mask as (H, W) labels, every pair of a folder
-read and checked once (``read_pairs``), and label images written back (``write_labels``).
+"""Reading your own files: images as (C, H, W), masks as (H, W) labels, and labels written back.
+
+Every pair of a folder is read and checked once (``read_pairs``); label images are written
+back with ``write_labels``.
 
 C, H, W = channels, height, width. The formats and the rules (the channel axis, the mask kinds)
 are described in ``unet_lib.files``.

@@ -1,5 +1,6 @@
-"""The command line ``python -m unet_lib.train`` (console script ``unet-train``): its arguments,
-and the course model it trains without ``--images``.
+"""The command line ``python -m unet_lib.train`` (console script ``unet-train``) and its arguments.
+
+Without ``--images`` it trains the course model.
 
 With ``--images DIR --masks DIR --out MODEL.pt`` it trains on your own images instead
 (``unet_lib.train.own_images``) and stores what ``python -m unet_lib.predict`` needs in the

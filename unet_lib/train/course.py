@@ -1,5 +1,6 @@
-"""The course model and its recipe: ``COURSE_MODEL``, ``COURSE_TRAIN``, ``course_data`` and
-``train_course_model``, what ``python -m unet_lib.train`` runs to write ``COURSE_CHECKPOINT``.
+"""The course model and its recipe, which ``python -m unet_lib.train`` runs to write ``COURSE_CHECKPOINT``.
+
+``COURSE_MODEL``, ``COURSE_TRAIN``, ``course_data`` and ``train_course_model``.
 
 The later notebooks load that checkpoint (``unet_lib.checkpoint.COURSE_CHECKPOINT``) so that
 they never retrain; notebook 07 trains the same recipe live and checks that its curve matches.

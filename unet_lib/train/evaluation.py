@@ -1,5 +1,6 @@
-"""Scoring a model on a dataset: ``evaluate``, and the pooled counts behind it, which add up over
-images and over the ranks of a multi-process run.
+"""Scoring a model on a dataset: ``evaluate`` and the pooled counts behind it.
+
+The counts add up over images and over the ranks of a multi-process run.
 
 B, C, K, H, W = batch, channels, classes (num_classes), height, width.
 

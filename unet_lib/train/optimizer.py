@@ -1,5 +1,6 @@
-"""The optimizer that ``fit`` steps and its learning-rate schedule: ``make_optimizer``, the checks of
-one you pass in, and its reset to the config's rate.
+"""The optimizer that ``fit`` steps and its learning-rate schedule.
+
+``make_optimizer``, the checks of one you pass in, and its reset to the config's rate.
 
 > [...] we favor large input tiles over a large batch size and hence reduce the batch to a
 > single image. Accordingly we use a high momentum (0.99) such that a large number of the

@@ -1,5 +1,6 @@
-"""``python -m unet_lib.train --images DIR --masks DIR --out MODEL.pt``: a U-Net trained on your own
-images, written with what ``python -m unet_lib.predict`` needs.
+"""A U-Net trained on your images: ``python -m unet_lib.train --images DIR --masks DIR --out MODEL.pt``.
+
+The checkpoint holds what ``python -m unet_lib.predict`` needs.
 
 ``train_own_images`` reads as the command runs: check the flags, join the other ranks (under
 torchrun), load the checkpoint to resume (or to start from, ``--init``) or check the new

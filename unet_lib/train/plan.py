@@ -1,5 +1,7 @@
-"""The plan of ``python -m unet_lib.train --images``: tiles per epoch and epochs, chosen so that
-training takes the optimizer steps that reach a good model, and cut to the time budget.
+"""The plan of ``python -m unet_lib.train --images``: tiles per epoch and epochs, within the time budget.
+
+They are chosen so that training takes the optimizer steps that reach a good model, and cut
+to the time budget.
 
 What makes a model good on a folder of a few images is the number of optimizer steps it takes,
 not the number of epochs: an epoch of eight 128x128 images is one or two steps. ``TARGET_STEPS``

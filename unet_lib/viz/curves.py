@@ -79,7 +79,8 @@ def plot_paired_arms(runs: Sequence[dict], arms: Sequence[str], panels: Sequence
     same start). ``difference = (key, reference, half_range)`` adds a last panel of the paired
     differences ``key(arm) - key(reference)`` per seed, on an axis from ``-half_range`` to
     ``+half_range`` with a line at 0: a difference of a few hundredths drawn at its true size
-    next to the seeds' spread, where a 0-to-1 axis would hide it. ``runs``: dicts with "arm",
+    next to the seeds' spread, where a 0-to-1 axis would hide it; titled with the name of the
+    panel of the same key. ``runs``: dicts with "arm",
     "seed" and the keys."""
     seeds = sorted({r["seed"] for r in runs})
     value = {(r["arm"], r["seed"]): r for r in runs}
@@ -107,7 +108,8 @@ def plot_paired_arms(runs: Sequence[dict], arms: Sequence[str], panels: Sequence
         ax.set_xticks(range(len(others)), others)
         ax.set_xlim(-0.5, len(others) - 0.5)
         ax.set_ylim(-half, half)
-        ax.set_title(f"{key}: arm minus {reference!r}, per seed")
+        name = next((title for k, title, _ in panels if k == key), key)   # the panel's name for the key
+        ax.set_title(f"{name}: arm minus {reference!r}, per seed")
     axes[0][0].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
