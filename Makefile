@@ -36,10 +36,11 @@ exercises: $(VENV)/.installed
 	$(BIN)/python -m unet_lib.translation
 
 # the launch cells (Colab and Binder badges, Colab's install cell) of notebooks/ from pyproject.toml's
-# address and version, then the exercise editions, which carry them too
+# address and version, then the exercise editions and the Chinese edition, which carry them too
 launch: $(VENV)/.installed
 	$(BIN)/python -m unet_lib.launch
 	$(BIN)/python -m unet_lib.exercises
+	$(BIN)/python -m unet_lib.translation
 
 # the package as a wheel, in dist/
 wheel: $(VENV)/.installed

@@ -73,7 +73,7 @@ _language = "en"
 
 def set_language(language: str) -> None:
     """Show the checks' messages in ``language``: ``"en"`` (the default) or ``"zh"`` (Chinese).
-    The Chinese notebooks call ``set_language("zh")`` in their first code cell."""
+    The Chinese notebooks call ``set_language("zh")`` in the first code cell after the generated (launch) cells."""
     global _language
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {', '.join(map(repr, LANGUAGES))}; got {language!r}")
