@@ -3,6 +3,8 @@
 Each check passes a correct answer worked out here, refuses the library's function of the same job
 however it is reached, and fails deliberately broken versions with the intended message."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,8 @@ from unet_lib.checks import (
     check_iou,
     check_shift_change,
 )
+from unet_lib.checks import nb08_evaluation_and_tiling as nb08
+from unet_lib.checks.nb08_evaluation_and_tiling import _iou_cases
 from unet_lib.metrics import class_scores, confusion_matrix, dice, instance_scores, iou
 from unet_lib.tiling import padded_forward
 
@@ -26,10 +30,32 @@ def iou_by_hand(pred, mask):
     return 1.0 if union == 0 else np.logical_and(pred, mask).sum() / union
 
 
+def iou_in_float32(pred, mask):
+    """A right IoU computed in float32 (off by about 1e-8 from the float64 reference)."""
+    p, m = np.asarray(pred, np.float32), np.asarray(mask, np.float32)
+    inter = (p * m).sum()
+    union = p.sum() + m.sum() - inter
+    return 1.0 if union == 0 else inter / union
+
+
+def iou_in_torch(pred, mask):
+    """A right IoU in torch: a float32 tensor of one element."""
+    p, m = torch.as_tensor(pred).bool(), torch.as_tensor(mask).bool()
+    union = (p | m).sum()
+    return torch.tensor(1.0) if union == 0 else (p & m).sum() / union
+
+
 def test_check_iou_passes_a_hand_written_iou():
     assert_passes(check_iou, iou_by_hand)
     assert_passes(check_iou, lambda p, m: float(iou_by_hand(torch.as_tensor(p).numpy(), m)))   # a float
     assert_skeleton_is_friendly(check_iou, "iou_by_hand")
+
+
+@pytest.mark.parametrize("answer", [iou_in_float32, iou_in_torch], ids=["numpy float32", "torch"])
+def test_check_iou_passes_a_right_iou_computed_in_float32(answer):
+    pred, mask = _iou_cases()[0][1:]
+    assert abs(float(answer(pred, mask)) - iou(pred, mask)) > 1e-9   # not bit-identical to the float64 reference
+    assert_passes(check_iou, answer)
 
 
 def _safe(fn):
@@ -65,9 +91,16 @@ BROKEN_IOU = {
     "1 - IoU": (lambda p, m: 1 - iou_by_hand(p, m), r"gave .*\nHint 1 of 2: IoU = \(pixels that both maps call "
                                                     r"foreground\)"),
     "0 for empty masks": (lambda p, m: iou_by_hand(p, m) if np.logical_or(p, m).any() else 0.0,
-                          r"two empty masks: foreground_iou gave 0.0; expected 1.0\nHint 1 of 2: .*0 / 0"),
+                          r"two empty masks \(no cell in the image, none predicted\): foreground_iou gave 0.0, which "
+                          r"is not the score of a right answer\nHint 1 of 2: .*0 / 0"),
     "0 / 0": (lambda p, m: np.logical_and(p, m).sum() / np.logical_or(p, m).sum(),
-              r"two empty masks: foreground_iou gave nan; expected 1.0"),
+              r"two empty masks .*: foreground_iou gave nan, which is not the score of a right answer"),
+    "1 for an empty truth": (lambda p, m: 1.0 if not np.any(m) else iou_by_hand(p, m),
+                             r"cells predicted on an image without cells: foreground_iou gave 1.0000; the foreground "
+                             r"IoU is 0.0000\nHint: with no true cell, every predicted pixel is wrong"),
+    "1 for an empty prediction": (lambda p, m: 1.0 if not np.any(p) else iou_by_hand(p, m),
+                                  r"nothing predicted against a full 3x3 mask: foreground_iou gave 1.0000; .*\nHint: "
+                                  r"with cells in the image and none predicted, every true pixel is missed"),
     "a tuple": (lambda p, m: ((p & m).sum(), (p | m).sum()), r"returned \(.*\); expected one number"),
 }
 
@@ -77,6 +110,14 @@ def test_check_iou_fails_a_broken_iou(answer, match):
     with np.errstate(invalid="ignore", divide="ignore"):
         with pytest.raises(CheckError, match=match):
             check_iou(answer)
+
+
+def test_check_iou_never_names_the_score_of_two_empty_masks():
+    for _ in range(3):   # every stage of the hints
+        with pytest.raises(CheckError, match=r"two empty masks") as info:
+            check_iou(lambda p, m: iou_by_hand(p, m) if np.logical_or(p, m).any() else 0.0)
+    assert "Hint 2 of 2: IoU runs from 0" in str(info.value)
+    assert "1.0" not in str(info.value) and "return 1" not in str(info.value)
 
 
 def test_check_iou_hints_come_in_stages():
@@ -89,8 +130,9 @@ def test_check_iou_hints_come_in_stages():
 
 # -- matching cells --------------------------------------------------------------------------------
 
-def count_matches_by_hand(pred_instances, instances, mistake=None):
-    """Matched true cells; ``mistake`` makes one of the plausible wrong versions."""
+def count_matches_by_hand(pred_instances, instances, mistake=None, threshold=0.5):
+    """Matched true cells; ``mistake`` makes one of the plausible wrong versions, ``threshold`` a
+    stricter rule than IoU > 0.5."""
     low = 0 if mistake == "background" else 1
     matched = 0
     for g in np.unique(instances[instances >= low]):
@@ -100,7 +142,7 @@ def count_matches_by_hand(pred_instances, instances, mistake=None):
             a, b = pred_instances == p, instances == g
             inter = (a & b).sum()
             score = inter / {"true area": b.sum(), "predicted area": a.sum()}.get(mistake, (a | b).sum())
-            if score > 0.5 or (mistake == "inclusive" and score == 0.5) or (mistake == "any overlap" and inter):
+            if score > threshold or (mistake == "inclusive" and score == 0.5) or (mistake == "any overlap" and inter):
                 matched += 1
                 break
     return float(matched) if mistake == "float" else matched
@@ -124,6 +166,16 @@ BROKEN_COUNT = {
     "over the true area": ("true area", r"\nHint: you divided the overlap by the true cell's area"),
     "over the predicted area": ("predicted area", r"\nHint: you divided the overlap by the predicted cell's area"),
     "a float": ("float", r"the same cells with other ids: count_matches returned 3.0; expected a whole number"),
+    "IoU > 0.6": (lambda p, g: count_matches_by_hand(p, g, threshold=0.6),
+                  r"cell 2 found in part \(IoU 0.56\): count_matches gave 2; 3 of the 3 true cells are matched\n"
+                  r"Hint: a cell found in part still counts"),
+    "IoU > 0.9": (lambda p, g: count_matches_by_hand(p, g, threshold=0.9), r"\nHint: a cell found in part still counts"),
+    "IoU > 0.54": (lambda p, g: count_matches_by_hand(p, g, threshold=0.54),
+                   r"cell 1 found with 8 pixels too many \(IoU 0.53\): count_matches gave 2; 3 .*\n"
+                   r"Hint: a cell found in part still counts"),
+    "pixel-identical cells only": (lambda p, g: sum(any(((p == q) == (g == c)).all() for q in np.unique(p[p > 0]))
+                                                    for c in np.unique(g[g > 0])),
+                                   r"cell 2 found in part .*\nHint: a cell found in part still counts"),
     "IoU > 0.25": (lambda p, g: sum(any(((p == q) & (g == c)).sum() / ((p == q) | (g == c)).sum() > 0.25
                                         for q in np.unique(p[p > 0])) for c in np.unique(g[g > 0])),
                    r"merged into one blob: count_matches gave 3; 1 .*\nHint 1 of 2: for each true cell"),
@@ -156,13 +208,21 @@ def shift_change_by_hand(model, image, size, shift, mistake=None):
         return float((first - second).abs().max())
     if mistake == "reversed":
         return float((first[:n - shift, :n - shift] - second[shift:, shift:]).abs().max())
-    diff = (first[shift:, shift:] - second[:n - shift, :n - shift]).abs()
+    change = first[shift:, shift:] - second[:n - shift, :n - shift]
+    if mistake == "signed":
+        return float(change.max())
+    if mistake == "signed, other way":
+        return float((second[:n - shift, :n - shift] - first[shift:, shift:]).max())
+    diff = change.abs()
     return diff if mistake == "tensor" else float(diff.max()) if mistake != "mean" else float(diff.mean())
 
 
 def test_check_shift_change_passes_a_hand_written_shift_change():
     result = check_shift_change(shift_change_by_hand)
     assert "shifts of 8 and 16 px (multiples of 2**depth = 8) change P(cell) by less than 1e-4" in result
+    # the pass message answers the notebook's "predict first": 1 px moves P(cell) more than 4 px
+    one_px, four_px = map(float, re.search(r"shifts of 1 and 4 px by up to (\d\.\d\d) and (\d\.\d\d)", result).groups())
+    assert one_px > four_px > 0.01
     assert_skeleton_is_friendly(check_shift_change, "shift_change")
 
 
@@ -173,6 +233,8 @@ def test_check_shift_change_passes_a_hand_written_shift_change():
     ("logits", r"\nHint: you compared raw scores \(logits\)"),
     ("padded", r"\nHint: each window was mirror-padded at its own border"),
     ("mean", r"\nHint: that is the mean change"),
+    ("signed", r"shift_change\(model, image, 140, 1\) = .*\nHint: a change can go either way"),
+    ("signed, other way", r"shift_change\(model, image, 140, 4\) = .*\nHint: a change can go either way"),
     ("tensor", r"returned a tensor of shape \(\d+, \d+\); expected one float"),
     ("twice the shift", r"shift_change\(model, image, 140, 1\) = .*\nHint 1 of 2: two input windows"),
 ])
@@ -184,6 +246,17 @@ def test_check_shift_change_fails_a_broken_shift_change(mistake, match):
     with pytest.raises(CheckError, match=match) as info:
         check_shift_change(answer)
     assert "expected 0." not in str(info.value)   # an experiment: the expected value is never printed
+
+
+@pytest.mark.parametrize("answer, helper", [
+    (lambda model, image, size, shift: nb08._shift_measured(shift), "_shift_measured"),
+    (lambda model, image, size, shift: nb08._shift_change_reference(model.eval(), image, size, shift),
+     "_shift_change_reference"),
+], ids=["its cached measurement", "its reference"])
+def test_check_shift_change_refuses_the_checks_own_answer(answer, helper):
+    nb08._shift_measured(8)   # the cache holds the answer: a cache hit runs no frame of the helper itself
+    with pytest.raises(CheckError, match=rf"called `unet_lib.checks.{helper}`"):
+        check_shift_change(answer)
 
 
 def test_check_shift_change_never_prints_the_solving_slices():
