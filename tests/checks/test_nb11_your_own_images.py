@@ -13,9 +13,12 @@ from scipy import ndimage
 
 from unet_lib.baselines import (
     classical_instances,
+    object_size,
     otsu_instances,
+    postprocess_instances,
     remove_small_objects,
     seeded_watershed,
+    split_by_size,
     watershed_split,
 )
 from unet_lib.checks import (
@@ -164,7 +167,10 @@ def _fixed_answer() -> np.ndarray:
     (lambda labels: watershed_split(remove_small_objects(labels, 30) > 0), "`remove_small_objects`, `watershed_split`"),
     (lambda labels: classical_instances(load_real_nuclei()[0]), "`classical_instances`"),
     (lambda labels: remove_small_objects(otsu_instances(load_real_nuclei()[0]), 30), "`otsu_instances`"),
-], ids=["the library's steps", "the library's pipeline on the image", "Otsu again"])
+    (lambda labels: postprocess_instances(labels, object_size([labels])), "`postprocess_instances`"),
+    (lambda labels: split_by_size(labels > 0, 9.6), "`split_by_size`"),
+], ids=["the library's steps", "the library's pipeline on the image", "Otsu again", "predict's post-processing",
+        "predict's split"])
 def test_check_postprocess_refuses_the_librarys_steps(answer, shortcut):
     with pytest.raises(CheckError, match=rf"called {shortcut}.*, which already does what this exercise asks"):
         check_postprocess(answer)

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..baselines import classical_instances, otsu_instances, remove_small_objects, watershed_split
+from ..baselines import (classical_instances, otsu_instances, postprocess_instances, remove_small_objects,
+                         split_by_size, watershed_split)
 from ..data import interior_border_classes
 from ._core import CheckPassed, as_array, call, fail, learner_check, passed
 from .nb05_toy_cells_and_augmentation import _ground_truth_cases
@@ -150,8 +151,10 @@ def check_interior_border_classes(interior_border: Callable) -> CheckPassed:
 
 # -- exercise 2: post-process a poor segmentation ----------------------------------------------------
 
+# the library's steps, its pipeline, and what ``python -m unet_lib.predict`` runs by default
 _POSTPROCESS_SHORTCUTS = {"classical_instances": classical_instances, "otsu_instances": otsu_instances,
-                          "remove_small_objects": remove_small_objects, "watershed_split": watershed_split}
+                          "remove_small_objects": remove_small_objects, "watershed_split": watershed_split,
+                          "postprocess_instances": postprocess_instances, "split_by_size": split_by_size}
 
 
 def _as_labels(got, shape: tuple[int, int], case: str) -> np.ndarray:
@@ -181,8 +184,8 @@ def check_postprocess(postprocess: Callable, min_f1: float = 0.70) -> CheckPasse
     """``postprocess(labels)`` must turn the raw Otsu labels of notebook 10's image
     (``otsu_instances``: hundreds of specks, touching nuclei merged) into nuclei, from the labels
     alone and without the library's ready-made steps (``remove_small_objects``,
-    ``watershed_split``, ``classical_instances``, ``otsu_instances``; ``seeded_watershed`` and
-    scipy are allowed). Scored on the left half (columns 0-255), where the learner chooses the
+    ``watershed_split``, ``classical_instances``, ``otsu_instances``, and ``postprocess_instances``
+    and ``split_by_size``, what ``predict`` runs; ``seeded_watershed`` and scipy are allowed). Scored on the left half (columns 0-255), where the learner chooses the
     settings: an instance F1 of at least ``min_f1``. Then run on a second input, the raw labels of
     the left half transposed, where it must score about the same (a function that ignores its
     labels does not). The right half, held out, is not scored here."""
