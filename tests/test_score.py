@@ -209,3 +209,48 @@ def test_missing_folders_and_bad_files_are_named(folders, tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"error: mask .*pred/a\.tif is stored as float32 with 60 values that are not "
                                          r"whole numbers"):
         score.main([str(folders[0]), str(folders[1])])
+
+
+def test_the_baseline_takes_a_models_object_size_and_percentiles(tmp_path, capsys):
+    """--model: the classical pipeline scaled to the size stored in the checkpoint
+    (classical_instances(size=...)) on images normalised by the checkpoint's percentiles."""
+    import torch
+    from unet_lib.baselines import ObjectSize
+    from unet_lib.checkpoint import save_checkpoint
+    from unet_lib.config import TrainConfig
+    from unet_lib.model import UNet
+    rng = np.random.default_rng(1)
+    dirs = {name: tmp_path / name for name in ("images", "masks", "pred")}
+    for d in dirs.values():
+        d.mkdir()
+    truth = np.zeros((48, 48), np.uint16)
+    truth[5:17, 5:17], truth[5:17, 17:29], truth[30:42, 30:42] = 1, 2, 3      # 1 and 2 touch: the split matters
+    image = (1000 + 3000 * (truth > 0) + rng.normal(0, 100, truth.shape)).astype(np.uint16)
+    tifffile.imwrite(dirs["images"] / "s.tif", image)
+    tifffile.imwrite(dirs["masks"] / "s.tif", truth)
+    tifffile.imwrite(dirs["pred"] / "s.tif", truth)
+    size = ObjectSize(144.0, 6.0, 3, 150.0)
+    torch.manual_seed(0)
+    model_path = save_checkpoint(tmp_path / "m.pt", UNet(depth=1, base_channels=2), TrainConfig(epochs=1, progress=False),
+                                 {"epoch": [1.0]}, dict(low=0.5, high=99.9, object_area=size.area,
+                                                        object_radius=size.radius, objects_measured=size.count,
+                                                        object_large_area=size.large))
+    expected = classical_instances(normalize_image(image[None], 0.5, 99.9)[0], size=size)
+    rows = score.score_folders(dirs["pred"], dirs["masks"], dirs["images"], size=size, percentiles=(0.5, 99.9))
+    classical = [r for r in rows if r["method"] == "classical"][0]
+    assert classical["f1"] == instance_scores(expected, truth.astype(np.int64)).f1
+    assert classical["predicted_cells"] == int(expected.max())
+    assert score.main([str(dirs["pred"]), str(dirs["masks"]), "--baseline", str(dirs["images"]), "--model",
+                       str(model_path), "--csv", str(tmp_path / "s.csv")]) == 0
+    with open(tmp_path / "s.csv", newline="") as f:
+        written = [r for r in csv.DictReader(f) if r["method"] == "classical"][0]
+    assert float(written["f1"]) == classical["f1"] and int(written["predicted_cells"]) == classical["predicted_cells"]
+    capsys.readouterr()
+    for extra, message in ((["--model", str(model_path)], "argument --model: it is a setting of the baseline"),
+                           (["--baseline", str(dirs["images"]), "--model", str(model_path), "--min-size", "10"],
+                            "argument --model: the baseline takes the model's object size instead of --min-size"),
+                           (["--baseline", str(dirs["images"]), "--model", str(tmp_path / "nope.pt")],
+                            "argument --model: no checkpoint at")):
+        with pytest.raises(SystemExit):
+            score.main([str(dirs["pred"]), str(dirs["masks"]), *extra])
+        assert message in capsys.readouterr().err

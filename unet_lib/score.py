@@ -24,7 +24,11 @@ and a watershed split of touching objects) on the images of the same stems, norm
 sees them (1st to 99.8th percentile per channel, channels averaged), so that the table shows what
 the U-Net adds. ``--dark`` for dark objects on a bright background (phase contrast, brightfield):
 the image is inverted first. ``--min-size`` and ``--footprint`` are the pipeline's object size filter and
-watershed window; choose them on training images, not on the images you score.
+watershed window; choose them on training images, not on the images you score. ``--model MODEL.pt``
+does that for you: the baseline takes the objects' size that the train command measured in the
+training masks and stored with the model (``classical_instances(size=...)``: the size filter and the
+watershed split scaled to it, as ``python -m unet_lib.predict`` post-processes the U-Net), and the
+model's percentiles, so that both methods get the same help.
 
 The table is printed and written as CSV (``--csv``, default ``PRED_DIR/scores.csv``), atomically;
 a file there that this command did not write (its first line is not this command's header) is
@@ -33,7 +37,7 @@ replaced only with ``--force``.
 API
 ---
 * ``score_folders(pred_dir, masks_dir, images_dir=None, num_classes=None, threshold=0.5, dark=False,
-  min_size=30, footprint=11) -> list[dict]``: one row per image and method, then one ``"all"`` row per
+  min_size=30, footprint=11, size=None, percentiles=(1.0, 99.8)) -> list[dict]``: one row per image and method, then one ``"all"`` row per
   method (the columns: ``columns(num_classes)``).
 * ``format_table(rows) -> str``, ``write_csv(path, rows, force=False) -> Path``, ``main(argv)``.
 """
@@ -49,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .baselines import classical_instances
+from .baselines import ObjectSize, classical_instances
 from .files import IMAGE_SUFFIXES, MASK_SUFFIXES, normalize_image, read_image, read_mask
 from .metrics import InstanceScores, class_scores, confusion_matrix, dice, instance_scores, iou, label_instances
 from .validate import check_bool, check_int
@@ -215,23 +219,33 @@ def _score_classes(pairs: dict[str, tuple[np.ndarray, np.ndarray]], num_classes:
     return rows
 
 
-def _baseline_image(path: Path, dark: bool) -> np.ndarray:
+def _baseline_image(path: Path, dark: bool, percentiles: tuple[float, float] = (1.0, 99.8),
+                    channel_axis: int | None = None) -> np.ndarray:
     """(H, W) float image for the classical pipeline: each channel normalised as for the U-Net
-    (1st to 99.8th percentile), channels averaged; inverted for dark objects."""
-    image = normalize_image(read_image(path), name=f"image {path}").mean(0)      # (H, W) in [0, 1]
+    (by default its 1st to 99.8th percentile), channels averaged; inverted for dark objects."""
+    image = normalize_image(read_image(path, channel_axis), *percentiles, name=f"image {path}").mean(0)   # (H, W)
     return 1.0 - image if dark else image
 
 
 def score_folders(pred_dir, masks_dir, images_dir=None, num_classes: int | None = None, threshold: float = 0.5,
-                  dark: bool = False, min_size: int = 30, footprint: int = 11) -> list[dict]:
+                  dark: bool = False, min_size: int = 30, footprint: int = 11, size: ObjectSize | None = None,
+                  percentiles: tuple[float, float] = (1.0, 99.8), channel_axis: int | None = None) -> list[dict]:
     """Score the label images of ``pred_dir`` against the masks of ``masks_dir`` (see the module
     docstring): a list of row dicts with the keys ``columns(num_classes)``, one per image (sorted by
     stem) and method, then the ``"all"`` row of each method (pooled pixels, added-up counts).
 
     ``images_dir``: also score ``classical_instances(image, min_size=min_size,
     peak_footprint=footprint)`` on the images of the same stems (rows with method
-    ``"classical"``); ``dark`` inverts the images first. Instances only.
+    ``"classical"``); ``dark`` inverts the images first. Instances only. ``size``: the objects'
+    size measured in training masks (``unet_lib.baselines.object_size``; a model's, from
+    ``unet_lib.predict.object_size_of(meta)``): the baseline's size filter and split are scaled to
+    it instead (``classical_instances(size=size)``; ``min_size`` and ``footprint`` are not used).
+    ``percentiles`` and ``channel_axis``: how the images are normalised and read (a model's
+    ``meta["low"]``, ``["high"]``, ``["channel_axis"]``).
     """
+    if size is not None and not isinstance(size, ObjectSize):
+        raise TypeError(f"size must be a unet_lib.baselines.ObjectSize (object_size(masks), or a model's "
+                        f"unet_lib.predict.object_size_of(meta)), got {type(size).__name__}")
     if num_classes is not None:
         num_classes = check_int("num_classes", num_classes, min=2, hint="the number of classes K of the class maps")
         if images_dir is not None:
@@ -261,9 +275,11 @@ def score_folders(pred_dir, masks_dir, images_dir=None, num_classes: int | None 
                          f"scored mask, under the same name without extension")
     classical = {}
     for stem, (pred, truth) in arrays.items():
-        image = _baseline_image(images[stem], dark)
+        image = _baseline_image(images[stem], dark, percentiles, channel_axis)
         _check_same_size("image", images[stem], image, paths[stem][1], truth)
-        classical[stem] = (classical_instances(image, min_size=min_size, peak_footprint=footprint), truth)
+        found = classical_instances(image, size=size) if size is not None else \
+            classical_instances(image, min_size=min_size, peak_footprint=footprint)
+        classical[stem] = (found, truth)
     return rows + _score_instances(classical, CLASSICAL, threshold)
 
 
@@ -331,6 +347,24 @@ def write_csv(path, rows: list[dict], force: bool = False) -> Path:
 
 # -- the command line ----------------------------------------------------------------------------------------
 
+def _from_model(parser: argparse.ArgumentParser, path: Path) -> tuple[ObjectSize, tuple[float, float], int | None]:
+    """(object size, percentiles, channel axis) stored in the checkpoint at ``path``, or
+    ``parser.error`` naming what is missing."""
+    from .checkpoint import load_checkpoint
+    from .predict import object_size_of
+    if not path.is_file():
+        parser.error(f"argument --model: no checkpoint at {path}")
+    try:
+        meta = load_checkpoint(path).meta
+    except ValueError as error:
+        parser.error(f"argument --model: {error}")
+    size = object_size_of(meta)
+    if size is None:
+        parser.error(f"argument --model: {path} holds no object size (only checkpoints of python -m unet_lib.train "
+                     f"--images from #21 on do); give --min-size and --footprint instead")
+    return size, (float(meta.get("low", 1.0)), float(meta.get("high", 99.8))), meta.get("channel_axis")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m unet_lib.score PRED_DIR MASKS_DIR [--baseline IMAGES_DIR]``: print the scores
     and write them as CSV. Exit status 0, or 2 with a message naming the argument at fault."""
@@ -352,6 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the baseline's smallest object in pixels (default 30, for nuclei about 24 px across)")
     parser.add_argument("--footprint", type=int, default=11,
                         help="the baseline's watershed window in pixels (default 11; about half an object's width)")
+    parser.add_argument("--model", type=Path, default=None, metavar="MODEL.pt",
+                        help="the baseline takes the objects' size that this checkpoint of python -m unet_lib.train "
+                             "measured in its training masks (size filter and watershed scaled to it, as predict "
+                             "post-processes), and its normalisation; instead of --min-size and --footprint")
     parser.add_argument("--classes", type=int, default=None, metavar="K",
                         help="predictions and masks are class maps 0..K-1: per-class IoU instead of cells")
     parser.add_argument("--threshold", type=float, default=0.5, help="the IoU of a match (default 0.5)")
@@ -372,8 +410,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.classes is not None and args.baseline is not None:
         parser.error("argument --baseline: the classical pipeline finds objects, not classes; leave out --classes to "
                      "score instance labels, or --baseline to score class maps")
-    if args.dark and args.baseline is None:
-        parser.error("argument --dark: it is a setting of the baseline; give --baseline IMAGES_DIR too")
+    for flag, given in (("--dark", args.dark), ("--model", args.model is not None)):
+        if given and args.baseline is None:
+            parser.error(f"argument {flag}: it is a setting of the baseline; give --baseline IMAGES_DIR too")
+    size, percentiles, channel_axis = None, (1.0, 99.8), None
+    if args.model is not None:
+        if args.min_size != 30 or args.footprint != 11:
+            parser.error("argument --model: the baseline takes the model's object size instead of --min-size and "
+                         "--footprint; give one or the other")
+        size, percentiles, channel_axis = _from_model(parser, args.model)
     for flag, folder in (("PRED_DIR", args.pred_dir), ("MASKS_DIR", args.masks_dir), ("--baseline", args.baseline)):
         if folder is not None and not folder.is_dir():
             parser.error(f"argument {flag}: {folder} {'is a file' if folder.exists() else 'does not exist'}; give "
@@ -386,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"pass --force to replace it")
     try:
         rows = score_folders(args.pred_dir, args.masks_dir, args.baseline, args.classes, args.threshold, args.dark,
-                             args.min_size, args.footprint)
+                             args.min_size, args.footprint, size, percentiles, channel_axis)
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:
         raise SystemExit(f"error: {error}") from None
     print(format_table(rows))
