@@ -270,11 +270,13 @@ def part_init(root: Path, seeds: list[int], minutes: float, datasets: list[str])
         images, masks = FOLDERS[name](root / name)
         for seed in seeds:
             flags = ["--seed", str(seed), "--max-minutes", f"{minutes:g}"]
-            train(images, masks, root / "scratch.pt", *flags)
-            train(images, masks, root / "init.pt", *flags, "--init", str(course_file(init)))
-            rows.append(dict(part="init", data=name, init=init, seed=seed, minutes=minutes,
-                             scratch=model_scores(root / "scratch.pt", name)["f1"],
-                             fine_tuned=model_scores(root / "init.pt", name)["f1"]))
+            scratch_seconds = train(images, masks, root / "scratch.pt", *flags)
+            init_seconds = train(images, masks, root / "init.pt", *flags, "--init", str(course_file(init)))
+            scratch, fine_tuned = model_scores(root / "scratch.pt", name), model_scores(root / "init.pt", name)
+            rows.append(dict(part="init", data=name, init=init, seed=seed, minutes=minutes, scratch=scratch["f1"],
+                             fine_tuned=fine_tuned["f1"], scratch_steps=scratch["steps"],
+                             fine_tuned_steps=fine_tuned["steps"], scratch_seconds=scratch_seconds,
+                             fine_tuned_seconds=init_seconds))
             print("ROW", json.dumps(rows[-1]), flush=True)
     print(f"\n--init against scratch, {minutes:g} minutes | data | from | seed | scratch F1 | --init F1")
     for r in rows:
