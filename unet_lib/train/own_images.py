@@ -18,7 +18,7 @@ import torch
 from .. import distributed
 from ..arguments import device_arg
 from ..baselines import ObjectSize
-from ..checkpoint import Checkpoint, load_checkpoint, load_optimizer_state, save_checkpoint
+from ..checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
 from ..config import TrainConfig
 from ..files import ImageFolder, split_by_image, split_by_region
 from ..files.normalization import CLIP_LIMIT
