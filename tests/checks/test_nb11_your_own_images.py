@@ -13,9 +13,12 @@ from scipy import ndimage
 
 from unet_lib.baselines import (
     classical_instances,
+    object_size,
     otsu_instances,
+    postprocess_instances,
     remove_small_objects,
     seeded_watershed,
+    split_by_size,
     watershed_split,
 )
 from unet_lib.checks import (
@@ -154,17 +157,26 @@ def test_check_postprocess_passes_a_size_filter_and_a_watershed_written_by_hand(
 
 
 @functools.cache
+def _raw_labels() -> np.ndarray:
+    """Notebook 10's whole Otsu labels, computed once, before a check watches (it refuses otsu_instances)."""
+    return otsu_instances(load_real_nuclei()[0])
+
+
+@functools.cache
 def _fixed_answer() -> np.ndarray:
     """The by-hand post-processing of notebook 10's whole Otsu labels, computed once: an answer
     that a function ignoring its input could return."""
-    return postprocess_by_hand(otsu_instances(load_real_nuclei()[0]))
+    return postprocess_by_hand(_raw_labels())
 
 
 @pytest.mark.parametrize("answer, shortcut", [
     (lambda labels: watershed_split(remove_small_objects(labels, 30) > 0), "`remove_small_objects`, `watershed_split`"),
     (lambda labels: classical_instances(load_real_nuclei()[0]), "`classical_instances`"),
     (lambda labels: remove_small_objects(otsu_instances(load_real_nuclei()[0]), 30), "`otsu_instances`"),
-], ids=["the library's steps", "the library's pipeline on the image", "Otsu again"])
+    (lambda labels: postprocess_instances(labels, object_size([labels])), "`postprocess_instances`"),
+    (lambda labels: split_by_size(labels > 0, 9.6), "`split_by_size`"),
+], ids=["the library's steps", "the library's pipeline on the image", "Otsu again", "predict's post-processing",
+        "predict's split"])
 def test_check_postprocess_refuses_the_librarys_steps(answer, shortcut):
     with pytest.raises(CheckError, match=rf"called {shortcut}.*, which already does what this exercise asks"):
         check_postprocess(answer)
@@ -177,6 +189,37 @@ def _size_filter_only(labels):
     return np.where(keep[labels], labels, 0)
 
 
+@functools.cache
+def _classical_whole() -> np.ndarray:
+    """The library's pipeline on the image, computed before the check watches."""
+    return classical_instances(load_real_nuclei()[0])
+
+
+def _moved_like(answer: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``answer`` for the whole image, or its left half moved as the check moved ``labels``: the
+    dihedral move that lines the left half's Otsu labels up with ``labels`` (a hard-coded answer
+    that even follows the check's draw)."""
+    if labels.shape == answer.shape:
+        return answer
+    raw = _raw_labels()[:, :256]
+    for move in (lambda a: a.T, np.flipud, np.fliplr, np.rot90, lambda a: np.rot90(a, 2),
+                 lambda a: np.rot90(a, 3), lambda a: np.rot90(a, 2).T):
+        moved = move(raw)
+        if moved.shape == labels.shape and np.mean((moved > 0) == (labels > 0)) > 0.99:   # specks added
+            return np.ascontiguousarray(move(answer[:, :256]))
+    return answer
+
+
+def _annotation_as_answer(labels):
+    """The annotation itself, moved to follow the second input: F1 1.00 if nothing refused it."""
+    return _moved_like(load_real_nuclei()[1], labels)
+
+
+def _classical_as_answer(labels):
+    """``classical_instances`` of the image computed outside the function, returned as the answer."""
+    return _moved_like(_classical_whole(), labels)
+
+
 BROKEN_POSTPROCESS = {
     "nothing done": (lambda labels: labels, r"instance F1 on the left half is 0.07 .*objects under 20 px: \d+\); the "
                                             r"check asks for at least 0.70\nHint 1 of 2: \d+ objects under 20 pixels"),
@@ -186,12 +229,23 @@ BROKEN_POSTPROCESS = {
                                         r"instance F1 on the left half is 0.55 .*\nHint 1 of 2: \d+ nuclei are split "
                                         r"into pieces"),
     "a fixed answer": (lambda labels: _fixed_answer(),
-                       r"postprocess\(the left half's Otsu labels, transposed\) returned shape \(512, 512\); expected "
-                       r"\(256, 512\)"),
+                       r"postprocess\(the left half's Otsu labels, [a-z0-9 ]+, with 10 specks added\) returned shape "
+                       r"\(512, 512\); expected \((256, 512|512, 256)\)"),
     "a fixed answer cut to size": (lambda labels: _fixed_answer()[:labels.shape[0], :labels.shape[1]],
-                                   r"on a second input, the left half's Otsu labels transposed, your labels score F1 "
-                                   r"0.\d\d, against 0.74 on the same pixels untransposed\nHint: postprocess must work "
-                                   r"from the labels it is given"),
+                                   r"postprocess\(the left half's Otsu labels, [a-z0-9 ]+, with 10 specks added\) "
+                                   r"labels \d+ of its \d+ object pixels where the labels it was given have "
+                                   r"background.*\nHint: postprocess must work from the labels it is given"),
+    "the annotation returned": (_annotation_as_answer,
+                                r"postprocess\(the Otsu labels\) labels \d+ of its \d+ object pixels where the labels "
+                                r"it was given have background: removing and splitting objects never adds pixels\n"
+                                r"Hint: postprocess must work from the labels it is given"),
+    "classical_instances computed beforehand": (_classical_as_answer,
+                                                r"postprocess\(the Otsu labels\) labels \d+ of its \d+ object "
+                                                r"pixels where the labels it was given have background"),
+    "a split without a size filter": (functools.partial(postprocess_by_hand, min_size=0),
+                                      r"on a second input, the left half's Otsu labels [a-z0-9 ]+ with 10 specks of "
+                                      r"2 to 12 px added far from every nucleus, 10 of the specks are still objects "
+                                      r"in your labels\nHint 1 of 2: a split alone keeps a speck"),
     "a foreground mask": (lambda labels: labels > 0, r"returned a foreground mask \(only 0 and 1\)"),
     "another shape": (lambda labels: labels[:256], r"returned shape \(256, 512\); expected \(512, 512\)"),
     "float labels": (lambda labels: labels.astype(np.float32), r"returned dtype float32; expected integer labels"),
@@ -200,7 +254,7 @@ BROKEN_POSTPROCESS = {
 
 @pytest.mark.parametrize("broken, match", BROKEN_POSTPROCESS.values(), ids=BROKEN_POSTPROCESS.keys())
 def test_check_postprocess_names_the_mistake(broken, match):
-    _fixed_answer()   # computed before the check watches: it runs otsu_instances
+    _fixed_answer(), _classical_whole()   # computed before the check watches: they run otsu_instances
     with pytest.raises(CheckError, match=match):
         check_postprocess(broken)
 

@@ -6,9 +6,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..baselines import classical_instances, otsu_instances, remove_small_objects, watershed_split
+from ..baselines import (classical_instances, otsu_instances, postprocess_instances, remove_small_objects,
+                         split_by_size, watershed_split)
 from ..data import interior_border_classes
-from ._core import CheckPassed, as_array, call, fail, learner_check, passed
+from ._core import CheckPassed, T, as_array, call, fail, learner_check, passed
 from .nb05_toy_cells_and_augmentation import _ground_truth_cases
 
 __all__ = ['check_interior_border_classes', 'check_postprocess']
@@ -151,8 +152,10 @@ def check_interior_border_classes(interior_border: Callable) -> CheckPassed:
 
 # -- exercise 2: post-process a poor segmentation ----------------------------------------------------
 
+# the library's steps, its pipeline, and what ``python -m unet_lib.predict`` runs by default
 _POSTPROCESS_SHORTCUTS = {"classical_instances": classical_instances, "otsu_instances": otsu_instances,
-                          "remove_small_objects": remove_small_objects, "watershed_split": watershed_split}
+                          "remove_small_objects": remove_small_objects, "watershed_split": watershed_split,
+                          "postprocess_instances": postprocess_instances, "split_by_size": split_by_size}
 
 
 def _as_labels(got, shape: tuple[int, int], case: str) -> np.ndarray:
@@ -177,22 +180,66 @@ def _as_labels(got, shape: tuple[int, int], case: str) -> np.ndarray:
     return got
 
 
+# the second input: the left half's labels moved by one of these (drawn at each check, so that an
+# answer keyed to the input's shape cannot follow), with small specks added far from every object
+_MOVES = {"transposed": lambda a: a.T, "flipped upside down": np.flipud, "flipped left to right": np.fliplr,
+          "turned by 90 degrees": np.rot90, "turned by 180 degrees": lambda a: np.rot90(a, 2),
+          "turned by 270 degrees": lambda a: np.rot90(a, 3), "transposed across the other diagonal":
+          lambda a: np.rot90(a, 2).T}
+_SPECKS = [(1, 2), (2, 2), (2, 3), (3, 3), (3, 4), (1, 3), (2, 4), (4, 3), (3, 2), (2, 1)]   # (h, w): 2-12 px
+_OUTSIDE_SHARE = 0.025   # a closing may add a few pixels along the outlines (1.9%); the classical pipeline 4.1%
+
+
+def _with_specks(labels: np.ndarray, gap: int = 12, apart: int = 30) -> tuple[np.ndarray, list[int]]:
+    """``labels`` with ``len(_SPECKS)`` specks of 2 to 12 px (new ids) at least ``gap`` px from every
+    object and the image's edges and ``apart`` px from each other: (labels, the specks' ids)."""
+    out = labels.copy()
+    far = ndimage.distance_transform_edt(labels == 0)                      # (H, W) distance to any object
+    far[:gap], far[-gap:], far[:, :gap], far[:, -gap:] = 0, 0, 0, 0
+    rows, cols = np.indices(labels.shape)
+    ids = []
+    for h, w in _SPECKS:
+        y, x = np.unravel_index(np.argmax(far), far.shape)
+        if far[y, x] < gap:
+            break
+        ids.append(int(out.max()) + 1)
+        out[y:y + h, x:x + w] = ids[-1]
+        far[(rows - y) ** 2 + (cols - x) ** 2 < apart ** 2] = 0
+    return out, ids
+
+
+def _drawn_where_background(got: np.ndarray, labels: np.ndarray, case: str) -> None:
+    """Refuse labels drawn where ``labels`` (holes filled) have background: postprocess removes
+    and splits the objects it is given, it does not find new ones (an annotation, a pipeline run
+    on the image, a fixed answer)."""
+    outside = int(((got > 0) & ~ndimage.binary_fill_holes(labels > 0)).sum())
+    if outside > _OUTSIDE_SHARE * max(int((got > 0).sum()), 1):
+        fail("postprocess({case}) labels {outside} of its {total} object pixels where the labels it was given have "
+             "background: removing and splitting objects never adds pixels",
+             "postprocess must work from the labels it is given, whatever image they come from: nothing else (not "
+             "the image, not the annotation, not a fixed answer)",
+             case=case, outside=outside, total=int((got > 0).sum()))
+
+
 @learner_check
 def check_postprocess(postprocess: Callable, min_f1: float = 0.70) -> CheckPassed:
     """``postprocess(labels)`` must turn the raw Otsu labels of notebook 10's image
     (``otsu_instances``: hundreds of specks, touching nuclei merged) into nuclei, from the labels
     alone and without the library's ready-made steps (``remove_small_objects``,
-    ``watershed_split``, ``classical_instances``, ``otsu_instances``; ``seeded_watershed`` and
-    scipy are allowed). Scored on the left half (columns 0-255), where the learner chooses the
-    settings: an instance F1 of at least ``min_f1``. Then run on a second input, the raw labels of
-    the left half transposed, where it must score about the same (a function that ignores its
-    labels does not). The right half, held out, is not scored here."""
+    ``watershed_split``, ``classical_instances``, ``otsu_instances``, and ``postprocess_instances``
+    and ``split_by_size``, what ``predict`` runs; ``seeded_watershed`` and scipy are allowed).
+    Scored on the left half (columns 0-255), where the learner chooses the settings: an instance
+    F1 of at least ``min_f1``, with no object where the labels have background. Then run on a
+    second input, the left half's labels transposed, flipped or turned (drawn at random) with ten
+    specks of 2 to 12 px added far from every nucleus: the specks must go (a split alone keeps
+    them), and the F1 must stay within 0.05 of the left half's. The right half, held out, is not scored."""
     from ..data import load_real_nuclei
     from ..metrics import instance_scores
     image, instances = load_real_nuclei()
     raw = otsu_instances(image)                                            # (512, 512) int64
     left = np.s_[:, :256]
     got = _as_labels(call(postprocess, raw.copy(), refuse=_POSTPROCESS_SHORTCUTS), raw.shape, "the Otsu labels")
+    _drawn_where_background(got, raw, "the Otsu labels")
     s = instance_scores(got[left], instances[left])
     sizes = np.bincount(got[left].ravel())[1:]
     specks = int(((sizes > 0) & (sizes < 20)).sum())
@@ -227,16 +274,27 @@ def check_postprocess(postprocess: Callable, min_f1: float = 0.70) -> CheckPasse
              "score each step on the left half (columns 0-255) with instance_scores, one change at a time, and "
              "look at the labels next to the annotation: which error is left?",
              **values)
-    flipped = np.ascontiguousarray(raw[left].T)                              # (256, 512): the left half, transposed
-    got_b = _as_labels(call(postprocess, flipped.copy(), refuse=_POSTPROCESS_SHORTCUTS), flipped.shape,
-                       "the left half's Otsu labels, transposed")
-    f1_b = instance_scores(got_b, np.ascontiguousarray(instances[left].T)).f1
+    how = list(_MOVES)[int(np.random.default_rng().integers(len(_MOVES)))]     # a fresh draw: not the learner's
+    moved, truth = (np.ascontiguousarray(_MOVES[how](a[left])) for a in (raw, instances))
+    second, added = _with_specks(moved)
+    case = T("the left half's Otsu labels, {how}, with {n} specks added")
+    got_b = _as_labels(call(postprocess, second.copy(), refuse=_POSTPROCESS_SHORTCUTS), second.shape,
+                       case.format(how=how, n=len(added)))
+    _drawn_where_background(got_b, second, case.format(how=how, n=len(added)))
+    kept = sum(bool((got_b[second == k] > 0).any()) for k in added)
+    if kept > 2:
+        fail("on a second input, the left half's Otsu labels {how} with {n} specks of 2 to 12 px added far from every "
+             "nucleus, {kept} of the specks are still objects in your labels",
+             "a split alone keeps a speck that lies apart from everything: it is its own peak. How large is a "
+             "nucleus, and how large is a speck?",
+             "np.bincount of the labels counts the pixels of every object", how=how, n=len(added), kept=kept)
+    f1_b = instance_scores(got_b, truth).f1
     if f1_b < s.f1 - 0.05:
-        fail("on a second input, the left half's Otsu labels transposed, your labels score F1 {f1_b:.2f}, against "
-             "{f1:.2f} on the same pixels untransposed",
+        fail("on a second input, the left half's Otsu labels {how} with {n} specks added, your labels score F1 "
+             "{f1_b:.2f}, against {f1:.2f} on the same nuclei unmoved",
              "postprocess must work from the labels it is given, whatever image they come from: nothing else (not "
-             "the image, not a fixed answer, not a fixed size)",
-             f1_b=f1_b, f1=s.f1)
+             "the image, not a fixed answer, not a fixed size or position)",
+             how=how, n=len(added), f1_b=f1_b, f1=s.f1)
     raw_f1 = instance_scores(raw[left], instances[left]).f1
     return passed("✓ instance F1 on the left half, where you chose your settings: {f1:.2f} (raw Otsu labels: "
                   "{raw:.2f}; merged {merged}, split {split}, objects under 20 px: {specks}); the right half is "

@@ -252,16 +252,17 @@ def _network(args: argparse.Namespace, data: ImageFolder, mask_kind: str, prior:
 
 
 def _depth_hint(size: ObjectSize, model: UNet) -> str:
-    """The objects' size against what the network sees around a pixel (twice its context margin),
-    and a deeper network where the objects are wider than half of that."""
+    """The objects' size against what the network sees on each side of a pixel (its context
+    margin, notebook 11's table), and a deeper network where the objects are wider than that."""
     margin = context_margin(model)
     across = 2 * math.sqrt(size.area / math.pi)
     if across <= margin:
-        return (f"the network sees {2 * margin} px around each pixel (depth {model.depth}): objects about "
-                f"{across:.0f} px across fit with their neighbours")
+        return (f"the network sees a context margin of {margin} px on each side of each pixel (depth {model.depth}): "
+                f"objects about {across:.0f} px across fit with their neighbours")
     deeper = context_margin(UNet(depth=model.depth + 1, base_channels=1))
-    return (f"note: the objects are about {across:.0f} px across and the network sees {2 * margin} px around each "
-            f"pixel (depth {model.depth}): --depth {model.depth + 1} sees {2 * deeper} px (a larger --tile follows)")
+    return (f"note: the objects are about {across:.0f} px across and the network sees a context margin of {margin} px "
+            f"on each side of each pixel (depth {model.depth}): --depth {model.depth + 1} sees {deeper} px (a larger "
+            f"--tile follows)")
 
 
 def _initialised(args: argparse.Namespace, data: ImageFolder, init: _Loaded, say) -> UNet:
