@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COURSE = Edition(ROOT)
 GLOSSARY = read_glossary(ROOT / COURSE.glossary)
 # Set to True when all twelve notebooks are translated: from then on a notebook without its store fails.
-EDITION_COMPLETE = False
+EDITION_COMPLETE = True
 
 
 # -- comments and docstrings of code cells ---------------------------------------------------------
