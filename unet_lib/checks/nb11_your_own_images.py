@@ -9,7 +9,7 @@ from scipy import ndimage
 from ..baselines import (classical_instances, otsu_instances, postprocess_instances, remove_small_objects,
                          split_by_size, watershed_split)
 from ..data import interior_border_classes
-from ._core import CheckPassed, T, as_array, call, fail, learner_check, passed
+from ._core import CheckPassed, T, as_array, call, fail, learner_check, message, passed
 from .nb05_toy_cells_and_augmentation import _ground_truth_cases
 
 __all__ = ['check_interior_border_classes', 'check_postprocess']
@@ -187,6 +187,18 @@ _MOVES = {"transposed": lambda a: a.T, "flipped upside down": np.flipud, "flippe
           "turned by 90 degrees": np.rot90, "turned by 180 degrees": lambda a: np.rot90(a, 2),
           "turned by 270 degrees": lambda a: np.rot90(a, 3), "transposed across the other diagonal":
           lambda a: np.rot90(a, 2).T}
+
+
+def _move_name(how: str) -> str:
+    """The name of the move ``how`` in the learner's language (its message in the catalogue)."""
+    return {"transposed": message(T("transposed")), "flipped upside down": message(T("flipped upside down")),
+            "flipped left to right": message(T("flipped left to right")),
+            "turned by 90 degrees": message(T("turned by 90 degrees")),
+            "turned by 180 degrees": message(T("turned by 180 degrees")),
+            "turned by 270 degrees": message(T("turned by 270 degrees")),
+            "transposed across the other diagonal": message(T("transposed across the other diagonal"))}[how]
+
+
 _SPECKS = [(1, 2), (2, 2), (2, 3), (3, 3), (3, 4), (1, 3), (2, 4), (4, 3), (3, 2), (2, 1)]   # (h, w): 2-12 px
 _MAX_F1 = 0.85   # no size filter and watershed reaches this on the left half (best of 504 settings: 0.745);
                  # the annotation kept where the labels have foreground scores 0.89
@@ -260,8 +272,9 @@ def check_postprocess(postprocess: Callable, min_f1: float = 0.70) -> CheckPasse
     image, instances = load_real_nuclei()
     raw = otsu_instances(image)                                            # (512, 512) int64
     left = np.s_[:, :256]
-    got = _as_labels(call(postprocess, raw.copy(), refuse=_POSTPROCESS_SHORTCUTS), raw.shape, "the Otsu labels")
-    _drawn_where_background(got, raw, "the Otsu labels")
+    first = message(T("the Otsu labels"))
+    got = _as_labels(call(postprocess, raw.copy(), refuse=_POSTPROCESS_SHORTCUTS), raw.shape, first)
+    _drawn_where_background(got, raw, first)
     s = instance_scores(got[left], instances[left])
     specks, fragments = _specks_and_fragments(got[left], raw[left])
     removed = sum(raw[left][instances[left] == k].any() and not got[left][instances[left] == k].any()
@@ -319,10 +332,10 @@ def check_postprocess(postprocess: Callable, min_f1: float = 0.70) -> CheckPasse
     how = list(_MOVES)[int(np.random.default_rng().integers(len(_MOVES)))]     # a fresh draw: not the learner's
     moved, truth = (np.ascontiguousarray(_MOVES[how](a[left])) for a in (raw, instances))
     second, added = _with_specks(moved)
-    case = T("the left half's Otsu labels, {how}, with {n} specks added")
-    got_b = _as_labels(call(postprocess, second.copy(), refuse=_POSTPROCESS_SHORTCUTS), second.shape,
-                       case.format(how=how, n=len(added)))
-    _drawn_where_background(got_b, second, case.format(how=how, n=len(added)))
+    how = _move_name(how)
+    case = message(T("the left half's Otsu labels, {how}, with {n} specks added"), how=how, n=len(added))
+    got_b = _as_labels(call(postprocess, second.copy(), refuse=_POSTPROCESS_SHORTCUTS), second.shape, case)
+    _drawn_where_background(got_b, second, case)
     kept = sum(bool((got_b[second == k] > 0).any()) for k in added)
     if kept > 2:
         fail("on a second input, the left half's Otsu labels {how} with {n} specks of 2 to 12 px added far from every "
